@@ -1,0 +1,1 @@
+"""An asyncio actor runtime with persistent actors: spawn, dispatch, query, supervise, persist."""

@@ -1,0 +1,1 @@
+"""The contacts domain, its per-user persistent actors, the HTTP service and the Typer CLI."""

@@ -1,0 +1,215 @@
+"""The engine contract: the one small async interface every storage backend implements.
+
+An engine stores three things for the actor runtime:
+
+* the **journal**: per ``persistence_id``, an append-only sequence of events numbered
+  ``1, 2, 3, ...`` (``sequence_nr``), each also carrying a global ``ordering`` used by
+  by-tag readers;
+* **snapshots**: per ``persistence_id``, a JSON payload taken at a ``sequence_nr``;
+* **durable state**: per key, one JSON value with a ``revision`` and an optional TTL.
+
+Payloads are JSON values. An engine rejects a payload that is not JSON-serialisable with
+:class:`~persistence.errors.SerializationError` before it writes anything.
+
+Guarantees every engine gives (the contract tests in ``tests/persistence`` check them):
+
+* ``append`` is atomic per call: all events of the batch are stored or none are, and it
+  returns only once they are durable. It writes ``expected_sequence_nr + 1 ...``; if the
+  journal's highest sequence number is not ``expected_sequence_nr`` it raises
+  :class:`~persistence.errors.ConcurrencyConflict` carrying the actual highest.
+* ``highest_sequence_nr`` never goes backwards, even after ``delete_events_to`` removed
+  every event; the next append continues from it.
+* ``replay`` yields events in ``sequence_nr`` order, streaming: it never holds a whole
+  journal in memory.
+* ``events_by_tag`` yields events in commit order by ``ordering`` and never skips an
+  event whose ordering became visible late.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeAlias
+
+from persistence.errors import SerializationError
+
+Json: TypeAlias = Any
+"""A JSON value: dict, list, str, int, float, bool or None, nested."""
+
+MAX_SEQUENCE_NR = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event handed to :meth:`Engine.append`: the engine numbers and timestamps it."""
+
+    type: str
+    payload: Json
+    version: int = 1
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the journal holds it."""
+
+    persistence_id: str
+    sequence_nr: int
+    ordering: int
+    timestamp: datetime
+    type: str
+    version: int
+    payload: Json
+    tags: frozenset[str]
+    writer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A snapshot of one persistence id's state, taken after ``sequence_nr`` was applied."""
+
+    persistence_id: str
+    sequence_nr: int
+    timestamp: datetime
+    payload: Json
+
+
+@dataclass(frozen=True, slots=True)
+class DurableState:
+    """The current value stored under one key; ``revision`` counts its writes from 1."""
+
+    key: str
+    revision: int
+    value: Json
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+def encode_json(payload: Json, what: str) -> str:
+    """Serialise ``payload`` to JSON text, or raise :class:`SerializationError` naming ``what``."""
+    try:
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+class Engine(ABC):
+    """An async storage backend for journals, snapshots and durable state.
+
+    Use it as an async context manager, or call :meth:`start` and :meth:`close`.
+    ``writer_id`` identifies this engine instance in every event it writes.
+    """
+
+    writer_id: str
+
+    async def start(self) -> None:
+        """Open connections and prepare storage (create or migrate the schema)."""
+
+    async def close(self) -> None:
+        """Flush pending writes and release connections."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- journal ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def append(
+        self, persistence_id: str, events: Sequence[NewEvent], expected_sequence_nr: int
+    ) -> list[StoredEvent]:
+        """Atomically append ``events`` after ``expected_sequence_nr``; return them as stored.
+
+        An empty batch is a no-op that returns ``[]`` without checking anything.
+        """
+
+    @abstractmethod
+    def replay(
+        self,
+        persistence_id: str,
+        from_sequence_nr: int = 1,
+        to_sequence_nr: int = MAX_SEQUENCE_NR,
+        max_count: int | None = None,
+    ) -> AsyncIterator[StoredEvent]:
+        """Stream the events numbered ``from_sequence_nr..to_sequence_nr`` (inclusive), at most
+        ``max_count`` of them (``0`` yields nothing)."""
+
+    @abstractmethod
+    async def highest_sequence_nr(self, persistence_id: str) -> int:
+        """The highest sequence number ever written for ``persistence_id`` (0 if none)."""
+
+    @abstractmethod
+    async def delete_events_to(self, persistence_id: str, to_sequence_nr: int) -> None:
+        """Delete the events numbered up to ``to_sequence_nr``, inclusive; keep the highest."""
+
+    @abstractmethod
+    def events_by_tag(
+        self, tag: str, after_ordering: int = 0, max_count: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        """Stream events carrying ``tag`` whose ``ordering`` is above ``after_ordering``."""
+
+    @abstractmethod
+    async def persistence_ids(self) -> list[str]:
+        """Every persistence id that has ever had an event appended, sorted."""
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Json) -> None:
+        """Store a snapshot; one at the same ``sequence_nr`` is overwritten."""
+
+    @abstractmethod
+    async def load_snapshot(
+        self, persistence_id: str, max_sequence_nr: int = MAX_SEQUENCE_NR
+    ) -> Snapshot | None:
+        """The latest snapshot at or below ``max_sequence_nr``, or ``None``."""
+
+    @abstractmethod
+    async def delete_snapshots(
+        self, persistence_id: str, min_sequence_nr: int = 0, max_sequence_nr: int = MAX_SEQUENCE_NR
+    ) -> None:
+        """Delete the snapshots numbered ``min_sequence_nr..max_sequence_nr``, inclusive."""
+
+    # -- durable state ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_state(self, key: str) -> DurableState | None:
+        """The state stored under ``key``, or ``None`` if absent or expired."""
+
+    @abstractmethod
+    async def upsert_state(
+        self, key: str, value: Json, expected_revision: int, ttl: float | None = None
+    ) -> DurableState:
+        """Write ``value`` if the current revision is ``expected_revision`` (0: absent or
+        expired); raise :class:`~persistence.errors.StateRevisionConflict` otherwise.
+
+        Revisions are never reused: writing over an expired value continues its count.
+        ``ttl`` is in seconds; ``None`` keeps the value until it is deleted.
+        """
+
+    @abstractmethod
+    async def delete_state(self, key: str, expected_revision: int | None = None) -> bool:
+        """Delete the state under ``key``; return whether there was a live value.
+
+        With ``expected_revision`` a stale revision raises ``StateRevisionConflict``.
+        """
+
+
+def check_range(from_sequence_nr: int, to_sequence_nr: int, max_count: int | None) -> bool:
+    """Whether a replay with these bounds can yield anything at all."""
+    if max_count is not None and max_count < 0:
+        raise ValueError(f"max_count must be >= 0, got {max_count}")
+    return (max_count is None or max_count > 0) and from_sequence_nr <= to_sequence_nr
+
