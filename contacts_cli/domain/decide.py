@@ -73,6 +73,16 @@ class RowOutcome:
     errors: tuple[FieldError, ...] = ()
     reason: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for import reports (HTTP body, CLI ``--json``)."""
+        return {
+            "ref": self.ref,
+            "status": self.status,
+            "contact_id": self.contact_id,
+            "reason": self.reason,
+            "errors": [{"field": e.field, "message": e.message} for e in self.errors],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ImportPlan:
@@ -227,6 +237,10 @@ def plan_import(
 
 
 def _checked(state: ContactsState, contact_id: str, expected: int | None) -> Contact:
+    if expected is not None and (
+        isinstance(expected, bool) or not isinstance(expected, int) or expected < 1
+    ):
+        raise ValidationError.single("expected_version", "must be a positive integer")
     contact = require_contact(state, contact_id)
     if expected is not None and expected != contact.version:
         raise VersionConflict(contact_id, expected, contact.version)

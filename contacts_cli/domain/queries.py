@@ -77,7 +77,17 @@ def search_contacts(
 ) -> Page:
     """Contacts matching every term of ``query``, in name order, paged like ``list``."""
     terms = parse_query(query)
-    return _page(state, _check_limit(limit), cursor, lambda c: matches(c, terms))
+    if not terms:
+        return _page(state, _check_limit(limit), cursor, None)
+    cache = state.search_cache
+
+    def keep(contact: Contact) -> bool:
+        doc = cache.get(contact.id)
+        if doc is None:
+            doc = cache[contact.id] = search_doc(contact)
+        return matches(contact, terms, doc)
+
+    return _page(state, _check_limit(limit), cursor, keep)
 
 
 def parse_query(query: str) -> list[Term]:
@@ -105,32 +115,41 @@ def parse_query(query: str) -> list[Term]:
     return terms
 
 
-def matches(contact: Contact, terms: Iterable[Term]) -> bool:
+_TEXT_FIELDS = ("name", "emails", "company", "title", "address", "birthday", "notes", "labels")
+_SEP = "\x00"
+
+
+def search_doc(contact: Contact) -> dict[str, str]:
+    """The folded text of each field (values joined by NUL, so no match spans two values)."""
+    doc: dict[str, str] = {}
+    for name in _TEXT_FIELDS:
+        value = getattr(contact, name)
+        values = value if isinstance(value, tuple) else ((value,) if value else ())
+        doc[name] = _SEP.join(_fold(v) for v in values)
+    doc["phones"] = _SEP.join(phone_digits(p) for p in contact.phones)
+    doc[""] = _SEP.join(doc[name] for name in _TEXT_FIELDS)
+    return doc
+
+
+def matches(contact: Contact, terms: Iterable[Term], doc: dict[str, str] | None = None) -> bool:
     """True when every term matches (substring, case-insensitive; phones by digits)."""
-    return all(_term_matches(contact, term) for term in terms)
+    fields = search_doc(contact) if doc is None else doc
+    return all(_term_matches(fields, term) for term in terms)
 
 
-def _term_matches(contact: Contact, term: Term) -> bool:
+def _term_matches(doc: dict[str, str], term: Term) -> bool:
     if term.field == "phones":
-        return _phone_matches(contact, term.text)
+        return _phone_matches(doc, term.text)
     if term.field is not None:
-        return any(term.text in _fold(v) for v in _values(contact, term.field))
-    for name in ("name", "emails", "company", "title", "address", "birthday", "notes", "labels"):
-        if any(term.text in _fold(v) for v in _values(contact, name)):
-            return True
-    return bool(_PHONE_LIKE.fullmatch(term.text)) and _phone_matches(contact, term.text)
+        return term.text in doc[term.field]
+    if term.text in doc[""]:
+        return True
+    return bool(_PHONE_LIKE.fullmatch(term.text)) and _phone_matches(doc, term.text)
 
 
-def _phone_matches(contact: Contact, text: str) -> bool:
+def _phone_matches(doc: dict[str, str], text: str) -> bool:
     digits = phone_digits(text)
-    return bool(digits) and any(digits in phone_digits(p) for p in contact.phones)
-
-
-def _values(contact: Contact, name: str) -> tuple[str, ...]:
-    value = getattr(contact, name)
-    if isinstance(value, tuple):
-        return value
-    return (value,) if value else ()
+    return bool(digits) and digits in doc["phones"]
 
 
 def _fold(text: str) -> str:
