@@ -59,6 +59,14 @@ class Contact:
         return replace(self, **values, updated_at=at, version=self.version + 1)
 
 
+def new_contact(contact_id: str, fields: Mapping[str, Any], at: datetime) -> Contact:
+    """The contact a ``ContactCreated`` describes: version 1, created and updated at ``at``."""
+    values: dict[str, Any] = {
+        name: tuple(value) if name in LIST_FIELDS else value for name, value in fields.items()
+    }
+    return Contact(id=contact_id, **values, created_at=at, updated_at=at, version=1)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)

@@ -9,15 +9,21 @@ import re
 import shlex
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from contacts_cli.domain.decide import evolve
 from contacts_cli.domain.errors import ContactNotFound, ValidationError
-from contacts_cli.domain.events import ContactCreated, ContactRemoved, ContactUpdated, Event
-from contacts_cli.domain.model import Contact, require_aware
+from contacts_cli.domain.events import ContactCreated, ContactUpdated, Event
+from contacts_cli.domain.model import (
+    Contact,
+    contact_to_dict,
+    format_timestamp,
+    new_contact,
+    require_aware,
+)
 from contacts_cli.domain.state import ContactsState, SortKey, require_contact
 from contacts_cli.domain.validation import phone_digits
 
@@ -217,35 +223,59 @@ def _any_after(
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One change of one contact: when, what kind, the version it produced, which fields."""
+    """One change of one contact: when (journal timestamp), what kind, the version it
+    produced, the fields it set (``None`` = cleared) and the contact right after it
+    (``None`` once removed)."""
 
     at: datetime
     type: str
     version: int
     changes: dict[str, Any]
+    contact: Contact | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": format_timestamp(self.at),
+            "type": self.type,
+            "version": self.version,
+            "changes": self.changes,
+            "contact": None if self.contact is None else contact_to_dict(self.contact),
+        }
 
 
 def contact_history(
     contact_id: str, stored: Iterable[tuple[datetime, Event]]
 ) -> list[HistoryEntry]:
-    """The history of one contact (also after removal) from the journal's events in order."""
+    """The history of one contact (also after removal) from the journal's events in order.
+
+    Raises ContactNotFound when no event concerns the contact.
+    """
     entries: list[HistoryEntry] = []
+    current: Contact | None = None
     version = 0
     for timestamp, event in stored:
         if event.contact_id != contact_id:
             continue
         version += 1
         if isinstance(event, ContactCreated):
-            changes = {k: list(v) if isinstance(v, tuple) else v for k, v in event.fields.items()}
+            changes = _listed(event.fields)
+            current = new_contact(contact_id, event.fields, event.at)
         elif isinstance(event, ContactUpdated):
-            changes = {k: list(v) if isinstance(v, tuple) else v for k, v in event.changes.items()}
+            changes = _listed(event.changes)
+            if current is None:
+                raise ValueError(f"ContactUpdated before ContactCreated for {contact_id!r}")
+            current = current.with_changes(event.changes, event.at)
         else:
-            assert isinstance(event, ContactRemoved)
             changes = {}
-        entries.append(HistoryEntry(timestamp, type(event).__name__, version, changes))
+            current = None
+        entries.append(HistoryEntry(timestamp, type(event).__name__, version, changes, current))
     if not entries:
         raise ContactNotFound(contact_id)
     return entries
+
+
+def _listed(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def state_as_of(stored: Iterable[tuple[datetime, Event]], at: datetime) -> ContactsState:

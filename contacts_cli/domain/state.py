@@ -156,13 +156,23 @@ def state_to_snapshot(state: ContactsState) -> dict[str, Any]:
 
 
 def state_from_snapshot(data: Mapping[str, Any]) -> ContactsState:
-    """Rebuild a state (and its indexes) from :func:`state_to_snapshot` output."""
+    """Rebuild a state (and its indexes) from :func:`state_to_snapshot` output.
+
+    A snapshot that does not load raises ``ValueError``: recovery must fail loudly rather
+    than continue from a partial state.
+    """
     schema = data.get("schema")
     if schema != SNAPSHOT_SCHEMA:
         raise ValueError(f"unsupported contacts snapshot schema {schema!r}")
     state = ContactsState()
-    for item in data["contacts"]:
-        state.put(contact_from_dict(item))
+    try:
+        for item in data["contacts"]:
+            contact = contact_from_dict(item)
+            if contact.id in state:
+                raise ValueError(f"contact {contact.id!r} appears twice")
+            state.put(contact)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"corrupt contacts snapshot: {exc!r}") from exc
     return state
 
 

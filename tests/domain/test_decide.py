@@ -210,6 +210,13 @@ def test_snapshot_round_trip_rebuilds_indexes(new_id: Callable[[], str]) -> None
     assert loaded == state
     with pytest.raises(ValueError, match="schema"):
         state_from_snapshot({"schema": 99, "contacts": []})
+    broken = json.loads(json.dumps(snapshot))
+    del broken["contacts"][0]["created_at"]
+    with pytest.raises(ValueError, match="corrupt contacts snapshot"):
+        state_from_snapshot(broken)
+    twice = {"schema": 1, "contacts": snapshot["contacts"] * 2}
+    with pytest.raises(ValueError, match="appears twice"):
+        state_from_snapshot(twice)
 
 
 @pytest.mark.parametrize("expected", [0, -1, True, "1"])

@@ -218,6 +218,19 @@ def test_history_of_one_contact_even_after_removal() -> None:
     assert entries[0].changes["name"] == "Ada"
     assert entries[0].changes["emails"] == []
     assert entries[1].changes == {"company": "C", "title": None}
+    assert entries[0].contact is not None and entries[0].contact.company is None
+    assert entries[1].contact is not None
+    assert (entries[1].contact.company, entries[1].contact.version) == ("C", 2)
+    assert entries[1].contact.updated_at == at(2)
+    assert entries[2].contact is None
+    assert entries[1].to_dict()["contact"]["company"] == "C"
+    assert entries[2].to_dict() == {
+        "at": "2026-01-01T12:00:03.000000+00:00",
+        "type": "ContactRemoved",
+        "version": 3,
+        "changes": {},
+        "contact": None,
+    }
     with pytest.raises(ContactNotFound):
         contact_history("zzz", journal())
 
