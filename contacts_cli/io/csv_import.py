@@ -129,7 +129,7 @@ def _ours(header: Sequence[str], line: int) -> Mapper:
     for cell in header:
         key = cell.casefold()
         field = _ALIASES.get(key, key)
-        if field in READ_ONLY_FIELDS:
+        if not field or field in READ_ONLY_FIELDS:
             columns[cell] = None
         elif field in EDITABLE_FIELDS:
             if field in columns.values():

@@ -84,6 +84,10 @@ def test_bad_headers_fail_the_file(header: str, fragment: str) -> None:
     assert info.value.line == 1
 
 
+def test_unnamed_columns_are_ignored() -> None:
+    assert parse("name,emails,\nA,a@x.org,\n")[0].data == {"name": "A", "emails": ["a@x.org"]}
+
+
 def test_header_aliases_and_read_only_columns_are_accepted() -> None:
     rows = parse("ID,Name,Email,Phone,Label,version\n1,A,a@x.org,+12025550123,vip,3\n")
     assert rows[0].data == {
