@@ -195,7 +195,7 @@ async def test_leaving_the_system_stops_every_actor_children_first() -> None:
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), None, "1", True])
-async def test_query_timeout_is_validated(system: ActorSystem, timeout: Any) -> None:
+async def test_query_timeout_is_validated(system: ActorSystem, timeout: Any) -> None:  # noqa: ASYNC109
     ref = spawn(system, adder)
     with pytest.raises(ValueError, match="query timeout"):
         await query(ref, "get", timeout)
