@@ -420,7 +420,7 @@ async def test_reset_in_the_parent_resets_it_and_stops_the_child(system: ActorSy
 
 async def test_stop_all_and_reset_all_in_the_parent(system: ActorSystem) -> None:
     uncle = spawn(system, counter, "uncle", initial_state=0)
-    parent, pb, child, cb = await escalating_pair(system, Decision.STOP_ALL)
+    parent, _pb, child, _cb = await escalating_pair(system, Decision.STOP_ALL)
     dispatch(child, "boom")
     await stopped(parent)
     await stopped(uncle)
