@@ -113,7 +113,7 @@ class Cell(Node):
     # -- requests from outside the drain task -------------------------------------------
 
     def start(self) -> None:
-        self.task = self.loop.create_task(self._drain())
+        self.task = self.loop.create_task(self._drain(), name=f"actor {self.path}")
 
     def wake(self) -> None:
         """Wake the parked drain task (call only when ``waiter`` is set)."""

@@ -108,7 +108,16 @@ class ActorSystem:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stop every actor, children first, and wait for them; idempotent."""
+        """Stop every actor, children first, and wait for them; idempotent.
+
+        It cannot run inside one of the system's actors (it would wait for itself).
+        """
+        inside = current_cell.get()
+        if inside is not None and inside.system is self and not inside.stopping:
+            raise RuntimeError(
+                f"actor {inside.path} cannot shut down its own system (it would wait for "
+                "itself); stop it from outside the actors"
+            )
         root = self._root
         root.accepting = False
         cells = [ref._cell for ref in root.children.values()]
