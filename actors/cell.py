@@ -49,6 +49,7 @@ class Cell(Node):
         "behaviour",
         "crash_task",
         "ctx",
+        "deadlines",
         "idle_since",
         "idle_timer",
         "loop",
@@ -77,6 +78,7 @@ class Cell(Node):
         self.behaviour = behaviour
         self.shutdown_after = shutdown_after
         self.loop = system.loop
+        self.deadlines = system.deadlines
         self.query_path = f"{system.name}/$query"
         self.mailbox: deque[tuple[object, ActorRef | None]] = deque()
         self.requests: deque[tuple[str, object]] = deque()
