@@ -175,6 +175,7 @@ class Cell(Node):
             return Decision.STOP
         verdict: asyncio.Future[Decision] = self.loop.create_future()
         self.verdict = verdict
+        self.system.metrics.escalations += 1
         self.parent.receive_escalation(
             PendingEscalation(Escalation(self.ref, msg, error), self, verdict)
         )
@@ -280,6 +281,7 @@ class Cell(Node):
                            exc_info=error)
             self.request_stop()
             return
+        self.system.metrics.resets += 1
         await self.stop_children()
         self.needs_start = True
         self.attention = True
