@@ -70,3 +70,4 @@ class Journal:
             )
         self.sequence_nr = stored[-1].sequence_nr
         return stored
+

@@ -119,3 +119,4 @@ def _gap(
         f"journal of {persistence_id!r} is not contiguous: expected event #{expected} "
         f"({base}), {what}; events missing or deleted without a snapshot covering them"
     )
+
