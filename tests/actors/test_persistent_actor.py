@@ -18,6 +18,7 @@ from actors import (
     PersistentContext,
     dispatch,
     query,
+    spawn,
     spawn_actor,
 )
 from actors.persistent import NoEngineConfigured
@@ -112,6 +113,8 @@ async def test_persist_replies_after_the_write_and_a_restart_replays() -> None:
         recovery = system.metrics
         assert recovery.replays == 1 and recovery.events_replayed == 3
         assert system.metrics.persists == 1
+        assert system.metrics.persist_seconds.count == 1
+        assert system.metrics.replay_seconds.count == 1
 
 
 async def test_tags_are_given_per_event_in_persist_all() -> None:
@@ -395,17 +398,29 @@ async def test_a_snapshot_beyond_the_journal_is_ignored() -> None:
         assert await _state(ref) == ([0, 1, 2], 3)
 
 
-async def test_without_an_engine_the_actor_fails_with_a_clear_error() -> None:
-    actor = Ledger()
+async def test_without_an_engine_spawn_fails_with_a_clear_error() -> None:
     async with ActorSystem("a") as system:
-        spawn_actor(system, actor, "ledger")
+        with pytest.raises(NoEngineConfigured, match=r"engine=InMemoryEngine\(\)"):
+            spawn_actor(system, Ledger(), "ledger")
+
+
+async def test_without_an_engine_a_child_fails_in_started_with_a_clear_error() -> None:
+    actor = Ledger()
+
+    def parent_handler(state: Any, msg: Any, ctx: Any) -> Any:
+        ctx.reply(spawn_actor(ctx.self, actor, "ledger"))
+        return state
+
+    async with ActorSystem("a") as system:
+        parent = spawn(system, parent_handler, "parent")
+        await query(parent, "spawn", T)
         for _ in range(100):
             if actor.crashes:
                 break
             await asyncio.sleep(0.01)
     [(_, error)] = actor.crashes
     assert isinstance(error, NoEngineConfigured)
-    assert "engine=" in str(error)
+    assert "'a/parent/ledger'" in str(error)
 
 
 def test_a_missing_persistence_id_is_rejected_at_spawn() -> None:
