@@ -127,11 +127,13 @@ class PersistentContext(Context, Generic[S]):
         return self._pcore.last_recovery
 
     async def persist(self, event: Any) -> None:
-        """Write ``event`` to the journal; return once it is durable and applied."""
+        """Write ``event`` to the journal; return once it is durable (and, in the class API,
+        folded into ``ctx.state`` by ``on_event``). On any error nothing was applied."""
         await self._pcore.persist_all([event], self)
 
     async def persist_all(self, events: Iterable[Any]) -> None:
-        """Write ``events`` atomically (all or none); return once durable and applied."""
+        """Write ``events`` atomically (all or none), each with its own tags; return as
+        :meth:`persist` does."""
         await self._pcore.persist_all(list(events), self)
 
     async def snapshot(self) -> bool:
@@ -139,6 +141,13 @@ class PersistentContext(Context, Generic[S]):
         core = self._pcore
         if core.recovering:
             raise RuntimeError(f"{core.persistence_id!r}: snapshot() called during recovery")
+        if core.journal is None or core.journal.uncertain:
+            stale = RuntimeError(
+                f"{core.persistence_id!r}: the state may not match the journal after a failed "
+                f"write; no snapshot until the actor recovered"
+            )
+            core.snapshot_failed(stale, core.sequence_nr)
+            return False
         payload = core.encode_snapshot_payload(core.sequence_nr, core.state)
         if payload is None:
             return False
@@ -306,7 +315,7 @@ class _PersistentCore(Behaviour, Generic[S]):
             encoded = self.codec.encode(event)
             tags = frozenset(self._tags_for(event))
             if not all(isinstance(tag, str) and tag for tag in tags):
-                raise ValueError(f"tags_for must give non-empty strings, got {sorted(tags)!r}")
+                raise ValueError(f"tags_for must give non-empty strings, got {list(tags)!r}")
             batch.append(NewEvent(encoded.type, encoded.payload, encoded.version, tags))
         stored = await journal.write(batch)
         ctx.system.metrics.observe_persist(journal.last_write_seconds, len(stored))
@@ -329,7 +338,7 @@ class _PersistentCore(Behaviour, Generic[S]):
                 f"snapshot of {self.persistence_id!r} at sequence_nr {sequence_nr}",
             )
         except Exception as exc:
-            self._snapshot_failed(exc, sequence_nr)
+            self.snapshot_failed(exc, sequence_nr)
             return None
 
     async def save_snapshot(self, sequence_nr: int, payload: Json) -> bool:
@@ -337,11 +346,11 @@ class _PersistentCore(Behaviour, Generic[S]):
         try:
             await self.journal.engine.save_snapshot(self.persistence_id, sequence_nr, payload)
         except Exception as exc:
-            self._snapshot_failed(exc, sequence_nr)
+            self.snapshot_failed(exc, sequence_nr)
             return False
         return True
 
-    def _snapshot_failed(self, error: BaseException, sequence_nr: int) -> None:
+    def snapshot_failed(self, error: BaseException, sequence_nr: int) -> None:
         hook = self._on_snapshot_failure
         if hook is None:
             log.warning(

@@ -66,6 +66,8 @@ class Ledger(PersistentActor[list[int]]):
             ctx.reply((ctx.state, ctx.sequence_nr))
         elif isinstance(command, LastRecovery):
             ctx.reply(ctx.last_recovery)
+        elif command == "snapshot":
+            ctx.reply(await ctx.snapshot())
         elif isinstance(command, list):
             await ctx.persist_all({"type": "added", "n": n} for n in command)
             ctx.reply(ctx.state)
@@ -248,6 +250,20 @@ async def test_snapshot_every_counts_events_exactly_across_persist_all() -> None
         assert final.payload["state"] == list(range(25))
 
 
+async def test_an_explicit_snapshot_is_used_by_the_next_recovery() -> None:
+    engine = InMemoryEngine()
+    async with ActorSystem("a", engine=engine) as system:
+        ref = spawn_actor(system, Ledger(), "ledger")
+        await query(ref, [1, 2, 3], T)
+        assert await query(ref, "snapshot", T) is True
+        await query(ref, 4, T)
+    async with ActorSystem("b", engine=engine) as system:
+        ref = spawn_actor(system, Ledger(), "ledger")
+        report = await query(ref, LastRecovery(), T)
+        assert (report.snapshot_sequence_nr, report.events_replayed) == (3, 1)
+        assert await _state(ref) == ([1, 2, 3, 4], 4)
+
+
 class EveryThird(Ledger):
     def snapshot_when(self, sequence_nr: int, state: list[int], event: Any) -> bool:
         return bool(event["n"] == 42)
@@ -295,7 +311,8 @@ class Careful(Ledger):
             try:
                 await ctx.persist_all({"type": "added", "n": n} for n in command)
             except StorageUnavailable as exc:
-                ctx.reply(("failed", str(exc), ctx.state, ctx.sequence_nr))
+                snapshotted = await ctx.snapshot()  # refused: the write may have landed
+                ctx.reply(("failed", str(exc), ctx.state, ctx.sequence_nr, snapshotted))
                 return
             ctx.reply(("ok", ctx.state, ctx.sequence_nr))
         else:
@@ -304,12 +321,17 @@ class Careful(Ledger):
 
 async def test_a_failed_write_leaves_state_and_sequence_nr_untouched() -> None:
     engine = FlakyEngine()
+    actor = Careful()
     async with ActorSystem("a", engine=engine) as system:
-        ref = spawn_actor(system, Careful(), "ledger")
+        ref = spawn_actor(system, actor, "ledger")
         await query(ref, 1, T)
         engine.fail_appends = 1
-        assert await query(ref, (2, 3), T) == ("failed", "storage down (injected)", [1], 1)
+        failed = await query(ref, (2, 3), T)
+        assert failed == ("failed", "storage down (injected)", [1], 1, False)
+        assert "no snapshot until the actor recovered" in str(actor.snapshot_failures[0][0])
         assert await query(ref, (2, 3), T) == ("ok", [1, 2, 3], 3)
+        assert actor.recovered_with == [[], [1]]  # the ambiguous write made it recover first
+    assert await engine.load_snapshot("ledger") is None
     assert [e.sequence_nr async for e in engine.replay("ledger")] == [1, 2, 3]
 
 
