@@ -24,7 +24,12 @@ from actors import (
 from actors.persistent import NoEngineConfigured
 from persistence import InMemoryEngine, NewEvent
 from persistence.engine import MAX_SEQUENCE_NR, StoredEvent
-from persistence.errors import ConcurrencyConflict, JournalIntegrityError, StorageUnavailable
+from persistence.errors import (
+    ConcurrencyConflict,
+    JournalIntegrityError,
+    SerializationError,
+    StorageUnavailable,
+)
 
 T = 5.0  # query timeout: generous, these tests are never timed
 
@@ -485,3 +490,17 @@ async def test_a_long_journal_replays_through_pages_while_commands_wait() -> Non
         state, seq = await _state(ref)
     assert state == [*range(1200), 5000, 5001]
     assert seq == 1202
+
+
+async def test_an_event_that_is_not_json_is_rejected_before_anything_is_written() -> None:
+    engine = InMemoryEngine()
+    actor = Ledger()
+    async with ActorSystem("a", engine=engine) as system:
+        ref = spawn_actor(system, actor, "ledger")
+        await query(ref, 1, T)
+        with pytest.raises(ActorCrashed) as info:
+            await query(ref, float("nan"), T)  # NaN is no JSON value
+        assert isinstance(info.value.error, SerializationError)
+        assert "payload of event #1 (added)" in str(info.value.error)
+        assert await _state(ref) == ([1], 1)
+    assert await engine.highest_sequence_nr("ledger") == 1
