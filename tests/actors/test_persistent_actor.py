@@ -504,3 +504,20 @@ async def test_an_event_that_is_not_json_is_rejected_before_anything_is_written(
         assert "payload of event #1 (added)" in str(info.value.error)
         assert await _state(ref) == ([1], 1)
     assert await engine.highest_sequence_nr("ledger") == 1
+
+
+async def test_two_live_writers_on_one_persistence_id_never_overwrite_each_other() -> None:
+    engine = InMemoryEngine()
+    async with ActorSystem("a", engine=engine) as system:
+        first = spawn_actor(system, Ledger(), "first")
+        second = spawn_actor(system, Ledger(), "second")
+        assert await _state(first) == await _state(second) == ([], 0)  # both recovered
+        assert await query(first, 1, T) == [1]
+        with pytest.raises(ActorCrashed) as info:
+            await query(second, 2, T)
+        assert isinstance(info.value.error, ConcurrencyConflict)
+        assert await query(second, 2, T) == [1, 2]  # recovered, then persisted after 1
+        with pytest.raises(ActorCrashed):
+            await query(first, 3, T)
+        assert await query(first, 3, T) == [1, 2, 3]
+    assert [e.payload["n"] async for e in engine.replay("ledger")] == [1, 2, 3]
