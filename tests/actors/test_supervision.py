@@ -95,6 +95,7 @@ class Recorder(Behaviour):
             self.busy = False
 
     def reset(self) -> None:
+        assert not self.busy, "reset while handling a message"
         self.events.append("reset")
         self.state = 0
 
@@ -555,3 +556,67 @@ async def test_query_to_a_suspended_child_then_stopped_fails_at_once(system: Act
         await crash
     with pytest.raises(ActorNotFound):
         await pending
+
+
+async def test_reset_all_waits_for_a_busy_sibling_to_finish_its_message(
+    system: ActorSystem,
+) -> None:
+    gate = asyncio.Event()
+
+    class Blocking(Recorder):
+        async def receive(self, msg: object, ctx: Context) -> None:
+            if msg == "block":
+                self.busy = True
+                await gate.wait()
+                self.events.append("unblocked")
+                self.busy = False
+                return
+            await super().receive(msg, ctx)
+
+    parent = spawn(system, counter, "parent", initial_state=0)
+    sibling_behaviour = Blocking()
+    sibling = spawn_behaviour(parent, sibling_behaviour, "sibling")
+    faulty = spawn_behaviour(parent, Recorder(Decision.RESET_ALL), "faulty")
+    dispatch(sibling, 5)
+    dispatch(sibling, "block")
+    dispatch(sibling, 7)
+    await settle()
+    dispatch(faulty, "boom")
+    await settle(50)
+    assert "reset" not in sibling_behaviour.events  # it is busy: the reset waits
+    gate.set()
+    assert await query(sibling, "get", 5) == 7
+    await settle()
+    assert sibling_behaviour.events[:5] == ["started", "msg:5", "unblocked", "reset", "started"]
+
+
+async def test_resume_on_an_escalation_does_not_reenter_a_busy_parent(
+    system: ActorSystem,
+) -> None:
+    gate = asyncio.Event()
+
+    class SlowParent(Recorder):
+        async def receive(self, msg: object, ctx: Context) -> None:
+            if msg == "block":
+                self.busy = True
+                await gate.wait()
+                self.events.append("unblocked")
+                self.busy = False
+                return
+            await super().receive(msg, ctx)
+
+    pb = SlowParent(Decision.RESUME)  # its on_crash asserts the parent is not busy
+    parent = spawn_behaviour(system, pb, "parent")
+    child = spawn_behaviour(parent, Recorder(Decision.ESCALATE), "child")
+    dispatch(parent, "block")
+    dispatch(parent, 1)
+    await settle()
+    dispatch(child, "boom")
+    await settle(50)
+    assert pb.crash_args == []
+    gate.set()
+    await stopped(child)
+    assert await query(parent, "get", 5) == 1
+    assert pb.events[:2] == ["started", "unblocked"]
+    assert pb.events[2].startswith("crash:Escalation(child=<ActorRef test/parent/child>")
+    assert pb.events[3:] == ["msg:1", "msg:get"]
