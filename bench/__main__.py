@@ -1,7 +1,8 @@
 """`make bench`: run every benchmark in turn, each as its own process (clean memory, own loop).
 
 Each benchmark prints its own figures (medians of several runs); pass a module name to run
-just that one, e.g. ``python -m bench journal_bench``. Extra arguments go to every module.
+just that one, e.g. ``python -m bench journal_bench``; run a module directly
+(``python -m bench.journal_bench --help``) to pass it options.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ BENCHMARKS = [
 
 
 def main(argv: list[str]) -> int:
-    chosen = [a for a in argv if a in BENCHMARKS] or BENCHMARKS
-    extra = [a for a in argv if a not in BENCHMARKS]
+    unknown = [a for a in argv if a not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {BENCHMARKS}")
+        return 2
+    chosen = argv or BENCHMARKS
     failed = []
     for name in chosen:
         if importlib.util.find_spec(f"bench.{name}") is None:
             print(f"== bench.{name}: not present, skipped", flush=True)
             continue
         print(f"== bench.{name}", flush=True)
-        if subprocess.run([sys.executable, "-m", f"bench.{name}", *extra]).returncode != 0:
+        if subprocess.run([sys.executable, "-m", f"bench.{name}"]).returncode != 0:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
