@@ -350,3 +350,15 @@ async def test_a_server_restart_fails_in_flight_writes_and_later_writes_succeed(
         await ledger.verify(engine, pids)
         assert await engine.highest_sequence_nr("while-down") == 0
         await engine.close()
+
+
+async def test_abandoned_replays_release_their_connections(pg_engine: PostgresEngine) -> None:
+    """A consumer that stops early (recovery failing half-way) leaks no pooled connection."""
+    events = [NewEvent("E", {"i": i}) for i in range(2_500)]
+    await pg_engine.append("p", events, 0)
+    for _ in range(3 * pg_engine.config.pool_max_size):
+        async for event in pg_engine.replay("p"):
+            if event.sequence_nr == 10:
+                break
+    stored = await pg_engine.append("p", [NewEvent("E", {})], 2_500)
+    assert stored[0].sequence_nr == 2_501
