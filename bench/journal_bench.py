@@ -89,6 +89,7 @@ class Bench:
             schema=f"bench_{uuid.uuid4().hex[:12]}",
             pool_max_size=self.args.pool_size,
             replay_page_size=self.args.page_size,
+            max_batches_in_flight=self.args.in_flight,
         )
         await engine.start()
         return engine
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replay-events", type=int, default=1_000_000)
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--page-size", type=int, default=2_000, help="replay page size")
+    parser.add_argument("--in-flight", type=int, default=1, help="group-commit batches in flight")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.events < 1 or args.ids < 1 or args.batch_size < 1:
         parser.error("--runs, --events, --ids and --batch-size must be positive")

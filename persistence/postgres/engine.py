@@ -216,6 +216,7 @@ class PostgresEngine(Engine):
             self.writer_id,
             self._target,
             max_batch_events=cfg.max_batch_events,
+            max_in_flight=cfg.max_batches_in_flight,
             connect_timeout=cfg.connect_timeout,
         )
 

@@ -149,7 +149,7 @@ class GroupCommitWriter:
         target: str,
         *,
         max_batch_events: int = 10_000,
-        max_in_flight: int = 2,
+        max_in_flight: int = 1,
         connect_timeout: float = 5.0,
     ) -> None:
         if max_in_flight < 1:
