@@ -73,6 +73,11 @@ def _event_columns(table: str | None = None) -> sql.Composable:
 def _check_text(value: str, what: str) -> None:
     if "\x00" in value:
         raise ValueError(f"{what} contains a NUL character, which PostgreSQL cannot store")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} contains a lone surrogate, which is not UTF-8") from None
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -91,6 +96,13 @@ def _encode(payload: Json, what: Callable[[], str]) -> str:
     except (TypeError, ValueError):
         encode_json(payload, what())  # raises the contract's SerializationError
         raise
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise SerializationError(
+                f"{what()} is not storable: it contains a lone surrogate, which is not UTF-8"
+            ) from None
     if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise SerializationError(
             f"{what()} is not storable: it contains the character U+0000, which PostgreSQL's "
@@ -273,7 +285,7 @@ class PostgresEngine(Engine):
         _check_text(persistence_id, "persistence_id")
         payloads = []
         for i, event in enumerate(events, start=1):
-            if "\x00" in event.type:
+            if "\x00" in event.type or not event.type.isascii():
                 _check_text(event.type, f"type of event #{i} for {persistence_id!r}")
             for tag in event.tags:
                 _check_text(tag, f"tag {tag!r} of event #{i} for {persistence_id!r}")

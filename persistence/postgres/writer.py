@@ -278,35 +278,30 @@ class GroupCommitWriter:
                 if attempt == _MAX_ATTEMPTS:
                     raise
                 await asyncio.sleep(0.001 * attempt)
-            except psycopg.Error as exc:
-                if not _refused_statement(exc):
-                    raise
+            except (psycopg.Error, PoolTimeout) as exc:
+                if not (isinstance(exc, psycopg.Error) and _refused_statement(exc)):
+                    raise  # the connection or the server failed: every caller must hear it
                 if len(batch) == 1:
                     request = batch[0]
                     raise PersistenceError(
                         f"PostgreSQL refused the append of {len(request.events)} event(s) to "
                         f"{request.persistence_id!r}: {' '.join(str(exc).split())}"
                     ) from exc
-                # Something in one request broke the shared statement: write them one by
-                # one so that only the culprit fails.
-                for request in batch:
-                    await self._flush([request])
+                await self._one_by_one(batch)
+                return
+            except Exception:
+                # Not the server's doing (e.g. a value the driver cannot send): isolate too.
+                if len(batch) == 1:
+                    raise
+                await self._one_by_one(batch)
                 return
         self.batches_written += 1
-        losers = [r for r in batch if r.persistence_id not in winners]
-        actual = await self._highest_of([r.persistence_id for r in losers]) if losers else {}
+        losers: list[AppendRequest] = []
         idx = 0
         for request in batch:
             if request.persistence_id not in winners:
                 idx += len(request.events)
-                if not request.future.done():
-                    request.future.set_exception(
-                        ConcurrencyConflict(
-                            request.persistence_id,
-                            request.expected_sequence_nr,
-                            actual.get(request.persistence_id, 0),
-                        )
-                    )
+                losers.append(request)
                 continue
             stored = []
             # One decode per request: the caller gets its own copy, as a replay would give.
@@ -330,6 +325,25 @@ class GroupCommitWriter:
                 )
             if not request.future.done():
                 request.future.set_result(stored)
+        if losers:
+            # The winners are answered first: a failure to read the losers' highest sequence
+            # numbers must not turn committed events into reported failures.
+            actual = await self._highest_of([r.persistence_id for r in losers])
+            for request in losers:
+                if not request.future.done():
+                    request.future.set_exception(
+                        ConcurrencyConflict(
+                            request.persistence_id,
+                            request.expected_sequence_nr,
+                            actual.get(request.persistence_id, 0),
+                        )
+                    )
+
+    async def _one_by_one(self, batch: list[AppendRequest]) -> None:
+        """Something in one request broke the shared statement: write the requests one by
+        one, so that only the culprit fails."""
+        for request in batch:
+            await self._flush([request])
 
     async def _transact(self, batch: list[AppendRequest]) -> tuple[int, datetime, set[str]]:
         e_pid: list[str] = []

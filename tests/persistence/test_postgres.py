@@ -405,3 +405,16 @@ async def test_open_engine_without_a_url_starts_then_reuses_an_embedded_server()
         await again.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_text_postgresql_cannot_store_is_refused_alone(pg_engine: PostgresEngine) -> None:
+    results = await asyncio.gather(
+        pg_engine.append("ok", [NewEvent("E", {"name": "Zoë"})], 0),
+        pg_engine.append("bad", [NewEvent("E", {"name": "half \ud800 pair"})], 0),
+        pg_engine.append("bad-type", [NewEvent("E\udfff", {})], 0),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], list)
+    assert isinstance(results[1], SerializationError) and "surrogate" in str(results[1])
+    assert isinstance(results[2], ValueError) and "surrogate" in str(results[2])
+    assert await pg_engine.persistence_ids() == ["ok"]
