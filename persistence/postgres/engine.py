@@ -283,13 +283,21 @@ class PostgresEngine(Engine):
         if expected_sequence_nr + len(events) > MAX_SEQUENCE_NR:
             raise ValueError(f"sequence numbers of {persistence_id!r} would overflow")
         _check_text(persistence_id, "persistence_id")
-        payloads = []
         for i, event in enumerate(events, start=1):
             if "\x00" in event.type or not event.type.isascii():
                 _check_text(event.type, f"type of event #{i} for {persistence_id!r}")
             for tag in event.tags:
                 _check_text(tag, f"tag {tag!r} of event #{i} for {persistence_id!r}")
-            payloads.append(_encode(event.payload, _describe_payload(persistence_id, i, event)))
+        try:
+            # One encoder call for the whole batch; only a failure looks at events one by one.
+            payloads = _encode(
+                [event.payload for event in events],
+                lambda: f"payloads of {len(events)} events for {persistence_id!r}",
+            )
+        except SerializationError:
+            for i, event in enumerate(events, start=1):
+                _encode(event.payload, _describe_payload(persistence_id, i, event))
+            raise
         return await self.writer.append(persistence_id, events, payloads, expected_sequence_nr)
 
     async def replay(
