@@ -2,8 +2,9 @@
 
 Appends go through the group-commit writer (:mod:`persistence.postgres.writer`); every other
 call takes a pooled connection for one statement or one short transaction. Replay and
-by-tag reads stream in keyset pages, each its own short query, so memory stays flat and no
-connection is held while the caller processes events. Connection failures surface as
+by-tag reads stream in keyset pages, each its own short query (the next page is fetched
+while the caller handles this one), so memory stays flat at two pages and no connection is
+held while the caller processes events. Connection failures surface as
 :class:`~persistence.errors.StorageUnavailable` naming host, port and database.
 """
 
