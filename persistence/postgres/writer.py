@@ -1,0 +1,438 @@
+"""Group commit: appends from many actors share one transaction, and one round trip.
+
+Every :meth:`GroupCommitWriter.append` call queues a request and awaits its future. While
+batches are in flight (at most ``max_in_flight``), new requests accumulate; each new batch
+takes what is waiting (up to ``max_batch_events``). A batch holds at most one request per
+persistence id, no two batches in flight share an id, and a request never overtakes an
+earlier one for the same id: per-id order is kept.
+
+One batch is one SQL statement on an autocommit connection, so one implicit transaction: the
+statement returns only after COMMIT. It checks each request's expected sequence number
+against the per-id ``highest`` row (``UPDATE ... WHERE highest = expected``, or an insert for a
+new id) and inserts only the events of the requests that passed, so one actor's conflict
+never fails another actor's events in the same batch. If the server refuses the statement
+(e.g. an over-long tag), the batch is retried request by request so that only the culprit
+fails.
+
+Global ordering and the gap problem: ``ordering`` is not taken from a sequence (whose values
+become visible out of commit order, so a by-tag reader trusting them skips late commits).
+Each batch instead advances a single counter row by its event count in the same
+transaction, after taking its ``highest`` row locks. The row lock serialises writers from
+that point until COMMIT and is released only once the commit is visible, so any transaction
+that reads the counter after us also commits after us: orderings become visible strictly in
+commit order, and readers need no gap detection and no waiting. An event's ordering is
+``base + its position in the batch``; the positions of a losing request are skipped, so
+orderings are increasing but not contiguous. The price is that the writers of one schema
+commit one after another from the counter update on; group commit makes each of those
+commits carry many events. (One batch in flight per engine is the default: on shared CPUs
+larger batches beat overlapping smaller ones.)
+
+The batch's columns travel as JSON text and are split server-side with
+``jsonb_array_elements``: far cheaper in Python than the driver's per-element array
+dumping, and the payloads are parsed once, straight into ``jsonb``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from persistence.engine import NewEvent, StoredEvent
+from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
+from persistence.postgres.pool import connection
+from persistence.postgres.schema import Names
+
+_log = logging.getLogger(__name__)
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_MAX_ATTEMPTS = 5
+
+
+@dataclass(slots=True)
+class AppendRequest:
+    """One caller's append, waiting for its batch."""
+
+    persistence_id: str
+    expected_sequence_nr: int
+    events: Sequence[NewEvent]
+    payloads: str
+    """The events' payloads as one JSON array text."""
+    future: asyncio.Future[list[StoredEvent]] = field(repr=False)
+
+
+def _batch_statement(names: Names, *, tagged: bool) -> sql.Composed:
+    """The whole batch as one statement; ``tagged`` adds the by-tag index rows."""
+    tag_cte = (
+        """,
+tagged AS (
+    INSERT INTO {event_tag} (tag, ordering, persistence_id, sequence_nr)
+    SELECT t.tag, c.base + t.idx::bigint, t.persistence_id, t.sequence_nr::bigint
+    FROM ROWS FROM (jsonb_array_elements_text(%(t_pid)s::jsonb),
+                    jsonb_array_elements_text(%(t_seq)s::jsonb),
+                    jsonb_array_elements_text(%(t_idx)s::jsonb),
+                    jsonb_array_elements_text(%(t_tag)s::jsonb))
+        AS t(persistence_id, sequence_nr, idx, tag)
+    CROSS JOIN counter c
+    WHERE t.persistence_id IN (SELECT persistence_id FROM won)
+)"""
+        if tagged
+        else ""
+    )
+    return sql.SQL(
+        """
+WITH req AS (
+    SELECT r.persistence_id, r.expected::bigint, r.n::bigint
+    FROM ROWS FROM (jsonb_array_elements_text(%(pids)s::jsonb),
+                    jsonb_array_elements_text(%(expected)s::jsonb),
+                    jsonb_array_elements_text(%(counts)s::jsonb))
+        AS r(persistence_id, expected, n)
+),
+upd AS (
+    UPDATE {highest} AS h SET highest = r.expected + r.n
+    FROM req r
+    WHERE r.expected > 0 AND h.persistence_id = r.persistence_id AND h.highest = r.expected
+    RETURNING h.persistence_id
+),
+ins AS (
+    INSERT INTO {highest} AS h (persistence_id, highest)
+    SELECT r.persistence_id, r.n FROM req r WHERE r.expected = 0
+    ON CONFLICT (persistence_id) DO UPDATE SET highest = excluded.highest WHERE h.highest = 0
+    RETURNING h.persistence_id
+),
+won AS (SELECT persistence_id FROM upd UNION ALL SELECT persistence_id FROM ins),
+counter AS (
+    UPDATE {ordering} SET value = value + %(total)s
+    WHERE (SELECT count(*) FROM won) > 0
+    RETURNING value - %(total)s AS base, now() AS ts
+),
+jrn AS (
+    INSERT INTO {journal}
+        (persistence_id, sequence_nr, ordering, created_at, type, version, payload, tags, writer)
+    SELECT e.persistence_id, e.sequence_nr::bigint, c.base + e.idx, c.ts, e.type,
+           e.version::int, e.payload,
+           CASE WHEN jsonb_typeof(e.tags) = 'array'
+                THEN ARRAY(SELECT jsonb_array_elements_text(e.tags)) ELSE '{{}}'::text[] END,
+           %(writer)s
+    FROM ROWS FROM (jsonb_array_elements_text(%(e_pid)s::jsonb),
+                    jsonb_array_elements_text(%(e_seq)s::jsonb),
+                    jsonb_array_elements_text(%(e_type)s::jsonb),
+                    jsonb_array_elements_text(%(e_version)s::jsonb),
+                    jsonb_array_elements(%(e_payload)s::jsonb),
+                    jsonb_array_elements(%(e_tags)s::jsonb))
+        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)
+    CROSS JOIN counter c
+    WHERE e.persistence_id IN (SELECT persistence_id FROM won)
+)"""
+        + tag_cte
+        + """
+SELECT (SELECT base FROM counter), (SELECT ts FROM counter),
+       ARRAY(SELECT persistence_id FROM won)
+"""
+    ).format(
+        highest=names.highest,
+        ordering=names.ordering,
+        journal=names.journal,
+        event_tag=names.event_tag,
+    )
+
+
+def _refused_statement(exc: psycopg.Error) -> bool:
+    """Whether the server refused the statement itself (not the connection or the server)."""
+    state = exc.sqlstate
+    if state is None or isinstance(exc, psycopg.InterfaceError):
+        return False
+    return not state.startswith(("08", "53", "57", "58", "XX"))
+
+
+class GroupCommitWriter:
+    """Queues appends and writes them in shared transactions through ``pool``."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        names: Names,
+        writer_id: str,
+        target: str,
+        *,
+        max_batch_events: int = 10_000,
+        max_in_flight: int = 1,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self._max_in_flight = max_in_flight
+        self._pool = pool
+        self._names = names
+        self._writer_id = writer_id
+        self._target = target
+        self._max_batch_events = max_batch_events
+        self._connect_timeout = connect_timeout
+        self._statement = _batch_statement(names, tagged=False)
+        self._tagged_statement = _batch_statement(names, tagged=True)
+        self._highest_query = sql.SQL(
+            "SELECT persistence_id, highest FROM {} WHERE persistence_id = ANY(%s)"
+        ).format(names.highest)
+        self._pending: deque[AppendRequest] = deque()
+        self._busy: set[str] = set()
+        self._flushing: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.batches_written = 0
+        """How many batch transactions committed (for benchmarks and tests)."""
+
+    async def append(
+        self,
+        persistence_id: str,
+        events: Sequence[NewEvent],
+        payloads: str,
+        expected_sequence_nr: int,
+    ) -> list[StoredEvent]:
+        """Queue one append and return its stored events once its batch has committed."""
+        if self._closed:
+            raise StorageUnavailable(
+                f"append to {persistence_id!r} refused: the engine for {self._target} is closed"
+            )
+        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+        self._pending.append(
+            AppendRequest(persistence_id, expected_sequence_nr, events, payloads, future)
+        )
+        self._kick()
+        return await future
+
+    async def close(self) -> None:
+        """Refuse new appends and wait until every queued one has been written or failed."""
+        self._closed = True
+        while self._flushing or self._pending:
+            if self._flushing:
+                await asyncio.wait(set(self._flushing))
+            else:
+                self._kick()
+
+    def _kick(self) -> None:
+        """Start batches while fewer than ``max_in_flight`` are running and requests wait."""
+        while len(self._flushing) < self._max_in_flight and self._pending:
+            batch = self._take_batch()
+            if not batch:
+                return
+            task = asyncio.get_running_loop().create_task(self._flush(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("group-commit flush crashed", exc_info=task.exception())
+        self._kick()
+
+    def _take_batch(self) -> list[AppendRequest]:
+        batch: list[AppendRequest] = []
+        blocked = set(self._busy)
+        remaining: deque[AppendRequest] = deque()
+        budget = self._max_batch_events
+        while self._pending:
+            request = self._pending.popleft()
+            if request.future.done():  # the caller gave up before the write started
+                continue
+            pid = request.persistence_id
+            if pid in blocked or (batch and len(request.events) > budget):
+                blocked.add(pid)
+                remaining.append(request)
+                continue
+            batch.append(request)
+            blocked.add(pid)
+            budget -= len(request.events)
+        self._pending = remaining
+        self._busy.update(r.persistence_id for r in batch)
+        return batch
+
+    async def _flush(self, batch: list[AppendRequest]) -> None:
+        try:
+            await self._write(batch)
+        except BaseException as exc:  # every caller must hear about it, whatever it was
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(self._describe_failure(request, exc))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for request in batch:
+                self._busy.discard(request.persistence_id)
+
+    def _describe_failure(self, request: AppendRequest, exc: BaseException) -> BaseException:
+        what = (
+            f"append of {len(request.events)} event(s) to {request.persistence_id!r} at "
+            f"sequence_nr {request.expected_sequence_nr + 1}"
+        )
+        if isinstance(exc, PoolTimeout):
+            return StorageUnavailable(
+                f"{what} was not written: no connection to {self._target} within "
+                f"{self._connect_timeout:g} s"
+            )
+        if isinstance(exc, psycopg.Error):
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            return StorageUnavailable(
+                f"{what} failed at {self._target}: {reason}; it may or may not have been "
+                "written, recover from the journal"
+            )
+        return exc
+
+    async def _write(self, batch: list[AppendRequest]) -> None:
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                base, timestamp, winners = await self._transact(batch)
+                break
+            except _RETRYABLE:
+                if attempt == _MAX_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.001 * attempt)
+            except (psycopg.Error, PoolTimeout) as exc:
+                if not (isinstance(exc, psycopg.Error) and _refused_statement(exc)):
+                    raise  # the connection or the server failed: every caller must hear it
+                if len(batch) == 1:
+                    request = batch[0]
+                    raise PersistenceError(
+                        f"PostgreSQL refused the append of {len(request.events)} event(s) to "
+                        f"{request.persistence_id!r}: {' '.join(str(exc).split())}"
+                    ) from exc
+                await self._one_by_one(batch)
+                return
+            except Exception:
+                # Not the server's doing (e.g. a value the driver cannot send): isolate too.
+                if len(batch) == 1:
+                    raise
+                await self._one_by_one(batch)
+                return
+        self.batches_written += 1
+        losers: list[AppendRequest] = []
+        idx = 0
+        for request in batch:
+            if request.persistence_id not in winners:
+                idx += len(request.events)
+                losers.append(request)
+                continue
+            stored = []
+            # One decode per request: the caller gets its own copy, as a replay would give.
+            payloads = json.loads(request.payloads)
+            for offset, (event, payload) in enumerate(
+                zip(request.events, payloads, strict=True), start=1
+            ):
+                idx += 1
+                stored.append(
+                    StoredEvent(
+                        request.persistence_id,
+                        request.expected_sequence_nr + offset,
+                        base + idx,
+                        timestamp,
+                        event.type,
+                        event.version,
+                        payload,
+                        frozenset(event.tags),
+                        self._writer_id,
+                    )
+                )
+            if not request.future.done():
+                request.future.set_result(stored)
+        if losers:
+            # The winners are answered first: a failure to read the losers' highest sequence
+            # numbers must not turn committed events into reported failures.
+            actual = await self._highest_of([r.persistence_id for r in losers])
+            for request in losers:
+                if not request.future.done():
+                    request.future.set_exception(
+                        ConcurrencyConflict(
+                            request.persistence_id,
+                            request.expected_sequence_nr,
+                            actual.get(request.persistence_id, 0),
+                        )
+                    )
+
+    async def _one_by_one(self, batch: list[AppendRequest]) -> None:
+        """Something in one request broke the shared statement: write the requests one by
+        one, so that only the culprit fails."""
+        for request in batch:
+            await self._flush([request])
+
+    async def _transact(self, batch: list[AppendRequest]) -> tuple[int, datetime, set[str]]:
+        # Every array goes as JSON text: one C-encoded string per column is much cheaper
+        # than the driver's per-element array dumping, and the server splits it in C.
+        e_pid: list[str] = []
+        e_seq: list[int] = []
+        e_type: list[str] = []
+        e_version: list[int] = []
+        e_tags: list[list[str] | None] = []
+        t_pid: list[str] = []
+        t_seq: list[int] = []
+        t_idx: list[int] = []
+        t_tag: list[str] = []
+        idx = 0
+        for request in batch:
+            pid = request.persistence_id
+            seq = request.expected_sequence_nr
+            for event in request.events:
+                idx += 1
+                seq += 1
+                e_pid.append(pid)
+                e_seq.append(seq)
+                e_type.append(event.type)
+                e_version.append(event.version)
+                if event.tags:
+                    tags = sorted(event.tags)
+                    e_tags.append(tags)
+                    for tag in tags:
+                        t_pid.append(pid)
+                        t_seq.append(seq)
+                        t_idx.append(idx)
+                        t_tag.append(tag)
+                else:
+                    e_tags.append(None)
+        encode = _JSON.encode
+        params: dict[str, object] = {
+            "pids": encode([r.persistence_id for r in batch]),
+            "expected": encode([r.expected_sequence_nr for r in batch]),
+            "counts": encode([len(r.events) for r in batch]),
+            "total": idx,
+            "e_pid": encode(e_pid),
+            "e_seq": encode(e_seq),
+            "e_type": encode(e_type),
+            "e_version": encode(e_version),
+            "e_payload": "[" + ",".join([r.payloads[1:-1] for r in batch]) + "]",
+            "e_tags": encode(e_tags),
+            "writer": self._writer_id,
+        }
+        statement = self._statement
+        if t_tag:
+            statement = self._tagged_statement
+            params.update(
+                t_pid=encode(t_pid), t_seq=encode(t_seq), t_idx=encode(t_idx), t_tag=encode(t_tag)
+            )
+        # One statement on an autocommit connection is one transaction: execute returns
+        # only after the server committed it.
+        async with connection(self._pool, self._connect_timeout) as conn:
+            if not conn.autocommit:
+                raise RuntimeError("the group-commit writer needs autocommit connections")
+            cur = await conn.execute(statement, params, prepare=True)
+            row = await cur.fetchone()
+        if row is None:
+            raise RuntimeError("the group-commit statement returned no row")
+        base, timestamp, winners = row
+        if base is None:  # every request lost: nothing was written
+            return 0, datetime.now(UTC), set()
+        return int(base), timestamp, set(winners)
+
+    async def _highest_of(self, persistence_ids: list[str]) -> dict[str, int]:
+        async with connection(self._pool, self._connect_timeout) as conn:
+            cur = await conn.execute(self._highest_query, [persistence_ids])
+            return {str(pid): int(highest) for pid, highest in await cur.fetchall()}
+
+
