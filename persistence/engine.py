@@ -28,8 +28,9 @@ Guarantees every engine gives (the contract tests in ``tests/persistence`` check
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -89,12 +90,67 @@ class DurableState:
     expires_at: datetime | None
 
 
-def encode_json(payload: Json, what: str) -> str:
-    """Serialise ``payload`` to JSON text, or raise :class:`SerializationError` naming ``what``."""
+# JSON text may spell U+0000 as an escape; PostgreSQL's jsonb cannot store it.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def encode_json(payload: Json, what: str | Callable[[], str]) -> str:
+    """Serialise ``payload`` to JSON text every engine can store, or raise
+    :class:`SerializationError` naming ``what`` (a callable is only called on error).
+
+    Beyond plain JSON this refuses what PostgreSQL's jsonb refuses (U+0000, lone surrogates),
+    so that an event the in-memory engine accepts is one PostgreSQL accepts too.
+    """
+
+    def name() -> str:
+        return what if isinstance(what, str) else what()
+
     try:
-        return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(payload)
+    except RecursionError:
+        raise SerializationError(f"{name()} is nested too deeply to store as JSON") from None
     except (TypeError, ValueError) as exc:
-        raise SerializationError(f"{what} is not JSON-serialisable: {exc}") from exc
+        raise SerializationError(f"{name()} is not JSON-serialisable: {exc}") from exc
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise SerializationError(
+                f"{name()} is not storable: it contains a lone surrogate, which is not UTF-8"
+            ) from None
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
+        raise SerializationError(
+            f"{name()} is not storable: it contains the character U+0000, which PostgreSQL's "
+            "jsonb rejects"
+        )
+    return text
+
+
+def check_text(value: str, what: str) -> None:
+    """Refuse an id, type, tag or key that PostgreSQL cannot store as text."""
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character, which PostgreSQL cannot store")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} contains a lone surrogate, which is not UTF-8") from None
+
+
+def check_append(
+    persistence_id: str, events: Sequence[NewEvent], expected_sequence_nr: int
+) -> None:
+    """The argument checks every engine's :meth:`Engine.append` makes before writing anything."""
+    if expected_sequence_nr < 0:
+        raise ValueError(f"expected_sequence_nr must be >= 0, got {expected_sequence_nr}")
+    if expected_sequence_nr + len(events) > MAX_SEQUENCE_NR:
+        raise ValueError(f"sequence numbers of {persistence_id!r} would overflow")
+    check_text(persistence_id, "persistence_id")
+    for i, event in enumerate(events, start=1):
+        check_text(event.type, f"type of event #{i} for {persistence_id!r}")
+        for tag in event.tags:
+            check_text(tag, f"tag {tag!r} of event #{i} for {persistence_id!r}")
 
 
 class Engine(ABC):

@@ -22,7 +22,9 @@ from persistence.engine import (
     NewEvent,
     Snapshot,
     StoredEvent,
+    check_append,
     check_range,
+    check_text,
     encode_json,
 )
 from persistence.errors import ConcurrencyConflict, StateRevisionConflict
@@ -84,6 +86,7 @@ class InMemoryEngine(Engine):
     ) -> list[StoredEvent]:
         if not events:
             return []
+        check_append(persistence_id, events, expected_sequence_nr)
         encoded = [
             encode_json(e.payload, f"payload of event #{i} ({e.type}) for {persistence_id!r}")
             for i, e in enumerate(events, start=1)
@@ -161,6 +164,7 @@ class InMemoryEngine(Engine):
         return sorted(self._highest)
 
     async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Json) -> None:
+        check_text(persistence_id, "persistence_id")
         text = encode_json(payload, f"snapshot of {persistence_id!r} at {sequence_nr}")
         snapshot = Snapshot(persistence_id, sequence_nr, datetime.now(UTC), json.loads(text))
         self._snapshots.setdefault(persistence_id, {})[sequence_nr] = snapshot
@@ -195,6 +199,7 @@ class InMemoryEngine(Engine):
     ) -> DurableState:
         if ttl is not None and not ttl > 0:
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        check_text(key, "state key")
         text = encode_json(value, f"state {key!r}")
         async with self._lock:
             now = datetime.now(UTC)

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -34,7 +33,9 @@ from persistence.engine import (
     NewEvent,
     Snapshot,
     StoredEvent,
+    check_append,
     check_range,
+    check_text,
     encode_json,
 )
 from persistence.errors import SerializationError, StateRevisionConflict, StorageUnavailable
@@ -44,9 +45,6 @@ from persistence.postgres.schema import Names, migrate
 from persistence.postgres.writer import GroupCommitWriter
 
 _log = logging.getLogger(__name__)
-
-# JSON text may spell U+0000 as an escape; PostgreSQL's jsonb cannot store it.
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
@@ -69,47 +67,6 @@ def _event_columns(table: str | None = None) -> sql.Composable:
         else sql.Identifier(*filter(None, (table, c)))
         for c in _EVENT_COLUMN_NAMES
     )
-
-
-def _check_text(value: str, what: str) -> None:
-    if "\x00" in value:
-        raise ValueError(f"{what} contains a NUL character, which PostgreSQL cannot store")
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ValueError(f"{what} contains a lone surrogate, which is not UTF-8") from None
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def _encode(payload: Json, what: Callable[[], str]) -> str:
-    """``payload`` as JSON text PostgreSQL's jsonb accepts, or :class:`SerializationError`.
-
-    Same rules as :func:`persistence.engine.encode_json`, with one reused encoder (the hot
-    path encodes every event) and ``what`` built only when there is an error to report.
-    """
-    try:
-        text = _ENCODER.encode(payload)
-    except RecursionError:
-        raise SerializationError(f"{what()} is nested too deeply to store as JSON") from None
-    except (TypeError, ValueError):
-        encode_json(payload, what())  # raises the contract's SerializationError
-        raise
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            raise SerializationError(
-                f"{what()} is not storable: it contains a lone surrogate, which is not UTF-8"
-            ) from None
-    if "\\u0000" in text and _NUL_ESCAPE.search(text):
-        raise SerializationError(
-            f"{what()} is not storable: it contains the character U+0000, which PostgreSQL's "
-            "jsonb rejects"
-        )
-    return text
 
 
 def _describe_payload(persistence_id: str, number: int, event: NewEvent) -> Callable[[], str]:
@@ -279,25 +236,16 @@ class PostgresEngine(Engine):
     ) -> list[StoredEvent]:
         if not events:
             return []
-        if expected_sequence_nr < 0:
-            raise ValueError(f"expected_sequence_nr must be >= 0, got {expected_sequence_nr}")
-        if expected_sequence_nr + len(events) > MAX_SEQUENCE_NR:
-            raise ValueError(f"sequence numbers of {persistence_id!r} would overflow")
-        _check_text(persistence_id, "persistence_id")
-        for i, event in enumerate(events, start=1):
-            if "\x00" in event.type or not event.type.isascii():
-                _check_text(event.type, f"type of event #{i} for {persistence_id!r}")
-            for tag in event.tags:
-                _check_text(tag, f"tag {tag!r} of event #{i} for {persistence_id!r}")
+        check_append(persistence_id, events, expected_sequence_nr)
         try:
             # One encoder call for the whole batch; only a failure looks at events one by one.
-            payloads = _encode(
+            payloads = encode_json(
                 [event.payload for event in events],
                 lambda: f"payloads of {len(events)} events for {persistence_id!r}",
             )
         except SerializationError:
             for i, event in enumerate(events, start=1):
-                _encode(event.payload, _describe_payload(persistence_id, i, event))
+                encode_json(event.payload, _describe_payload(persistence_id, i, event))
             raise
         return await self.writer.append(persistence_id, events, payloads, expected_sequence_nr)
 
@@ -414,8 +362,8 @@ class PostgresEngine(Engine):
     async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Json) -> None:
         if sequence_nr < 0:
             raise ValueError(f"snapshot sequence_nr must be >= 0, got {sequence_nr}")
-        _check_text(persistence_id, "persistence_id")
-        text = _encode(payload, lambda: f"snapshot of {persistence_id!r} at {sequence_nr}")
+        check_text(persistence_id, "persistence_id")
+        text = encode_json(payload, lambda: f"snapshot of {persistence_id!r} at {sequence_nr}")
         async with self._connection(f"save snapshot of {persistence_id!r}") as conn:
             await conn.execute(
                 sql.SQL(
@@ -489,8 +437,8 @@ class PostgresEngine(Engine):
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
         if expected_revision < 0:
             raise ValueError(f"expected_revision must be >= 0, got {expected_revision}")
-        _check_text(key, "state key")
-        text = _encode(value, lambda: f"state {key!r}")
+        check_text(key, "state key")
+        text = encode_json(value, lambda: f"state {key!r}")
         table = self.names.durable_state
         expires = "clock_timestamp() + make_interval(secs => %(ttl)s)" if ttl else "NULL"
         if expected_revision == 0:

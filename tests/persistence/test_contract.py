@@ -252,6 +252,24 @@ async def test_a_non_serialisable_payload_is_rejected_and_nothing_written(
     assert await engine.get_state("k") is None
 
 
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [({"text": "a\x00b"}, r"U\+0000"), ({"text": "\ud800"}, "surrogate")],
+    ids=["nul", "lone-surrogate"],
+)
+async def test_text_postgresql_cannot_store_is_rejected_by_every_engine(
+    engine: Engine, payload: dict[str, str], reason: str
+) -> None:
+    with pytest.raises(SerializationError, match=reason):
+        await engine.append(PID, [NewEvent("E", payload)], 0)
+    with pytest.raises(ValueError, match="NUL"):
+        await engine.append("bad\x00id", [NewEvent("E", {})], 0)
+    assert await engine.highest_sequence_nr(PID) == 0
+    assert {"text": "a\\u0000b"} == (
+        await engine.append(PID, [NewEvent("E", {"text": "a\\u0000b"})], 0)
+    )[0].payload
+
+
 async def test_payloads_are_copies(engine: Engine) -> None:
     payload = {"items": [1, 2]}
     stored = await engine.append(PID, [NewEvent("E", payload)], 0)
