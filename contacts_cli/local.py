@@ -172,17 +172,21 @@ class LocalBackend:
             raise _crash_error(crashed.error) from crashed.error
 
     async def _raise_if_storage_down(self) -> None:
+        """After a timeout: a database that does not answer makes it a 503, not a 504."""
         try:
-            await asyncio.wait_for(self.ping(), timeout=2.0)
+            await self.ping()
         except Unavailable:
             raise
         except Exception:
             return
 
-    async def ping(self) -> None:
-        """Raise :class:`Unavailable` unless the database answers a read."""
+    async def ping(self, within: float = 3.0) -> None:
+        """Raise :class:`Unavailable` unless the database answers a read within ``within`` s."""
         try:
-            await self.engine.highest_sequence_nr(PERSISTENCE_PREFIX + "-readiness-probe")
+            async with asyncio.timeout(within):
+                await self.engine.highest_sequence_nr(PERSISTENCE_PREFIX + "-readiness-probe")
+        except TimeoutError:
+            raise Unavailable(f"the database did not answer within {within:g} s") from None
         except StorageUnavailable as exc:
             raise Unavailable(str(exc)) from exc
         except (OSError, PersistenceError) as exc:

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -85,11 +86,8 @@ def idempotency_key(request: Request) -> str | None:
 def contact_response(contact: ContactJson, request: Request, status: int = 200) -> Response:
     headers = {"ETag": etag(contact)}
     if status == 201:
-        headers["Location"] = str(
-            request.url_for(
-                "contact", user_id=request.path_params["user_id"], contact_id=contact["id"]
-            ).path
-        )
+        user = request.path_params["user_id"]
+        headers["Location"] = f"/api/{user}/contacts/{quote(contact['id'], safe='')}"
     return JSONBody(contact, status_code=status, headers=headers)
 
 

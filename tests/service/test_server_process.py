@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -146,3 +147,26 @@ def test_refuses_a_public_address_without_a_token() -> None:
     )
     assert result.returncode == 2
     assert "CONTACTS_API_TOKEN" in result.stderr
+
+
+async def test_sigterm_lets_the_request_in_flight_finish(server: ServerProcess) -> None:
+    server.start()
+    body = "".join(json.dumps({"name": f"Late {i:04d}"}) + "\n" for i in range(3000)).encode()
+    outcomes: list[dict[str, Any]] = []
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
+        client.stream("POST", "/api/graceful/contacts/import", content=body,
+                      params={"chunk_size": 500},
+                      headers={"content-type": "application/x-ndjson"}) as response,
+    ):
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            outcomes.append(json.loads(line))
+            if len(outcomes) == 1:
+                server.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    assert outcomes[-1] == {"summary": {"created": 3000, "updated": 0, "skipped": 0,
+                                        "rejected": 0, "rows": 3000, "dry_run": False}}
+    assert server.terminate() == 0, server.log()
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert len(all_contacts(client, "/api/graceful/contacts")) == 3000
