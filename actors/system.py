@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from persistence import Engine
 
 _log = logging.getLogger("actors")
+_INFINITY = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +221,11 @@ async def query(ref: ActorRef, msg_or_factory: object, timeout: float) -> Any:  
     the target is stopped (or stops before replying), :class:`~actors.errors.ActorCrashed`
     at once if the message crashed the actor, and :class:`~actors.errors.QueryTimeout`.
     """
-    seconds = validate_duration(timeout, "query timeout")
+    kind = type(timeout)
+    if (kind is float or kind is int) and 0 < timeout < _INFINITY:
+        seconds = float(timeout)
+    else:
+        seconds = validate_duration(timeout, "query timeout")
     if not isinstance(ref, CellRef):
         raise TypeError(f"query needs an actor's ref, got {ref!r}")
     cell = ref._cell
@@ -232,7 +237,7 @@ async def query(ref: ActorRef, msg_or_factory: object, timeout: float) -> Any:  
     pending = cell.pending
     pending.add(reply)
     ref._tell(msg, reply)
-    deadlines = cell.system.deadlines
+    deadlines = cell.deadlines
     key = deadlines.add(reply, seconds)
     try:
         return await future

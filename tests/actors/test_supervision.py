@@ -362,6 +362,7 @@ async def test_reset_child(system: ActorSystem) -> None:
     assert cb.events == ["started", "msg:1", "msg:boom", "crash:boom", "reset", "started",
                          "msg:2", "msg:get"]
     assert alive(parent)
+    assert (system.metrics.faults, system.metrics.escalations, system.metrics.resets) == (1, 1, 1)
 
 
 async def test_stop_all_children(system: ActorSystem) -> None:
