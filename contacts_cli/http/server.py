@@ -28,21 +28,17 @@ class _Server(uvicorn.Server):
     """uvicorn's server without re-raising the signal after a graceful shutdown.
 
     uvicorn re-raises the captured signal once it is done, which would kill the process before
-    ``run_server`` returns; here a handled SIGTERM/SIGINT simply ends ``run_server``.
+    ``run_server`` returns; here a handled SIGTERM/SIGINT simply ends ``run_server``. The
+    handlers stay installed afterwards, so a second SIGTERM while the process winds down does
+    not kill it half-way.
     """
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        handled = (signal.SIGINT, signal.SIGTERM)
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.handle_exit)
+        yield
 
 
 def uvicorn_config(settings: Settings, *, log_level: str = "info") -> uvicorn.Config:

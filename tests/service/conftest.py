@@ -113,6 +113,11 @@ class ServerProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for the process to exit on its own (after a signal already sent)."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait: the graceful path."""
         assert self.process is not None

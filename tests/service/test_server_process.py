@@ -151,7 +151,7 @@ def test_refuses_a_public_address_without_a_token() -> None:
 
 async def test_sigterm_lets_the_request_in_flight_finish(server: ServerProcess) -> None:
     server.start()
-    body = "".join(json.dumps({"name": f"Late {i:04d}"}) + "\n" for i in range(3000)).encode()
+    body = "".join(json.dumps({"name": f"Late {i:04d}"}) + "\n" for i in range(10_000)).encode()
     outcomes: list[dict[str, Any]] = []
     async with (
         httpx.AsyncClient(base_url=server.url, timeout=60) as client,
@@ -164,9 +164,9 @@ async def test_sigterm_lets_the_request_in_flight_finish(server: ServerProcess) 
             outcomes.append(json.loads(line))
             if len(outcomes) == 1:
                 server.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-    assert outcomes[-1] == {"summary": {"created": 3000, "updated": 0, "skipped": 0,
-                                        "rejected": 0, "rows": 3000, "dry_run": False}}
-    assert server.terminate() == 0, server.log()
+    assert outcomes[-1] == {"summary": {"created": 10_000, "updated": 0, "skipped": 0,
+                                        "rejected": 0, "rows": 10_000, "dry_run": False}}
+    assert server.wait() == 0, server.log()
     server.start()
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        assert len(all_contacts(client, "/api/graceful/contacts")) == 3000
+        assert len(all_contacts(client, "/api/graceful/contacts")) == 10_000
