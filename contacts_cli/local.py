@@ -49,6 +49,7 @@ from contacts_cli.user_actor import (
     Update,
     check_user_id,
     decode_journaled,
+    drain_snapshots,
     persistence_id,
 )
 from persistence.engine import Engine
@@ -122,6 +123,7 @@ class LocalBackend:
         self._closed = True
         try:
             await self.system.__aexit__(None, None, None)
+            await drain_snapshots()
         finally:
             if self._owns_engine:
                 await self.engine.close()

@@ -11,6 +11,7 @@ recognised after a crash and restart as well as before.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -24,6 +25,7 @@ from actors import PersistentActor, PersistentContext
 from actors.upcasting import EncodedEvent, EventCodec
 from contacts_cli.backend import BackendError, Conflict, ContactJson, Invalid, NotFound
 from contacts_cli.domain import (
+    Contact,
     ContactCreated,
     ContactNotFound,
     ContactsState,
@@ -51,6 +53,7 @@ from contacts_cli.domain import (
 )
 from contacts_cli.domain.decide import DuplicatePolicy
 from contacts_cli.domain.events import EVENT_VERSIONS
+from contacts_cli.domain.state import SNAPSHOT_SCHEMA
 from persistence.engine import Json
 from persistence.errors import JournalIntegrityError
 
@@ -62,6 +65,11 @@ IDEMPOTENCY_RETENTION = timedelta(days=7)
 SNAPSHOT_VERSION = 1
 SNAPSHOT_GROWTH = 10
 """A large user's snapshot interval is at least its contact count divided by this."""
+SNAPSHOT_SLICE = 500
+"""Contacts encoded between two yields to the event loop while a snapshot is encoded."""
+
+_SNAPSHOTS: set[asyncio.Task[None]] = set()
+"""Snapshot tasks in flight (held here so they are not garbage-collected mid-way)."""
 
 
 def check_user_id(user_id: str) -> str:
@@ -149,19 +157,49 @@ def encode_state(state: UserState) -> dict[str, Any]:
     """The snapshot payload: the domain's snapshot plus the remembered idempotency keys."""
     return {
         "contacts": state_to_snapshot(state.contacts),
-        "keys": [
-            [key, entry.contact_id, entry.fingerprint, entry.at.isoformat(), entry.outcome]
-            for key, entry in state.keys.items()
-        ],
+        "keys": [_key_json(key, entry) for key, entry in state.keys.items()],
     }
 
 
-def decode_state(payload: Mapping[str, Any]) -> UserState:
+def _key_json(key: str, entry: KeyEntry) -> list[Any]:
+    return [key, entry.contact_id, entry.fingerprint, entry.at.isoformat(), entry.outcome]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+async def encode_state_text(
+    contacts: Sequence[Contact], keys: Sequence[tuple[str, KeyEntry]]
+) -> str:
+    """:func:`encode_state` as JSON text, built a slice at a time with the event loop free in
+    between: a large user's snapshot never stalls the other users' requests for long."""
+    parts: list[str] = []
+    for start in range(0, len(contacts), SNAPSHOT_SLICE):
+        parts.append(",".join(
+            _dumps(contact_to_dict(c)) for c in contacts[start:start + SNAPSHOT_SLICE]
+        ))
+        await asyncio.sleep(0)
+    key_parts: list[str] = []
+    for start in range(0, len(keys), SNAPSHOT_SLICE):
+        key_parts.append(",".join(
+            _dumps(_key_json(k, e)) for k, e in keys[start:start + SNAPSHOT_SLICE]
+        ))
+        await asyncio.sleep(0)
+    return (
+        f'{{"contacts":{{"schema":{SNAPSHOT_SCHEMA},"contacts":[{",".join(parts)}]}},'
+        f'"keys":[{",".join(key_parts)}]}}'
+    )
+
+
+def decode_state(payload: Mapping[str, Any] | str) -> UserState:
+    """Inverse of :func:`encode_state` and :func:`encode_state_text`."""
+    data = json.loads(payload) if isinstance(payload, str) else payload
     keys = {
         key: KeyEntry(contact_id, fingerprint, datetime.fromisoformat(at), outcome)
-        for key, contact_id, fingerprint, at, outcome in payload["keys"]
+        for key, contact_id, fingerprint, at, outcome in data["keys"]
     }
-    return UserState(state_from_snapshot(payload["contacts"]), keys)
+    return UserState(state_from_snapshot(data["contacts"]), keys)
 
 
 # -- the messages a user actor understands -----------------------------------------------------
@@ -383,6 +421,13 @@ class UserCommands:
 # -- the actor -------------------------------------------------------------------------------
 
 
+async def drain_snapshots(within: float = 30.0) -> None:
+    """Wait (at most ``within`` seconds) for the snapshots being written in the background."""
+    pending = [task for task in _SNAPSHOTS if not task.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=within)
+
+
 class ContactsCodec(EventCodec[Journaled]):
     """Journals domain events with their idempotency key; the domain upcasts old versions."""
 
@@ -415,11 +460,13 @@ class UserActor(PersistentActor[UserState]):
     """The persistent actor of one user, persistence id ``contacts-user/<user_id>``.
 
     A snapshot is taken once ``snapshot_every`` events (500) were written since the last one,
-    at most one per write (a ``persist_all`` of an import chunk snapshots once, at its end).
-    Encoding a snapshot costs time in proportion to the user's contacts, so for a large user
-    the interval grows to a tenth of the contact count: taking snapshots stays linear in the
-    journal's length (an import of 100,000 contacts would otherwise encode 200 ever larger
-    snapshots), while recovery still replays at most that tenth after the snapshot.
+    at most one per command (an import chunk's ``persist_all`` snapshots once, at its end).
+    It is taken after the reply, from a copy of the state as of that sequence number (the
+    contacts are immutable, so the copy is one list), and encoded in the background a slice at
+    a time, so neither this user nor the others wait for it. Encoding costs time in proportion
+    to the user's contacts, so for a large user the interval grows to a tenth of the contact
+    count: snapshotting stays linear in the journal's length (an import of 100,000 contacts
+    would otherwise encode 200 ever larger snapshots) and recovery replays at most that tenth.
     """
 
     snapshot_version = SNAPSHOT_VERSION
@@ -435,12 +482,12 @@ class UserActor(PersistentActor[UserState]):
         self.user_id = check_user_id(user_id)
         self.persistence_id = persistence_id(user_id)
         self.events = ContactsCodec()
-        self.snapshot_every = None  # see snapshot_when: one snapshot per write at most
+        self.snapshot_every = None  # snapshots are taken by _snapshot_in_background
         self.every = snapshot_every
         self.commands = UserCommands(user_id, region=region)
         self.policy = on_crash_policy
-        self._batch = (0, 0)
         self._last_snapshot: int | None = None
+        self._snapshotting: asyncio.Task[None] | None = None
 
     def initial_state(self) -> UserState:
         return UserState()
@@ -457,24 +504,47 @@ class UserActor(PersistentActor[UserState]):
 
         async def persist(items: list[Journaled]) -> None:
             if items:
-                start = ctx.sequence_nr
-                self._batch = (start, start + len(items))
                 await ctx.persist_all(items)
 
         ctx.reply(await self.commands.handle(state, command, persist))
+        if self.snapshot_due(ctx.sequence_nr, state):
+            self._snapshot_in_background(ctx, state)
 
     def on_recovery_complete(self, state: UserState) -> None:
         self._last_snapshot = None  # read from ctx.last_recovery at the next command
 
-    def snapshot_when(self, sequence_nr: int, state: UserState, event: Any) -> bool:
-        every = self.every
-        if every is None or sequence_nr != self._batch[1]:
+    def snapshot_due(self, sequence_nr: int, state: UserState) -> bool:
+        """Whether enough events were written since the last snapshot (and none is running)."""
+        if self.every is None or self._last_snapshot is None:
             return False
-        last = self._last_snapshot or 0
-        if sequence_nr - last < max(every, len(state.contacts) // SNAPSHOT_GROWTH):
+        if self._snapshotting is not None and not self._snapshotting.done():
             return False
-        self._last_snapshot = sequence_nr
-        return True
+        interval = max(self.every, len(state.contacts) // SNAPSHOT_GROWTH)
+        return sequence_nr - self._last_snapshot >= interval
+
+    def _snapshot_in_background(self, ctx: PersistentContext[UserState], state: UserState) -> None:
+        sequence_nr = ctx.sequence_nr
+        previous, self._last_snapshot = self._last_snapshot, sequence_nr
+        contacts = list(state.contacts)
+        keys = list(state.keys.items())
+        engine = ctx.system.engine
+        pid = self.persistence_id
+
+        async def snapshot() -> None:
+            try:
+                text = await encode_state_text(contacts, keys)
+                await engine.save_snapshot(
+                    pid, sequence_nr, {"snapshot_version": SNAPSHOT_VERSION, "state": text}
+                )
+            except Exception as exc:
+                if self._last_snapshot == sequence_nr:
+                    self._last_snapshot = previous  # try again after the next command
+                self.on_snapshot_failure(exc, sequence_nr)
+
+        task = asyncio.get_running_loop().create_task(snapshot(), name=f"snapshot {pid}")
+        self._snapshotting = task
+        _SNAPSHOTS.add(task)
+        task.add_done_callback(_SNAPSHOTS.discard)
 
     def encode_snapshot(self, state: UserState) -> Json:
         return encode_state(state)

@@ -12,6 +12,7 @@ import pytest
 from contacts_cli.backend import Conflict, Invalid, NotFound, TimedOut
 from contacts_cli.local import LocalBackend
 from contacts_cli.settings import Settings
+from contacts_cli.user_actor import drain_snapshots
 from persistence.postgres import PostgresEngine
 from tests.conftest import EngineFactory
 
@@ -24,6 +25,18 @@ async def rows_of(items: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
 async def run_import(backend: LocalBackend, user: str, items: list[dict[str, Any]],
                      **options: Any) -> list[dict[str, Any]]:
     return [o async for o in backend.import_rows(user, rows_of(items), **options)]
+
+
+async def snapshot_at(engine: PostgresEngine, pid: str, sequence_nr: int) -> int | None:
+    """The latest snapshot's sequence number once the background writer reached
+    ``sequence_nr`` (or whatever it is after waiting a bounded while)."""
+    for _ in range(400):
+        snapshot = await engine.load_snapshot(pid)
+        if snapshot is not None and snapshot.sequence_nr >= sequence_nr:
+            return snapshot.sequence_nr
+        await asyncio.sleep(0.025)
+    snapshot = await engine.load_snapshot(pid)
+    return None if snapshot is None else snapshot.sequence_nr
 
 
 @pytest.fixture
@@ -74,12 +87,11 @@ async def test_snapshot_once_per_write_and_recovery_from_it(
     backend = await LocalBackend.open(settings, engine=engine)
     await run_import(backend, "big", [{"name": f"P{i:04d}"} for i in range(1200)],
                      chunk_size=1000)
-    snapshot = await engine.load_snapshot("contacts-user/big")
-    assert snapshot is not None and snapshot.sequence_nr == 1000  # not 500: one per write
+    assert await snapshot_at(engine, "contacts-user/big", 1000) == 1000  # not 500: per write
+    await drain_snapshots()
     for i in range(310):
         await backend.create("big", {"name": f"Q{i:03d}"}, idempotency_key=f"q{i}")
-    snapshot = await engine.load_snapshot("contacts-user/big")
-    assert snapshot is not None and snapshot.sequence_nr == 1500
+    assert await snapshot_at(engine, "contacts-user/big", 1500) == 1500
     expected = await backend.list("big", limit=1000)
     await backend.close()
 
@@ -131,13 +143,14 @@ async def test_an_actor_that_does_not_answer_in_time_is_a_timeout(
 
 async def test_a_large_user_snapshots_every_tenth_of_its_contacts(backend: LocalBackend) -> None:
     engine = backend.engine
-    await run_import(backend, "large", [{"name": f"L{i}"} for i in range(6000)], chunk_size=1000)
-    snapshot = await engine.load_snapshot("contacts-user/large")
-    assert snapshot is not None and snapshot.sequence_nr == 6000
+    pid = "contacts-user/large"
+    for chunk in range(6):  # a snapshot still being written postpones the next one: wait
+        await run_import(backend, "large", [{"name": f"L{chunk}-{i}"} for i in range(1000)])
+        await drain_snapshots()
+    assert await snapshot_at(engine, pid, 6000) == 6000
     for i in range(665):  # not 500 events later: the interval grew to len(contacts) // 10
         await backend.create("large", {"name": f"M{i}"})
-    snapshot = await engine.load_snapshot("contacts-user/large")
-    assert snapshot is not None and snapshot.sequence_nr == 6000
+    await drain_snapshots()
+    assert (await engine.load_snapshot(pid)).sequence_nr == 6000  # type: ignore[union-attr]
     await backend.create("large", {"name": "M665"})  # 6666 - 6000 == 6666 // 10
-    snapshot = await engine.load_snapshot("contacts-user/large")
-    assert snapshot is not None and snapshot.sequence_nr == 6666
+    assert await snapshot_at(engine, pid, 6666) == 6666
