@@ -57,7 +57,7 @@ from persistence.errors import PersistenceError, StorageUnavailable
 
 log = logging.getLogger("contacts_cli.local")
 
-_RESOLVE_ATTEMPTS = 3
+_RESOLVE_ATTEMPTS = 5
 
 
 class RowError:
@@ -149,7 +149,9 @@ class LocalBackend:
         if self._closed:
             raise Unavailable("the contacts service is shutting down")
         timeout = seconds or self.settings.query_timeout
-        for _attempt in range(_RESOLVE_ATTEMPTS):
+        for attempt in range(_RESOLVE_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(0.01 * attempt)  # let a stopping actor leave the router
             ref = await self._resolve(user)
             try:
                 reply = await self._query(ref, message, timeout)
