@@ -4,7 +4,10 @@ writers on one id, by-tag reads racing writers, and writes across a dying connec
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,7 +20,9 @@ from persistence import (
     SerializationError,
     StorageUnavailable,
     StoredEvent,
+    open_engine,
 )
+from persistence.embedded import default_data_dir
 from persistence.postgres import PostgresConfig, PostgresEngine
 from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
 from tests.conftest import EngineFactory, private_embedded, unique_schema
@@ -240,7 +245,9 @@ async def test_by_tag_readers_never_skip_events_committed_late(
 class Ledger:
     """What writers were told: acknowledged events, and attempts that failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, events_per_append: int = 1, padding: int = 0) -> None:
+        self.events_per_append = events_per_append
+        self.padding = "x" * padding
         self.acked: dict[tuple[str, int], str] = {}
         self.failed_attempts: set[str] = set()
         self.conflicted_attempts: set[str] = set()
@@ -260,7 +267,11 @@ class Ledger:
         while written < minimum or not stop.is_set():
             attempt = uuid.uuid4().hex
             try:
-                stored = await engine.append(pid, [NewEvent("E", {"attempt": attempt})], expected)
+                events = [
+                    NewEvent("E", {"attempt": attempt, "pad": self.padding})
+                    for _ in range(self.events_per_append)
+                ]
+                stored = await engine.append(pid, events, expected)
             except StorageUnavailable as failure:
                 self.failures.append(failure)
                 self.failed_attempts.add(attempt)
@@ -270,9 +281,10 @@ class Ledger:
                 self.conflicted_attempts.add(attempt)
                 expected = conflict.actual_sequence_nr
                 continue
-            self.acked[(pid, stored[0].sequence_nr)] = attempt
+            for event in stored:
+                self.acked[(pid, event.sequence_nr)] = attempt
             self._acked_more.set()
-            expected = stored[0].sequence_nr
+            expected = stored[-1].sequence_nr
             written += 1
 
     @staticmethod
@@ -306,15 +318,17 @@ async def test_terminating_the_backend_mid_write_loses_no_acknowledged_event(
 ) -> None:
     engine = await engine_factory(connect_timeout=10)
     pids = [f"actor-{i}" for i in range(20)]
-    ledger = Ledger()
+    # Appends of 20 events of 2 kB keep the writer's transactions busy long enough to be
+    # hit; a terminated idle connection is only replaced by the pool, and nobody notices.
+    ledger = Ledger(events_per_append=20, padding=2_000)
     stop = asyncio.Event()
-    writers = [asyncio.create_task(ledger.write_until(engine, p, stop, 20)) for p in pids]
+    writers = [asyncio.create_task(ledger.write_until(engine, p, stop, 5)) for p in pids]
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
-        for _ in range(400):
-            await asyncio.sleep(0.005)
+        for attempt in range(3_000):
+            await asyncio.sleep(0.001 * (attempt % 4))
             await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = %s AND pid <> pg_backend_pid()",
+                "WHERE application_name = %s AND pid <> pg_backend_pid() AND state = 'active'",
                 [engine.application_name],
             )
             if len(ledger.failures) >= 3:
@@ -350,3 +364,57 @@ async def test_a_server_restart_fails_in_flight_writes_and_later_writes_succeed(
         await ledger.verify(engine, pids)
         assert await engine.highest_sequence_nr("while-down") == 0
         await engine.close()
+
+
+async def test_abandoned_replays_release_their_connections(pg_engine: PostgresEngine) -> None:
+    """A consumer that stops early (recovery failing half-way) leaks no pooled connection."""
+    events = [NewEvent("E", {"i": i}) for i in range(2_500)]
+    await pg_engine.append("p", events, 0)
+    for _ in range(3 * pg_engine.config.pool_max_size):
+        async for event in pg_engine.replay("p"):
+            if event.sequence_nr == 10:
+                break
+    stored = await pg_engine.append("p", [NewEvent("E", {})], 2_500)
+    assert stored[0].sequence_nr == 2_501
+
+
+def test_the_embedded_data_directory_is_configurable(tmp_path: Path) -> None:
+    assert default_data_dir({"CONTACTS_DATA_DIR": str(tmp_path)}) == tmp_path
+    assert default_data_dir({}).name == "contacts-actors"
+
+
+@pytest.mark.slow
+async def test_open_engine_without_a_url_starts_then_reuses_an_embedded_server() -> None:
+    directory = Path(tempfile.mkdtemp(prefix="pg-open-engine-"))
+    messages: list[str] = []
+    try:
+        first = await open_engine(None, data_dir=directory, announce=messages.append)
+        await first.append("p", [NewEvent("E", {"n": 1})], 0)
+        second = await open_engine(None, data_dir=directory, announce=messages.append)
+        assert first.embedded is not None and second.embedded is not None
+        assert first.embedded.created and not second.embedded.created
+        assert [e.payload async for e in second.replay("p")] == [{"n": 1}]
+        await first.close()  # the other engine of this process still needs the server
+        await second.append("p", [NewEvent("E", {"n": 2})], 1)
+        await second.close()
+        assert str(directory / "pgdata") in messages[0] and "Started" in messages[0]
+        assert messages[1].startswith("Using the embedded PostgreSQL")
+        # Closed everywhere: the server stopped, and it starts again on the same data.
+        again = await open_engine(None, data_dir=directory)
+        assert await again.highest_sequence_nr("p") == 2
+        await again.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_text_postgresql_cannot_store_is_refused_alone(pg_engine: PostgresEngine) -> None:
+    results = await asyncio.gather(
+        pg_engine.append("ok", [NewEvent("E", {"name": "Zoë"})], 0),
+        pg_engine.append("bad", [NewEvent("E", {"name": "half \ud800 pair"})], 0),
+        pg_engine.append("bad-type", [NewEvent("E\udfff", {})], 0),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], list)
+    assert isinstance(results[1], SerializationError) and "surrogate" in str(results[1])
+    assert isinstance(results[2], ValueError) and "surrogate" in str(results[2])
+    assert await pg_engine.persistence_ids() == ["ok"]
