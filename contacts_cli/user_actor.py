@@ -65,7 +65,7 @@ IDEMPOTENCY_RETENTION = timedelta(days=7)
 SNAPSHOT_VERSION = 1
 SNAPSHOT_GROWTH = 10
 """A large user's snapshot interval is at least its contact count divided by this."""
-SNAPSHOT_SLICE = 500
+SNAPSHOT_SLICE = 100
 """Contacts encoded between two yields to the event loop while a snapshot is encoded."""
 
 _SNAPSHOTS: set[asyncio.Task[None]] = set()
