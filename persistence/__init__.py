@@ -17,6 +17,7 @@ from persistence.errors import (
     StateRevisionConflict,
     StorageUnavailable,
 )
+from persistence.factory import open_engine
 from persistence.memory import InMemoryEngine
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "StateRevisionConflict",
     "StorageUnavailable",
     "StoredEvent",
+    "open_engine",
 ]

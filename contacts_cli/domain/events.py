@@ -1,0 +1,127 @@
+"""Contact events and their versioned JSON payloads.
+
+Events carry everything a replay needs (id, timestamps, normalised values), so folding the
+same events always yields the same state. Every type has a schema version from day one;
+``event_from_payload`` runs registered upcasters to lift old payloads to the current shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from contacts_cli.domain.errors import EventSchemaError
+from contacts_cli.domain.model import EDITABLE_FIELDS, format_timestamp, parse_timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class ContactCreated:
+    """A contact came to be; ``fields`` holds every editable field, normalised."""
+
+    contact_id: str
+    fields: Mapping[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactUpdated:
+    """Only the fields that changed; a ``None`` value (or empty list) clears the field."""
+
+    contact_id: str
+    changes: Mapping[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRemoved:
+    contact_id: str
+    at: datetime
+    reason: str | None = field(default=None)
+
+
+Event: TypeAlias = ContactCreated | ContactUpdated | ContactRemoved
+
+CONTACT_CREATED_VERSION = 1
+CONTACT_UPDATED_VERSION = 1
+CONTACT_REMOVED_VERSION = 1
+
+EVENT_VERSIONS: dict[str, int] = {
+    "ContactCreated": CONTACT_CREATED_VERSION,
+    "ContactUpdated": CONTACT_UPDATED_VERSION,
+    "ContactRemoved": CONTACT_REMOVED_VERSION,
+}
+"""Current schema version per event type; bump one and register an upcaster from the old."""
+
+Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+"""``(type_name, from_version) -> function`` lifting a payload to ``from_version + 1``.
+
+Example, when ContactCreated v2 renames ``fields`` to ``contact``::
+
+    UPCASTERS[("ContactCreated", 1)] = lambda p: {**p, "contact": p.pop("fields")}
+"""
+
+
+def event_type_name(event: Event) -> str:
+    return type(event).__name__
+
+
+def event_to_payload(event: Event) -> tuple[str, int, dict[str, Any]]:
+    """``(type_name, schema_version, JSON payload)`` ready for ``NewEvent``."""
+    name = event_type_name(event)
+    payload: dict[str, Any] = {"id": event.contact_id, "at": format_timestamp(event.at)}
+    if isinstance(event, ContactCreated):
+        payload["fields"] = _json_fields(event.fields)
+    elif isinstance(event, ContactUpdated):
+        payload["changes"] = _json_fields(event.changes)
+    elif event.reason is not None:
+        payload["reason"] = event.reason
+    return name, EVENT_VERSIONS[name], payload
+
+
+def event_from_payload(
+    type_name: str,
+    version: int,
+    payload: Mapping[str, Any],
+    upcasters: Mapping[tuple[str, int], Upcaster] | None = None,
+) -> Event:
+    """Decode a stored event, upcasting older versions; unknown or future ones fail loudly."""
+    current = EVENT_VERSIONS.get(type_name)
+    if current is None:
+        raise EventSchemaError(f"unknown event type {type_name!r}")
+    if version > current:
+        raise EventSchemaError(
+            f"{type_name} version {version} is newer than this code understands ({current})"
+        )
+    chain = UPCASTERS if upcasters is None else upcasters
+    data = dict(payload)
+    while version < current:
+        step = chain.get((type_name, version))
+        if step is None:
+            raise EventSchemaError(f"no upcaster for {type_name} version {version}")
+        data = step(data)
+        version += 1
+    try:
+        contact_id = data["id"]
+        at = parse_timestamp(data["at"])
+        if type_name == "ContactCreated":
+            return ContactCreated(contact_id, _fields_from_json(data["fields"]), at)
+        if type_name == "ContactUpdated":
+            return ContactUpdated(contact_id, _fields_from_json(data["changes"]), at)
+        return ContactRemoved(contact_id, at, data.get("reason"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EventSchemaError(f"malformed {type_name} v{version} payload: {exc!r}") from exc
+
+
+def _json_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _fields_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}

@@ -1,0 +1,106 @@
+"""The contact value and its JSON form (used by events, snapshots, HTTP and exports)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+TEXT_FIELDS: tuple[str, ...] = ("name", "company", "title", "address", "birthday", "notes")
+LIST_FIELDS: tuple[str, ...] = ("emails", "phones", "labels")
+EDITABLE_FIELDS: tuple[str, ...] = (
+    "name",
+    "emails",
+    "phones",
+    "company",
+    "title",
+    "address",
+    "birthday",
+    "notes",
+    "labels",
+)
+"""The fields a user sets; order is the canonical column order for CSV and display."""
+
+READ_ONLY_FIELDS: tuple[str, ...] = ("id", "created_at", "updated_at", "version")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One contact as the state holds it; every value is already validated and normalised."""
+
+    id: str
+    name: str
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    company: str | None = None
+    title: str | None = None
+    address: str | None = None
+    birthday: str | None = None
+    notes: str | None = None
+    labels: tuple[str, ...] = ()
+    created_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    updated_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    version: int = 1
+
+    def editable(self) -> dict[str, Any]:
+        """The user-editable fields as a JSON-ready dict (lists, not tuples)."""
+        return {name: _jsonable(getattr(self, name)) for name in EDITABLE_FIELDS}
+
+    def with_changes(self, changes: Mapping[str, Any], at: datetime) -> Contact:
+        """A copy with ``changes`` (editable fields, already normalised) applied, version + 1."""
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name in LIST_FIELDS:
+                values[name] = tuple(value) if value else ()
+            else:
+                values[name] = value
+        return replace(self, **values, updated_at=at, version=self.version + 1)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    return value
+
+
+def contact_to_dict(contact: Contact) -> dict[str, Any]:
+    """The full JSON form, read-only fields included (for HTTP, snapshots and exports)."""
+    return {f.name: _jsonable(getattr(contact, f.name)) for f in fields(contact)}
+
+
+def contact_from_dict(data: Mapping[str, Any]) -> Contact:
+    """Inverse of :func:`contact_to_dict`; trusts its input (it comes from our own snapshots)."""
+    return Contact(
+        id=data["id"],
+        name=data["name"],
+        emails=tuple(data.get("emails") or ()),
+        phones=tuple(data.get("phones") or ()),
+        company=data.get("company"),
+        title=data.get("title"),
+        address=data.get("address"),
+        birthday=data.get("birthday"),
+        notes=data.get("notes"),
+        labels=tuple(data.get("labels") or ()),
+        created_at=parse_timestamp(data["created_at"]),
+        updated_at=parse_timestamp(data["updated_at"]),
+        version=int(data["version"]),
+    )
+
+
+def format_timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC with microseconds, so a replay reproduces the exact instant."""
+    return require_aware(value).astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_timestamp(value: str) -> datetime:
+    return require_aware(datetime.fromisoformat(value))
+
+
+def require_aware(value: datetime) -> datetime:
+    """Naive datetimes are ambiguous across hosts; every instant in the domain carries a zone."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"timestamp {value!r} has no timezone")
+    return value

@@ -1,0 +1,239 @@
+"""Read-side functions over a state or a journal: get, list, search, history, as-of."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import shlex
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from contacts_cli.domain.decide import evolve
+from contacts_cli.domain.errors import ContactNotFound, ValidationError
+from contacts_cli.domain.events import ContactCreated, ContactRemoved, ContactUpdated, Event
+from contacts_cli.domain.model import Contact, require_aware
+from contacts_cli.domain.state import ContactsState, SortKey, require_contact
+from contacts_cli.domain.validation import phone_digits
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+
+SEARCH_FIELDS: dict[str, str] = {
+    "name": "name",
+    "email": "emails",
+    "emails": "emails",
+    "phone": "phones",
+    "phones": "phones",
+    "tel": "phones",
+    "company": "company",
+    "org": "company",
+    "title": "title",
+    "address": "address",
+    "birthday": "birthday",
+    "notes": "notes",
+    "note": "notes",
+    "label": "labels",
+    "labels": "labels",
+}
+"""Field names (and aliases) a search term may be limited to with ``field:term``."""
+
+_PHONE_LIKE = re.compile(r"[\d\s+\-().]*\d[\d\s+\-().]*")
+_FIELD_PREFIX = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of contacts in name order; pass ``next_cursor`` back for the next page."""
+
+    items: list[Contact]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    field: str | None
+    text: str
+
+
+def get_contact(state: ContactsState, contact_id: str) -> Contact:
+    return require_contact(state, contact_id)
+
+
+def list_contacts(
+    state: ContactsState, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Page:
+    """Contacts sorted by name (case-insensitive) then id, ``limit`` at a time."""
+    return _page(state, _check_limit(limit), cursor, None)
+
+
+def search_contacts(
+    state: ContactsState, query: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Page:
+    """Contacts matching every term of ``query``, in name order, paged like ``list``."""
+    terms = parse_query(query)
+    return _page(state, _check_limit(limit), cursor, lambda c: matches(c, terms))
+
+
+def parse_query(query: str) -> list[Term]:
+    """Split a query into terms: whitespace-separated, ``"quoted phrases"``, ``field:term``."""
+    try:
+        words = shlex.split(query)
+    except ValueError as exc:
+        raise ValidationError.single("q", f"cannot parse query: {exc}") from None
+    terms: list[Term] = []
+    for word in words:
+        match = _FIELD_PREFIX.fullmatch(word)
+        if match:
+            name, text = match.groups()
+            target = SEARCH_FIELDS.get(name.lower())
+            if target is None:
+                known = ", ".join(sorted(set(SEARCH_FIELDS.values())))
+                raise ValidationError.single(
+                    "q", f"unknown field {name!r} in {word!r} (fields: {known})"
+                )
+            if not text.strip():
+                raise ValidationError.single("q", f"{word!r} has no term after the colon")
+            terms.append(Term(target, _fold(text)))
+        else:
+            terms.append(Term(None, _fold(word)))
+    return terms
+
+
+def matches(contact: Contact, terms: Iterable[Term]) -> bool:
+    """True when every term matches (substring, case-insensitive; phones by digits)."""
+    return all(_term_matches(contact, term) for term in terms)
+
+
+def _term_matches(contact: Contact, term: Term) -> bool:
+    if term.field == "phones":
+        return _phone_matches(contact, term.text)
+    if term.field is not None:
+        return any(term.text in _fold(v) for v in _values(contact, term.field))
+    for name in ("name", "emails", "company", "title", "address", "birthday", "notes", "labels"):
+        if any(term.text in _fold(v) for v in _values(contact, name)):
+            return True
+    return bool(_PHONE_LIKE.fullmatch(term.text)) and _phone_matches(contact, term.text)
+
+
+def _phone_matches(contact: Contact, text: str) -> bool:
+    digits = phone_digits(text)
+    return bool(digits) and any(digits in phone_digits(p) for p in contact.phones)
+
+
+def _values(contact: Contact, name: str) -> tuple[str, ...]:
+    value = getattr(contact, name)
+    if isinstance(value, tuple):
+        return value
+    return (value,) if value else ()
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError.single("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+    return limit
+
+
+def encode_cursor(key: SortKey) -> str:
+    raw = json.dumps(list(key), ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> SortKey:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ValidationError.single("cursor", "is not a valid cursor") from None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise ValidationError.single("cursor", "is not a valid cursor")
+    return (value[0], value[1])
+
+
+def _page(
+    state: ContactsState,
+    limit: int,
+    cursor: str | None,
+    keep: Callable[[Contact], bool] | None,
+) -> Page:
+    order = state.ordered_keys()
+    start = bisect_right(order, decode_cursor(cursor)) if cursor else 0
+    items: list[Contact] = []
+    last: SortKey | None = None
+    index = start
+    while index < len(order) and len(items) < limit:
+        key = order[index]
+        contact = state.get(key[1])
+        if contact is not None and (keep is None or keep(contact)):
+            items.append(contact)
+            last = key
+        index += 1
+    more = len(items) == limit and _any_after(state, order, index, keep)
+    return Page(items, encode_cursor(last) if more and last is not None else None)
+
+
+def _any_after(
+    state: ContactsState, order: list[SortKey], index: int, keep: Callable[[Contact], bool] | None
+) -> bool:
+    if keep is None:
+        return index < len(order)
+    for key in order[index:]:
+        contact = state.get(key[1])
+        if contact is not None and keep(contact):
+            return True
+    return False
+
+
+# -- history and as-of, over (timestamp, event) pairs read from the journal ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change of one contact: when, what kind, the version it produced, which fields."""
+
+    at: datetime
+    type: str
+    version: int
+    changes: dict[str, Any]
+
+
+def contact_history(
+    contact_id: str, stored: Iterable[tuple[datetime, Event]]
+) -> list[HistoryEntry]:
+    """The history of one contact (also after removal) from the journal's events in order."""
+    entries: list[HistoryEntry] = []
+    version = 0
+    for timestamp, event in stored:
+        if event.contact_id != contact_id:
+            continue
+        version += 1
+        if isinstance(event, ContactCreated):
+            changes = {k: list(v) if isinstance(v, tuple) else v for k, v in event.fields.items()}
+        elif isinstance(event, ContactUpdated):
+            changes = {k: list(v) if isinstance(v, tuple) else v for k, v in event.changes.items()}
+        else:
+            assert isinstance(event, ContactRemoved)
+            changes = {}
+        entries.append(HistoryEntry(timestamp, type(event).__name__, version, changes))
+    if not entries:
+        raise ContactNotFound(contact_id)
+    return entries
+
+
+def state_as_of(stored: Iterable[tuple[datetime, Event]], at: datetime) -> ContactsState:
+    """The contacts as they were at ``at``: fold the events with timestamp <= ``at``."""
+    require_aware(at)
+    state = ContactsState()
+    for timestamp, event in stored:
+        if timestamp <= at:
+            evolve(state, event)
+    return state

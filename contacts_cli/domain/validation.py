@@ -1,0 +1,221 @@
+"""Validation and normalisation of user input, shared by the actor, HTTP and the CLI.
+
+Every function collects *all* problems of one input before raising a single
+:class:`~contacts_cli.domain.errors.ValidationError`, each naming its field path.
+Normalisation is idempotent: validating already-normalised data returns it unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from contacts_cli.domain.errors import FieldError, ValidationError
+from contacts_cli.domain.model import EDITABLE_FIELDS, LIST_FIELDS, READ_ONLY_FIELDS
+
+MAX_TEXT_LENGTH: dict[str, int] = {
+    "name": 200,
+    "company": 200,
+    "title": 200,
+    "address": 1000,
+    "birthday": 10,
+    "notes": 10_000,
+}
+MAX_ITEM_LENGTH: dict[str, int] = {"emails": 254, "phones": 64, "labels": 64}
+MAX_ITEMS: dict[str, int] = {"emails": 20, "phones": 20, "labels": 50}
+MULTILINE_FIELDS = frozenset({"address", "notes"})
+DEFAULT_REGION = "US"
+REGION_ENV = "CONTACTS_DEFAULT_REGION"
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
+_BIRTHDAY = re.compile(r"^(?:(\d{4})-?(\d{2})-?(\d{2})|--(\d{2})-?(\d{2}))$")
+
+
+def default_region() -> str:
+    """The region used for phone numbers written without ``+country`` (env, else ``US``)."""
+    region = os.environ.get(REGION_ENV, "").strip().upper() or DEFAULT_REGION
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{REGION_ENV}={region!r} is not a region phonenumbers knows")
+    return region
+
+
+def email_key(email: str) -> str:
+    """The duplicate-detection key of an email: case-insensitive."""
+    return email.casefold()
+
+
+def normalise_email(value: str) -> str:
+    """Syntax-check an email (no DNS) and return its normalised form; raises ``ValueError``."""
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return str(result.normalized)
+
+
+def normalise_phone(value: str, region: str | None = None) -> str:
+    """Parse a phone number and return it in E.164 (plus `` ext. N``); raises ``ValueError``."""
+    try:
+        number = phonenumbers.parse(value, region or default_region())
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"is not a phone number ({exc._msg})") from None
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+        detail = {
+            phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "lacks an area code",
+            phonenumbers.ValidationResult.TOO_SHORT: "is too short",
+            phonenumbers.ValidationResult.TOO_LONG: "is too long",
+            phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "has an invalid country code",
+        }.get(reason, "is not a possible number")
+        raise ValueError(f"{detail} ({value!r})")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return f"{e164} ext. {number.extension}" if number.extension else e164
+
+
+def normalise_birthday(value: str) -> str:
+    """``YYYY-MM-DD`` or yearless ``--MM-DD`` (compact forms accepted); raises ``ValueError``."""
+    match = _BIRTHDAY.match(value)
+    message = "must be an ISO date YYYY-MM-DD (or --MM-DD without a year)"
+    if not match:
+        raise ValueError(message)
+    year, month, day, ymonth, yday = match.groups()
+    try:
+        if year is not None:
+            return date(int(year), int(month), int(day)).isoformat()
+        date(2000, int(ymonth), int(yday))  # a leap year, so --02-29 is accepted
+        return f"--{ymonth}-{yday}"
+    except ValueError:
+        raise ValueError(f"{message}; {value!r} is not a real date") from None
+
+
+def phone_digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def validate_new(raw: Mapping[str, Any], *, region: str | None = None) -> dict[str, Any]:
+    """Validate a whole new contact: every editable field, ``name`` required."""
+    errors: list[FieldError] = []
+    _check_keys(raw, errors)
+    out: dict[str, Any] = {}
+    for name in EDITABLE_FIELDS:
+        value = raw.get(name)
+        if name == "name" and (value is None or (isinstance(value, str) and not value.strip())):
+            errors.append(FieldError("name", "is required"))
+            continue
+        out[name] = _field(name, value, region, errors)
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def validate_patch(raw: Mapping[str, Any], *, region: str | None = None) -> dict[str, Any]:
+    """Validate a merge patch: only the given fields; ``None`` (or empty) clears one."""
+    errors: list[FieldError] = []
+    _check_keys(raw, errors)
+    out: dict[str, Any] = {}
+    for name in EDITABLE_FIELDS:
+        if name not in raw:
+            continue
+        value = raw[name]
+        if name == "name" and value is None:
+            errors.append(FieldError("name", "cannot be cleared"))
+            continue
+        if name == "name" and isinstance(value, str) and not value.strip():
+            errors.append(FieldError("name", "is required"))
+            continue
+        out[name] = _field(name, value, region, errors)
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _check_keys(raw: Mapping[str, Any], errors: list[FieldError]) -> None:
+    if not isinstance(raw, Mapping):
+        raise ValidationError.single("", "must be an object of contact fields")
+    for key in raw:
+        if key in READ_ONLY_FIELDS:
+            errors.append(FieldError(str(key), "is set by the server and cannot be given"))
+        elif key not in EDITABLE_FIELDS:
+            errors.append(FieldError(str(key), "unknown field"))
+
+
+def _field(name: str, value: Any, region: str | None, errors: list[FieldError]) -> Any:
+    if name in LIST_FIELDS:
+        return _list_field(name, value, region, errors)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(name, "must be a string"))
+        return None
+    text = _clean_text(name, value, MAX_TEXT_LENGTH[name], name in MULTILINE_FIELDS, errors)
+    if text is None or not text:
+        return None
+    if name == "birthday":
+        try:
+            return normalise_birthday(text)
+        except ValueError as exc:
+            errors.append(FieldError(name, str(exc)))
+            return None
+    return text
+
+
+def _clean_text(
+    path: str, value: str, limit: int, multiline: bool, errors: list[FieldError]
+) -> str | None:
+    text = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    if len(text) > limit:
+        errors.append(FieldError(path, f"is too long ({len(text)} characters, at most {limit})"))
+        return None
+    pattern = _CONTROL if multiline else _CONTROL_SINGLE_LINE
+    if pattern.search(text):
+        what = "control characters" if multiline else "line breaks or control characters"
+        errors.append(FieldError(path, f"must not contain {what}"))
+        return None
+    return text
+
+
+def _list_field(
+    name: str, value: Any, region: str | None, errors: list[FieldError]
+) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        errors.append(FieldError(name, "must be a list of strings"))
+        return ()
+    out: list[str] = []
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        path = f"{name}[{index}]"
+        if not isinstance(item, str):
+            errors.append(FieldError(path, "must be a string"))
+            continue
+        text = _clean_text(path, item, MAX_ITEM_LENGTH[name], False, errors)
+        if not text:
+            continue
+        try:
+            if name == "emails":
+                text = normalise_email(text)
+            elif name == "phones":
+                text = normalise_phone(text, region)
+            elif ";" in text:
+                raise ValueError("must not contain ';'")
+        except ValueError as exc:
+            errors.append(FieldError(path, str(exc)))
+            continue
+        key = text.casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append(text)
+    if len(out) > MAX_ITEMS[name]:
+        errors.append(FieldError(name, f"has {len(out)} items, at most {MAX_ITEMS[name]}"))
+    return tuple(out)

@@ -1,0 +1,33 @@
+"""``python -m contacts_cli.http``: run the service with settings from the environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from contacts_cli.http.server import run_server
+from contacts_cli.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m contacts_cli.http", description=__doc__)
+    parser.add_argument("--host", help="address to bind (CONTACTS_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (CONTACTS_PORT, default 8765)")
+    parser.add_argument("--database-url", help="PostgreSQL URL (DATABASE_URL); default: embedded")
+    parser.add_argument("--log-level", default="info",
+                        choices=["critical", "error", "warning", "info", "debug"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run_server(
+            Settings.from_env(), host=args.host, port=args.port,
+            database_url=args.database_url, log_level=args.log_level,
+        )
+    except SettingsError as exc:
+        print(f"contacts serve: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Prometheus metrics: HTTP requests plus the actor runtime's own counters, read at scrape time.
+
+The runtime keeps plain counters (it has no Prometheus dependency); a custom collector turns
+them into metric families on each scrape, so the hot path pays nothing for exposition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from contacts_cli.http.app import ServiceState
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RuntimeCollector(Collector):
+    """Exposes ``system.metrics`` of the backend's actor system on every scrape."""
+
+    def __init__(self, service: ServiceState) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Any]:
+        backend = self.service._backend
+        m = backend.runtime_metrics() if backend is not None else {}
+        yield GaugeMetricFamily(
+            "contacts_live_actors", "Actors currently running (router and user actors).",
+            value=m.get("live_actors", 0),
+        )
+        yield CounterMetricFamily(
+            "contacts_messages_handled", "Messages the actors have handled.",
+            value=m.get("messages_handled", 0),
+        )
+        yield CounterMetricFamily(
+            "contacts_dead_letters", "Messages sent to stopped actors.",
+            value=m.get("dead_letters", 0),
+        )
+        yield CounterMetricFamily(
+            "contacts_actor_faults", "Handler failures seen by supervision.",
+            value=m.get("faults", 0),
+        )
+        persist = SummaryMetricFamily(
+            "contacts_persist_seconds", "Time from persist call to durable journal write.",
+            count_value=m.get("persists", 0), sum_value=m.get("persist_seconds_sum", 0.0),
+        )
+        yield persist
+        for q in ("0.5", "0.99"):
+            if (value := m.get(f"persist_seconds_p{q[2:]}")) is not None:
+                yield GaugeMetricFamily(
+                    f"contacts_persist_seconds_p{q[2:]}",
+                    f"Recent persist latency, quantile {q}.", value=value,
+                )
+        yield SummaryMetricFamily(
+            "contacts_replay_seconds",
+            "Recoveries (snapshot load plus journal replay) and their duration.",
+            count_value=m.get("replays", 0), sum_value=m.get("replay_seconds_sum", 0.0),
+        )
+        yield CounterMetricFamily(
+            "contacts_events_replayed", "Events replayed during recoveries.",
+            value=m.get("events_replayed", 0),
+        )
+
+
+class HttpMetrics:
+    """Request counters and latency histograms by method, route template and status."""
+
+    def __init__(self, registry: CollectorRegistry, service: ServiceState) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "contacts_http_requests", "HTTP requests answered.",
+            ["method", "route", "status"], registry=registry,
+        )
+        self.latency = Histogram(
+            "contacts_http_request_seconds", "HTTP request latency until the response started.",
+            ["method", "route"], buckets=_BUCKETS, registry=registry,
+        )
+        registry.register(RuntimeCollector(service))
+
+
+class HttpMetricsMiddleware:
+    """Pure ASGI middleware (no per-request task) recording each request once."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = scope.get("route")
+                template = getattr(route, "path", "unmatched")
+                self.metrics.latency.labels(scope["method"], template).observe(
+                    time.perf_counter() - started
+                )
+                self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.service.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

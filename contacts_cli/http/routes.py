@@ -1,0 +1,259 @@
+"""The HTTP endpoints: each one parses and validates its input, calls the backend, shapes JSON.
+
+No contact logic lives here; the backend (in-process actors) decides, the routes only translate
+between HTTP (paths, headers, status codes) and backend calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from contacts_cli.backend import BackendError, ContactJson, DuplicatePolicy
+from contacts_cli.http.bodies import Line, json_lines, read_json_object
+from contacts_cli.http.problems import HttpProblem, invalid
+from contacts_cli.local import RowError
+
+if TYPE_CHECKING:
+    from contacts_cli.http.app import ServiceState
+
+USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+ETAG = re.compile(r'^"?(\d{1,18})"?$')
+MAX_LIMIT = 1000
+MAX_QUERY = 1000
+JSONL = "application/x-ndjson"
+
+
+class JSONBody(Response):
+    """A compact UTF-8 JSON response."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def state(request: Request) -> ServiceState:
+    service: ServiceState = request.app.state.service
+    return service
+
+
+def user_id(request: Request) -> str:
+    """The path's user id, checked against the allowed alphabet (422 otherwise)."""
+    value: str = request.path_params["user_id"]
+    if not USER_ID.match(value):
+        raise invalid("user_id", "must be 1 to 64 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def etag(contact: ContactJson) -> str:
+    return f'"{contact["version"]}"'
+
+
+def expected_version(request: Request) -> int | None:
+    """The version named by ``If-Match`` (``*`` or absent: any)."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    match = ETAG.match(header.strip())
+    if not match:
+        raise HttpProblem(
+            400, f'If-Match must be one version in quotes such as "3", got {header!r}'
+        )
+    return int(match.group(1))
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(key):
+        raise invalid(
+            "Idempotency-Key", "must be 1 to 200 visible ASCII characters without spaces"
+        )
+    return key
+
+
+def contact_response(contact: ContactJson, request: Request, status: int = 200) -> Response:
+    headers = {"ETag": etag(contact)}
+    if status == 201:
+        headers["Location"] = str(
+            request.url_for(
+                "contact", user_id=request.path_params["user_id"], contact_id=contact["id"]
+            ).path
+        )
+    return JSONBody(contact, status_code=status, headers=headers)
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return JSONBody({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    await state(request).backend.ping()
+    return JSONBody({"status": "ready"})
+
+
+async def stats(request: Request) -> Response:
+    return JSONBody(await state(request).backend.stats())
+
+
+# -- contacts --------------------------------------------------------------------------------
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, f"must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise invalid(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def parse_instant(raw: str, field: str) -> datetime:
+    """An ISO 8601 instant; one without an offset is taken as UTC."""
+    text = raw.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise invalid(field, f"must be an ISO 8601 date-time, got {raw!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+async def list_contacts(request: Request) -> Response:
+    user = user_id(request)
+    backend = state(request).backend
+    params = request.query_params
+    q = params.get("q")
+    if q is not None and len(q) > MAX_QUERY:
+        raise invalid("q", f"must be at most {MAX_QUERY} characters")
+    cursor = params.get("cursor")
+    if (as_of := params.get("as_of")) is not None:
+        if q is not None or cursor is not None:
+            raise invalid("as_of", "cannot be combined with q or cursor")
+        when = parse_instant(as_of, "as_of")
+        items = await backend.as_of(user, when)
+        return JSONBody({"items": items, "next_cursor": None, "as_of": when.isoformat()})
+    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
+    page = await backend.list(user, limit=limit, cursor=cursor or None, q=q or None)
+    return JSONBody(page)
+
+
+async def create_contact(request: Request) -> Response:
+    user = user_id(request)
+    service = state(request)
+    key = idempotency_key(request)
+    data = await read_json_object(request, service.settings.max_body_bytes)
+    contact = await service.backend.create(user, data, idempotency_key=key)
+    return contact_response(contact, request, status=201)
+
+
+async def get_contact(request: Request) -> Response:
+    user = user_id(request)
+    contact = await state(request).backend.get(user, request.path_params["contact_id"])
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and if_none_match.strip() in {etag(contact), "*"}:
+        return Response(status_code=304, headers={"ETag": etag(contact)})
+    return contact_response(contact, request)
+
+
+async def update_contact(request: Request) -> Response:
+    user = user_id(request)
+    service = state(request)
+    version = expected_version(request)
+    changes = await read_json_object(request, service.settings.max_body_bytes)
+    contact = await service.backend.update(
+        user, request.path_params["contact_id"], changes, expected_version=version
+    )
+    return contact_response(contact, request)
+
+
+async def remove_contact(request: Request) -> Response:
+    user = user_id(request)
+    version = expected_version(request)
+    contact = await state(request).backend.remove(
+        user, request.path_params["contact_id"], expected_version=version
+    )
+    return contact_response(contact, request)
+
+
+async def contact_history(request: Request) -> Response:
+    user = user_id(request)
+    events = await state(request).backend.history(user, request.path_params["contact_id"])
+    return JSONBody({"items": events})
+
+
+_POLICIES: dict[str, DuplicatePolicy] = {"skip": "skip", "update": "update", "create": "create"}
+
+
+async def import_contacts(request: Request) -> Response:
+    """Stream a JSON Lines body into the user's actor; stream one outcome per row back.
+
+    Each outcome line is written only once its chunk is durable; the last line is a summary.
+    """
+    user = user_id(request)
+    service = state(request)
+    key = idempotency_key(request)
+    raw_policy = request.query_params.get("policy", "skip")
+    if raw_policy not in _POLICIES:
+        raise invalid("policy", f"must be one of skip, update, create; got {raw_policy!r}")
+    policy = _POLICIES[raw_policy]
+    chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1, 10_000)
+    dry_run = request.query_params.get("dry_run", "false").lower() in {"1", "true", "yes"}
+    declared = request.headers.get("content-type")
+    if declared is not None:
+        media = declared.split(";", 1)[0].strip().lower()
+        if media not in {JSONL, "application/jsonl", "application/json-lines", "text/plain",
+                         "application/json", "application/octet-stream"}:
+            raise HttpProblem(415, f"Content-Type must be {JSONL}, got {media!r}")
+    outcomes = service.backend.import_numbered(
+        user, _numbered(json_lines(request, service.settings.max_line_bytes)),
+        policy=policy, chunk_size=chunk_size, dry_run=dry_run, idempotency_key=key,
+    )
+    first = await anext(aiter(outcomes), None)
+
+    async def body() -> AsyncIterator[bytes]:
+        counts = {"created": 0, "updated": 0, "skipped": 0, "rejected": 0}
+        pending = first
+        iterator = aiter(outcomes)
+        while pending is not None:
+            counts[pending["outcome"]] = counts.get(pending["outcome"], 0) + 1
+            yield _line(pending)
+            try:
+                pending = await anext(iterator, None)
+            except BackendError as error:
+                # The status line is already sent: report the failure in-band and stop. Rows
+                # without an outcome line were not acknowledged; re-send them with the same key.
+                yield _line({"error": {"status": error.http_status, "detail": str(error)}})
+                return
+        yield _line({"summary": {**counts, "rows": sum(counts.values()), "dry_run": dry_run}})
+
+    return StreamingResponse(body(), media_type=JSONL)
+
+
+async def _numbered(lines: AsyncIterator[Line]) -> AsyncIterator[tuple[int, Any]]:
+    async for line in lines:
+        if line.value is None:
+            yield line.number, RowError(line.number, [("line", line.error or "unreadable")])
+        else:
+            yield line.number, line.value
+
+
+def _line(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

@@ -1,0 +1,99 @@
+"""Running the service: uvicorn around the app, graceful shutdown on SIGTERM and SIGINT.
+
+On a signal uvicorn stops accepting connections and lets the requests in flight finish; then
+the app's lifespan closes the backend: the actors stop after their current command, the engine
+flushes the journal, and an embedded PostgreSQL this process started is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import signal
+import threading
+from collections.abc import Callable, Generator
+
+import uvicorn
+
+from contacts_cli.settings import Settings
+
+log = logging.getLogger("contacts_cli.http")
+
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without re-raising the signal after a graceful shutdown.
+
+    uvicorn re-raises the captured signal once it is done, which would kill the process before
+    ``run_server`` returns; here a handled SIGTERM/SIGINT simply ends ``run_server``.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def uvicorn_config(settings: Settings, *, log_level: str = "info") -> uvicorn.Config:
+    """The uvicorn configuration: httptools and uvloop when installed, no access log."""
+    from contacts_cli.http.app import create_app
+
+    has = importlib.util.find_spec
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        http="httptools" if has("httptools") else "h11",
+        loop="none",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
+async def serve(settings: Settings, *, log_level: str = "info") -> bool:
+    """Serve until a signal; return False when startup failed (port taken, database down)."""
+    settings.check_bind()
+    server = _Server(uvicorn_config(settings, log_level=log_level))
+    await server.serve()
+    return server.started
+
+
+def run_server(
+    settings: Settings | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    database_url: str | None = None,
+    log_level: str = "info",
+) -> int:
+    """Run ``contacts serve`` in the foreground; return the process exit code (0 after a signal).
+
+    ``settings`` defaults to :meth:`Settings.from_env`; the keyword arguments override it.
+    Raises :class:`~contacts_cli.settings.SettingsError` before binding when the address is not
+    loopback and no API token is configured.
+    """
+    base = settings or Settings.from_env()
+    overrides = {"host": host, "port": port, "database_url": database_url}
+    settings = base.with_(**{k: v for k, v in overrides.items() if v is not None})
+    settings.check_bind()
+    runner: Callable[..., bool] = asyncio.run
+    if importlib.util.find_spec("uvloop"):
+        import uvloop
+
+        runner = uvloop.run
+    started = runner(serve(settings, log_level=log_level))
+    return 0 if started else 1

@@ -1,0 +1,179 @@
+"""Environment-driven configuration of the contacts service and the in-process backend.
+
+Every knob has a default that works on a laptop; each value read from the environment is
+validated once, here, so a typo fails at start with the variable's name, not later at a request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_SHUTDOWN_AFTER = 600.0
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_LINE_BYTES = 64 * 1024
+DEFAULT_QUERY_TIMEOUT = 5.0
+DEFAULT_IMPORT_CHUNK_TIMEOUT = 60.0
+DEFAULT_SNAPSHOT_EVERY = 500
+DEFAULT_IMPORT_CHUNK_SIZE = 1000
+
+_REGION = re.compile(r"^[A-Z]{2}$")
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def default_data_dir() -> Path:
+    """Where the embedded PostgreSQL keeps its files when no ``DATABASE_URL`` is given."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("contacts", appauthor=False))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The service's configuration; build it with :meth:`from_env` or directly in tests."""
+
+    database_url: str | None = None
+    db_schema: str = "contacts"
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_token: str | None = None
+    default_region: str = "US"
+    shutdown_after: float | None = DEFAULT_SHUTDOWN_AFTER
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT
+    import_chunk_timeout: float = DEFAULT_IMPORT_CHUNK_TIMEOUT
+    import_chunk_size: int = DEFAULT_IMPORT_CHUNK_SIZE
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    restart_budget: int = 5
+    restart_window: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"CONTACTS_PORT must be 1..65535, got {self.port}")
+        if not self.host:
+            raise SettingsError("CONTACTS_HOST must not be empty")
+        if not _REGION.match(self.default_region):
+            raise SettingsError(
+                "CONTACTS_DEFAULT_REGION must be a two-letter region code such as US or DE, "
+                f"got {self.default_region!r}"
+            )
+        if self.shutdown_after is not None and not 0 < self.shutdown_after < 10**7:
+            raise SettingsError(
+                f"CONTACTS_SHUTDOWN_AFTER must be positive seconds, got {self.shutdown_after}"
+            )
+        for name, value in (
+            ("CONTACTS_MAX_BODY_BYTES", self.max_body_bytes),
+            ("CONTACTS_MAX_LINE_BYTES", self.max_line_bytes),
+            ("CONTACTS_SNAPSHOT_EVERY", self.snapshot_every),
+            ("CONTACTS_IMPORT_CHUNK_SIZE", self.import_chunk_size),
+        ):
+            if value < 1:
+                raise SettingsError(f"{name} must be at least 1, got {value}")
+        for name, seconds in (
+            ("CONTACTS_QUERY_TIMEOUT", self.query_timeout),
+            ("CONTACTS_IMPORT_CHUNK_TIMEOUT", self.import_chunk_timeout),
+        ):
+            if not 0 < seconds < 10**6:
+                raise SettingsError(f"{name} must be positive seconds, got {seconds}")
+        if not _SCHEMA.match(self.db_schema):
+            raise SettingsError(
+                "CONTACTS_DB_SCHEMA must be a lower-case identifier (letters, digits, _), "
+                f"got {self.db_schema!r}"
+            )
+        if self.api_token is not None and not self.api_token.strip():
+            raise SettingsError("CONTACTS_API_TOKEN is set but empty")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``CONTACTS_*`` and ``DATABASE_URL``; ``overrides`` win (None ones are ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if url := env.get("DATABASE_URL", "").strip():
+            values["database_url"] = url
+        if schema := env.get("CONTACTS_DB_SCHEMA", "").strip():
+            values["db_schema"] = schema
+        if data_dir := env.get("CONTACTS_DATA_DIR", "").strip():
+            values["data_dir"] = Path(data_dir).expanduser()
+        if host := env.get("CONTACTS_HOST", "").strip():
+            values["host"] = host
+        if "CONTACTS_API_TOKEN" in env:
+            values["api_token"] = env["CONTACTS_API_TOKEN"]
+        if region := env.get("CONTACTS_DEFAULT_REGION", "").strip():
+            values["default_region"] = region.upper()
+        if "CONTACTS_SHUTDOWN_AFTER" in env:
+            raw = env["CONTACTS_SHUTDOWN_AFTER"].strip().lower()
+            never = raw in {"", "0", "never", "none"}
+            values["shutdown_after"] = None if never else _number(env, "CONTACTS_SHUTDOWN_AFTER")
+        ints = {
+            "CONTACTS_PORT": "port",
+            "CONTACTS_MAX_BODY_BYTES": "max_body_bytes",
+            "CONTACTS_MAX_LINE_BYTES": "max_line_bytes",
+            "CONTACTS_SNAPSHOT_EVERY": "snapshot_every",
+            "CONTACTS_IMPORT_CHUNK_SIZE": "import_chunk_size",
+        }
+        for var, attr in ints.items():
+            if env.get(var, "").strip():
+                values[attr] = _integer(env, var)
+        floats = {
+            "CONTACTS_QUERY_TIMEOUT": "query_timeout",
+            "CONTACTS_IMPORT_CHUNK_TIMEOUT": "import_chunk_timeout",
+        }
+        for var, attr in floats.items():
+            if env.get(var, "").strip():
+                values[attr] = _number(env, var)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (validated again)."""
+        return replace(self, **changes)
+
+    def check_bind(self) -> None:
+        """Refuse a non-loopback address unless an API token protects ``/api``."""
+        if self.api_token is None and not is_loopback(self.host):
+            raise SettingsError(
+                f"refusing to bind to {self.host!r} without CONTACTS_API_TOKEN: set a token "
+                "or bind to a loopback address such as 127.0.0.1"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost`` or a loopback IP)."""
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _integer(env: Mapping[str, str], var: str) -> int:
+    raw = env[var].strip()
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{var} must be an integer, got {raw!r}") from None
+
+
+def _number(env: Mapping[str, str], var: str) -> float:
+    raw = env[var].strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{var} must be a number of seconds, got {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SettingsError(f"{var} must be a finite number, got {raw!r}")
+    return value

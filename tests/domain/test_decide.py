@@ -1,0 +1,212 @@
+"""decide/evolve: events carry ids and times, replays are identical, merges and conflicts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+
+from contacts_cli.domain import (
+    ContactCreated,
+    ContactNotFound,
+    ContactRemoved,
+    ContactsState,
+    ContactUpdated,
+    CreateContact,
+    Event,
+    RemoveContact,
+    UpdateContact,
+    ValidationError,
+    VersionConflict,
+    decide,
+    event_from_payload,
+    event_to_payload,
+    evolve,
+    replay,
+    state_from_snapshot,
+    state_to_snapshot,
+)
+from contacts_cli.domain.decide import Command
+from tests.domain.conftest import T0, at, ids
+
+
+def run(
+    state: ContactsState, command: Command, now: datetime, new_id: Callable[[], str]
+) -> list[Event]:
+    events = decide(state, command, now, new_id)
+    for event in events:
+        evolve(state, event)
+    return events
+
+
+def test_create_stores_the_generated_id_and_time_in_the_event() -> None:
+    state = ContactsState()
+    [event] = run(state, CreateContact({"name": "Ada", "emails": ["ADA@x.org"]}), T0, ids())
+    assert isinstance(event, ContactCreated)
+    assert event.contact_id == "id-00001"
+    assert event.at == T0
+    contact = state.get("id-00001")
+    assert contact is not None
+    assert contact.name == "Ada"
+    assert contact.emails == ("ADA@x.org",)
+    assert (contact.created_at, contact.updated_at, contact.version) == (T0, T0, 1)
+
+
+def test_replay_gives_identical_ids_and_state_without_calling_new_id() -> None:
+    state = ContactsState()
+    log: list[Event] = []
+    log += run(state, CreateContact({"name": "Ada"}), at(0), lambda: str(uuid.uuid4()))
+    log += run(state, CreateContact({"name": "Bob"}), at(1), lambda: str(uuid.uuid4()))
+    first = log[0].contact_id
+    log += run(state, UpdateContact(first, {"company": "Analytical"}), at(2), ids())
+    log += run(state, RemoveContact(log[1].contact_id), at(3), ids())
+
+    stored = [event_to_payload(e) for e in log]
+    for _ in range(2):
+        replayed = replay(event_from_payload(t, v, p) for t, v, p in stored)
+        assert replayed == state
+        assert state_to_snapshot(replayed) == state_to_snapshot(state)
+        assert [c.id for c in replayed] == [first]
+
+
+def test_decide_does_not_change_the_state(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    run(state, CreateContact({"name": "Ada"}), T0, new_id)
+    before = state_to_snapshot(state)
+    decide(state, CreateContact({"name": "Bob"}), at(1), new_id)
+    decide(state, UpdateContact("id-00001", {"name": "Ada L."}), at(1), new_id)
+    decide(state, RemoveContact("id-00001"), at(1), new_id)
+    assert state_to_snapshot(state) == before
+
+
+def test_update_is_a_merge_carrying_only_changed_fields(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    run(
+        state,
+        CreateContact(
+            {"name": "Ada", "emails": ["a@x.org"], "company": "C", "title": "T", "notes": "n"}
+        ),
+        T0,
+        new_id,
+    )
+    [event] = run(
+        state,
+        UpdateContact("id-00001", {"company": "C", "title": None, "notes": "new", "phones": []}),
+        at(5),
+        new_id,
+    )
+    assert isinstance(event, ContactUpdated)
+    assert dict(event.changes) == {"title": None, "notes": "new"}
+    contact = state.get("id-00001")
+    assert contact is not None
+    assert (contact.name, contact.emails, contact.company) == ("Ada", ("a@x.org",), "C")
+    assert (contact.title, contact.notes) == (None, "new")
+    assert (contact.version, contact.created_at, contact.updated_at) == (2, T0, at(5))
+
+
+def test_update_that_changes_nothing_emits_nothing(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    run(state, CreateContact({"name": "Ada", "emails": ["a@x.org"]}), T0, new_id)
+    assert decide(state, UpdateContact("id-00001", {"emails": ["a@x.org"]}), at(1), new_id) == []
+    assert decide(state, UpdateContact("id-00001", {}), at(1), new_id) == []
+
+
+def test_clearing_a_list_and_the_name(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    run(state, CreateContact({"name": "Ada", "labels": ["x"]}), T0, new_id)
+    [event] = run(state, UpdateContact("id-00001", {"labels": None}), at(1), new_id)
+    assert dict(event.changes) == {"labels": ()}
+    with pytest.raises(ValidationError, match="name: cannot be cleared"):
+        decide(state, UpdateContact("id-00001", {"name": None}), at(2), new_id)
+
+
+def test_version_increments_and_stale_versions_conflict(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    run(state, CreateContact({"name": "Ada"}), T0, new_id)
+    run(state, UpdateContact("id-00001", {"notes": "1"}, expected_version=1), at(1), new_id)
+    run(state, UpdateContact("id-00001", {"notes": "2"}, expected_version=2), at(2), new_id)
+    contact = state.get("id-00001")
+    assert contact is not None and contact.version == 3
+    with pytest.raises(VersionConflict) as info:
+        decide(state, UpdateContact("id-00001", {"notes": "lost"}, 2), at(3), new_id)
+    assert (info.value.expected, info.value.actual) == (2, 3)
+    with pytest.raises(VersionConflict):
+        decide(state, RemoveContact("id-00001", expected_version=1), at(3), new_id)
+    assert run(state, RemoveContact("id-00001", expected_version=3), at(3), new_id) == [
+        ContactRemoved("id-00001", at(3))
+    ]
+    assert "id-00001" not in state
+
+
+def test_unknown_contacts(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    with pytest.raises(ContactNotFound):
+        decide(state, UpdateContact("nope", {"notes": "x"}), T0, new_id)
+    with pytest.raises(ContactNotFound):
+        decide(state, RemoveContact("nope"), T0, new_id)
+
+
+def test_naive_now_is_refused(new_id: Callable[[], str]) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        decide(ContactsState(), CreateContact({"name": "A"}), datetime(2026, 1, 1), new_id)
+
+
+def test_taken_ids_are_not_reused() -> None:
+    state = ContactsState()
+    run(state, CreateContact({"name": "A"}), T0, lambda: "same")
+    with pytest.raises(RuntimeError, match="already taken"):
+        decide(state, CreateContact({"name": "B"}), T0, lambda: "same")
+    sequence = iter(["same", "other"])
+    [event] = decide(state, CreateContact({"name": "B"}), T0, lambda: next(sequence))
+    assert event.contact_id == "other"
+
+
+def test_evolve_refuses_events_that_do_not_fit() -> None:
+    state = ContactsState()
+    with pytest.raises(ValueError, match="unknown contact"):
+        evolve(state, ContactUpdated("x", {"notes": "n"}, T0))
+    with pytest.raises(ValueError, match="unknown contact"):
+        evolve(state, ContactRemoved("x", T0))
+    evolve(state, ContactCreated("x", {"name": "X"}, T0))
+    with pytest.raises(ValueError, match="existing contact"):
+        evolve(state, ContactCreated("x", {"name": "X"}, T0))
+
+
+def test_email_index_follows_updates_and_removals(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    run(state, CreateContact({"name": "A", "emails": ["a@x.org"]}), T0, new_id)
+    run(state, CreateContact({"name": "B", "emails": ["A@X.org"]}), T0, new_id)
+    assert state.ids_with_email("a@X.ORG") == ["id-00001", "id-00002"]
+    run(state, UpdateContact("id-00001", {"emails": ["new@x.org"]}), at(1), new_id)
+    assert state.ids_with_email("a@x.org") == ["id-00002"]
+    assert state.ids_with_email("new@x.org") == ["id-00001"]
+    run(state, RemoveContact("id-00002"), at(2), new_id)
+    assert state.ids_with_email("a@x.org") == []
+
+
+def test_snapshot_round_trip_rebuilds_indexes(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    run(
+        state,
+        CreateContact({"name": "Zed", "emails": ["z@x.org"], "birthday": "--05-12"}),
+        T0,
+        new_id,
+    )
+    run(state, CreateContact({"name": "amy", "phones": ["+12025550123"]}), at(1), new_id)
+    run(state, UpdateContact("id-00001", {"labels": ["a", "b"]}), at(2), new_id)
+    snapshot = json.loads(json.dumps(state_to_snapshot(state)))
+    loaded = state_from_snapshot(snapshot)
+    assert loaded == state
+    assert loaded.ids_with_email("Z@X.ORG") == ["id-00001"]
+    assert [k[1] for k in loaded.ordered_keys()] == ["id-00002", "id-00001"]
+    # The loaded state keeps evolving exactly like the original.
+    more = decide(loaded, UpdateContact("id-00002", {"name": "Amy"}), at(3), new_id)
+    for event in more:
+        evolve(loaded, event)
+        evolve(state, event)
+    assert loaded == state
+    with pytest.raises(ValueError, match="schema"):
+        state_from_snapshot({"schema": 99, "contacts": []})
