@@ -1,0 +1,266 @@
+"""Streaming CSV reader: our own columns, or Google Contacts / Outlook exports.
+
+The first non-empty record is the header and decides the flavour. Multi-valued cells
+use ``;`` in our columns, `` ::: `` in Google's and ``;`` in Outlook's categories.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from contacts_cli.domain import EDITABLE_FIELDS, READ_ONLY_FIELDS
+from contacts_cli.domain.model import LIST_FIELDS
+from contacts_cli.io.rows import ImportFileError, ParsedRow
+from contacts_cli.io.text import TextSource, iter_lines
+
+OUR_COLUMNS: tuple[str, ...] = EDITABLE_FIELDS
+_ALIASES = {"email": "emails", "phone": "phones", "label": "labels"}
+_GOOGLE_MARKERS = frozenset(
+    {
+        "Given Name",
+        "Family Name",
+        "Group Membership",
+        "E-mail 1 - Value",
+        "Phone 1 - Value",
+        "Organization 1 - Name",
+        "Organization Name",
+    }
+)
+_OUTLOOK_MARKERS = frozenset(
+    {
+        "E-mail Address",
+        "E-mail 2 Address",
+        "Mobile Phone",
+        "Business Phone",
+        "Home Phone",
+        "Job Title",
+        "Categories",
+    }
+)
+_OUTLOOK_PHONES = (
+    "Mobile Phone",
+    "Primary Phone",
+    "Business Phone",
+    "Business Phone 2",
+    "Home Phone",
+    "Home Phone 2",
+    "Company Main Phone",
+    "Other Phone",
+    "Car Phone",
+)
+_OUTLOOK_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2,4})$")
+
+Mapper = Callable[[dict[str, str]], dict[str, Any]]
+
+
+def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
+    """Yield one :class:`ParsedRow` per record; raises ImportFileError for a bad header."""
+    reader = csv.reader(iter_lines(stream), strict=True)
+    header: list[str] | None = None
+    mapper: Mapper | None = None
+    consumed = 0
+    while True:
+        start = consumed + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            consumed = reader.line_num
+            message = "unterminated quoted field" if "end of data" in str(exc) else str(exc)
+            if header is None:
+                raise ImportFileError(start, f"cannot read the CSV header: {message}") from None
+            yield ParsedRow.failed(start, f"malformed CSV: {message}")
+            continue
+        consumed = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue
+        if header is None:
+            header = [cell.strip() for cell in record]
+            mapper = _mapper_for(header, start)
+            continue
+        assert mapper is not None
+        if len(record) > len(header):
+            extra = record[len(header) :]
+            if any(cell.strip() for cell in extra):
+                yield ParsedRow.failed(
+                    start, f"has {len(record)} fields but the header has {len(header)}"
+                )
+                continue
+        cells = {name: value for name, value in zip(header, record, strict=False)}
+        yield ParsedRow(start, mapper(cells))
+
+
+def _mapper_for(header: Sequence[str], line: int) -> Mapper:
+    names = set(header)
+    if names & _GOOGLE_MARKERS:
+        return _google
+    if names & _OUTLOOK_MARKERS:
+        return _outlook
+    return _ours(header, line)
+
+
+def _ours(header: Sequence[str], line: int) -> Mapper:
+    columns: dict[str, str | None] = {}
+    for cell in header:
+        key = cell.casefold()
+        field = _ALIASES.get(key, key)
+        if field in READ_ONLY_FIELDS:
+            columns[cell] = None
+        elif field in EDITABLE_FIELDS:
+            if field in columns.values():
+                raise ImportFileError(line, f"column {cell!r} appears twice")
+            columns[cell] = field
+        else:
+            raise ImportFileError(
+                line,
+                f"unknown column {cell!r}; expected our columns ({','.join(OUR_COLUMNS)}) "
+                "or a Google Contacts or Outlook CSV export",
+            )
+    if "name" not in columns.values():
+        raise ImportFileError(line, "the header has no 'name' column")
+
+    def mapper(cells: dict[str, str]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for cell, value in cells.items():
+            field = columns.get(cell)
+            if field is None or not value.strip():
+                if field == "name":
+                    data["name"] = ""
+                continue
+            data[field] = _split(value, ";") if field in LIST_FIELDS else value
+        data.setdefault("name", "")
+        return data
+
+    return mapper
+
+
+def _split(value: str, separator: str) -> list[str]:
+    return [item.strip() for item in value.split(separator) if item.strip()]
+
+
+def _get(cells: dict[str, str], *names: str) -> str:
+    for name in names:
+        value = cells.get(name, "").strip()
+        if value:
+            return value
+    return ""
+
+
+def _joined(cells: dict[str, str], *names: str, sep: str = " ") -> str:
+    return sep.join(v for v in (cells.get(n, "").strip() for n in names) if v)
+
+
+def _numbered(cells: dict[str, str], pattern: re.Pattern[str]) -> list[str]:
+    values: list[str] = []
+    for name, value in cells.items():
+        if pattern.fullmatch(name):
+            values += _split(value, ":::")
+    return values
+
+
+def _finish(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop empty values; fall back to company or an email when a contact has no name."""
+    if not data.get("name"):
+        data["name"] = (
+            data.get("company")
+            or next(iter(data.get("emails") or []), "")
+            or next(iter(data.get("phones") or []), "")
+        )
+    return {k: v for k, v in data.items() if v or k == "name"}
+
+
+_GOOGLE_EMAIL = re.compile(r"E-mail \d+ - Value")
+_GOOGLE_PHONE = re.compile(r"Phone \d+ - Value")
+
+
+def _google(cells: dict[str, str]) -> dict[str, Any]:
+    address = _get(cells, "Address 1 - Formatted") or _joined(
+        cells,
+        "Address 1 - Street",
+        "Address 1 - City",
+        "Address 1 - Region",
+        "Address 1 - Postal Code",
+        "Address 1 - Country",
+        sep=", ",
+    )
+    groups = _split(_get(cells, "Group Membership", "Labels"), ":::")
+    return _finish(
+        {
+            "name": _get(cells, "Name")
+            or _joined(
+                cells,
+                "Given Name",
+                "First Name",
+                "Additional Name",
+                "Middle Name",
+                "Family Name",
+                "Last Name",
+            ),
+            "emails": _numbered(cells, _GOOGLE_EMAIL),
+            "phones": _numbered(cells, _GOOGLE_PHONE),
+            "company": _get(cells, "Organization 1 - Name", "Organization Name"),
+            "title": _get(cells, "Organization 1 - Title", "Organization Title"),
+            "address": address,
+            "birthday": _get(cells, "Birthday"),
+            "notes": _get(cells, "Notes"),
+            "labels": [g for g in groups if not g.startswith("*")],
+        }
+    )
+
+
+def _outlook(cells: dict[str, str]) -> dict[str, Any]:
+    address = _joined(
+        cells,
+        "Home Street",
+        "Home City",
+        "Home State",
+        "Home Postal Code",
+        "Home Country/Region",
+        sep=", ",
+    ) or _joined(
+        cells,
+        "Business Street",
+        "Business City",
+        "Business State",
+        "Business Postal Code",
+        "Business Country/Region",
+        sep=", ",
+    )
+    return _finish(
+        {
+            "name": _joined(cells, "First Name", "Middle Name", "Last Name")
+            or _get(cells, "Name", "Display Name"),
+            "emails": [
+                v
+                for v in (
+                    _get(cells, n)
+                    for n in ("E-mail Address", "E-mail 2 Address", "E-mail 3 Address")
+                )
+                if v
+            ],
+            "phones": [v for v in (_get(cells, n) for n in _OUTLOOK_PHONES) if v],
+            "company": _get(cells, "Company"),
+            "title": _get(cells, "Job Title"),
+            "address": address,
+            "birthday": _outlook_date(_get(cells, "Birthday")),
+            "notes": _get(cells, "Notes"),
+            "labels": _split(_get(cells, "Categories"), ";"),
+        }
+    )
+
+
+def _outlook_date(value: str) -> str:
+    """Outlook writes ``M/D/YYYY`` and ``0/0/00`` for "none"; other text passes through."""
+    match = _OUTLOOK_DATE.match(value)
+    if not match:
+        return value
+    month, day, year = (int(g) for g in match.groups())
+    if month == 0 or day == 0:
+        return ""
+    if len(match.group(3)) != 4:
+        return value
+    return f"{year:04d}-{month:02d}-{day:02d}"

@@ -1,0 +1,70 @@
+"""What every reader yields: one parsed row per record, with the line where it starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from contacts_cli.domain import FieldError, ImportRow, RowOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRow:
+    """A record read from a file: raw contact fields (not yet validated) or parse errors.
+
+    ``line`` is 1-based and points at the line where the record starts.
+    """
+
+    line: int
+    data: dict[str, Any] | None
+    errors: tuple[FieldError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None and not self.errors
+
+    @classmethod
+    def failed(cls, line: int, message: str, field: str = "record") -> ParsedRow:
+        return cls(line, None, (FieldError(field, message),))
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read (unknown header, broken JSON array, bad format)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        self.message = message
+        super().__init__(f"line {line}: {message}")
+
+
+def import_chunks(
+    rows: Iterable[ParsedRow], chunk_size: int = 500
+) -> Iterator[tuple[list[ImportRow], list[RowOutcome]]]:
+    """Group parsed rows for the actor: ``(rows to decide, rows already rejected)`` per chunk.
+
+    ``ImportRow.ref`` and ``RowOutcome.ref`` are the line numbers, so a report can say
+    ``line 12: emails[1]: ...``.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    good: list[ImportRow] = []
+    bad: list[RowOutcome] = []
+    for row in rows:
+        if row.ok:
+            assert row.data is not None
+            good.append(ImportRow(row.line, row.data))
+        else:
+            bad.append(
+                RowOutcome(
+                    row.line,
+                    "rejected",
+                    errors=row.errors,
+                    reason="; ".join(str(e) for e in row.errors),
+                )
+            )
+        if len(good) + len(bad) >= chunk_size:
+            yield good, bad
+            good, bad = [], []
+    if good or bad:
+        yield good, bad
