@@ -66,6 +66,7 @@ class Settings:
 
     @property
     def database(self) -> str:
+        """Which database and schema this invocation stores in (to match a running server)."""
         return database_identity(self.database_url, self.data_dir)
 
     def server_url(self) -> str | None:
@@ -97,7 +98,8 @@ async def open_backend(settings: Settings) -> ContactsBackend:
     if url:
         from contacts_cli.client import HttpBackend
 
-        return HttpBackend(url, timeout=settings.timeout)
+        return HttpBackend(url, timeout=settings.timeout,
+                           token=os.environ.get("CONTACTS_API_TOKEN") or None)
     from contacts_cli.cli_local import open_local_backend
 
     return await open_local_backend(settings)

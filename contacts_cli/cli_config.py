@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 SERVER_FILE = "server.json"
-APP_NAME = "contacts-actors"
 
 
 def load_dotenv_file(path: str | os.PathLike[str] | None = None) -> Path | None:
@@ -34,19 +33,21 @@ def load_dotenv_file(path: str | os.PathLike[str] | None = None) -> Path | None:
 
 
 def default_data_dir() -> Path:
-    """``CONTACTS_DATA_DIR`` or the platform's per-user data directory."""
-    configured = os.environ.get("CONTACTS_DATA_DIR")
+    """``CONTACTS_DATA_DIR`` or the service's per-user data directory (the same as serve's)."""
+    configured = os.environ.get("CONTACTS_DATA_DIR", "").strip()
     if configured:
         return Path(configured).expanduser()
-    from platformdirs import user_data_dir
+    from contacts_cli.settings import default_data_dir as service_default
 
-    return Path(user_data_dir(APP_NAME, appauthor=False))
+    return service_default()
 
 
-def database_identity(database_url: str | None, data_dir: Path) -> str:
-    """A stable name for the database a process uses (no password), to match servers."""
+def database_identity(database_url: str | None, data_dir: Path, schema: str | None = None) -> str:
+    """A stable name for the database and schema a process uses (no password), so the CLI
+    only talks to a server that stores where it would store itself."""
+    schema = schema or os.environ.get("CONTACTS_DB_SCHEMA", "").strip() or "contacts"
     if not database_url:
-        return f"embedded:{data_dir.resolve()}"
+        return f"embedded:{data_dir.expanduser().resolve()}#{schema}"
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(database_url)
@@ -55,7 +56,7 @@ def database_identity(database_url: str | None, data_dir: Path) -> str:
         netloc = f"{parts.username}@{netloc}"
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")) + f"#{schema}"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,9 @@ from contacts_cli.backend import (
     Unavailable,
 )
 
+ContactList = list[ContactJson]
+EventList = list[dict[str, Any]]
+
 
 def _import_httpx() -> types.ModuleType:
     """Import httpx without its own command line (``httpx._main`` loads pygments and
@@ -56,12 +59,14 @@ def _error_from(status: int, body: Any, url: str) -> BackendError:
     """The backend error for an HTTP error status and its JSON body."""
     message = ""
     if isinstance(body, Mapping):
-        message = str(body.get("error") or body.get("message") or body.get("detail") or "")
+        message = str(body.get("detail") or body.get("error") or body.get("message") or "")
     if status == 404:
         return NotFound(message or "not found")
     if status in (409, 412):
         error: BackendError = Conflict(message or "version conflict")
         return error
+    if status == 401:
+        return BackendError(message or "the service wants a token: set CONTACTS_API_TOKEN")
     if status in (400, 422):
         errors: list[tuple[str, str]] = []
         raw = body.get("errors") if isinstance(body, Mapping) else None
@@ -81,17 +86,22 @@ def _error_from(status: int, body: Any, url: str) -> BackendError:
 class HttpBackend:
     """Talks to ``contacts serve`` at ``base_url``."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0,
+                 token: str | None = None) -> None:
         httpx = _import_httpx()
         self.base_url = base_url.rstrip("/")
         self._httpx = httpx
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=5.0),
-            headers={"Accept": "application/json"},
+            headers=headers,
         )
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(self, method: str, path: str, *, raw: bool = False,
+                       **kwargs: Any) -> Any:
         httpx = self._httpx
         try:
             response = await self._client.request(method, path, **kwargs)
@@ -100,6 +110,8 @@ class HttpBackend:
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"cannot reach the contacts service at {self.base_url}: {exc}") from exc
+        if raw and not response.is_error:
+            return response.text
         try:
             body = response.json() if response.content else None
         except ValueError:
@@ -144,45 +156,62 @@ class HttpBackend:
             headers=_if_match(expected_version))
         return result
 
-    async def history(self, user: str, contact_id: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self._request(
-            "GET", f"{_user_path(user)}/{quote(contact_id, safe='')}/history")
-        return result
-
-    async def as_of(self, user: str, when: datetime) -> list[ContactJson]:
+    async def history(self, user: str, contact_id: str) -> EventList:
         result = await self._request(
-            "GET", _user_path(user), params={"as_of": when.isoformat(), "limit": 0})
-        items: list[ContactJson] = result["items"] if isinstance(result, Mapping) else result
+            "GET", f"{_user_path(user)}/{quote(contact_id, safe='')}/history")
+        items: EventList = result["items"]
+        return items
+
+    async def as_of(self, user: str, when: datetime) -> ContactList:
+        result = await self._request("GET", _user_path(user), params={"as_of": when.isoformat()})
+        items: ContactList = result["items"]
         return items
 
     async def import_rows(self, user: str, rows: AsyncIterable[dict[str, Any]], *,
                           policy: DuplicatePolicy = "skip", chunk_size: int = 1000,
                           dry_run: bool = False) -> AsyncIterator[dict[str, Any]]:
         """Send the rows a chunk per request; each reply lists the chunk's durable outcomes."""
-        params = {"policy": policy, "dry_run": "true" if dry_run else "false"}
         chunk: list[dict[str, Any]] = []
         offset = 0
         async for row in rows:
             chunk.append(row)
             if len(chunk) >= chunk_size:
-                async for outcome in self._import_chunk(user, chunk, offset, params):
+                for outcome in await self.import_chunk(user, chunk, None, policy=policy,
+                                                       dry_run=dry_run):
+                    outcome["row"] = int(outcome["row"]) + offset
                     yield outcome
                 offset += len(chunk)
                 chunk = []
         if chunk:
-            async for outcome in self._import_chunk(user, chunk, offset, params):
+            for outcome in await self.import_chunk(user, chunk, None, policy=policy,
+                                                   dry_run=dry_run):
+                outcome["row"] = int(outcome["row"]) + offset
                 yield outcome
 
-    async def _import_chunk(self, user: str, chunk: list[dict[str, Any]], offset: int,
-                            params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
-        body = "\n".join(json.dumps(row, ensure_ascii=False) for row in chunk) + "\n"
-        outcomes = await self._request(
-            "POST", f"/api/{quote(user, safe='')}/import", params=params,
-            content=body.encode(), headers={"Content-Type": "application/x-ndjson"})
-        for outcome in outcomes:
-            outcome = dict(outcome)
-            outcome["row"] = int(outcome["row"]) + offset
-            yield outcome
+    async def import_chunk(self, user: str, rows: ContactList, idempotency_key: str | None, *,
+                           policy: DuplicatePolicy = "skip",
+                           dry_run: bool = False) -> EventList:
+        """One request for ``rows`` (numbered 1..n by their body line); the outcomes come back
+        as JSON Lines once the chunk is durable. An in-band error line raises."""
+        body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+        headers = {"Content-Type": "application/x-ndjson"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        params = {"policy": policy, "dry_run": "true" if dry_run else "false",
+                  "chunk_size": str(max(1, min(len(rows), 10_000)))}
+        text = await self._request("POST", f"{_user_path(user)}/import", params=params,
+                                   content=body, headers=headers, raw=True)
+        outcomes: EventList = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if "error" in item:
+                error = item["error"]
+                raise _error_from(int(error.get("status", 500)), error, self.base_url)
+            if "row" in item:
+                outcomes.append(item)
+        return outcomes
 
     async def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._request("GET", "/api/stats")
