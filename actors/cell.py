@@ -1,0 +1,339 @@
+"""The cell: one actor's mailbox and the loop that feeds its behaviour one message at a time.
+
+The mailbox is a deque drained by one task per actor. When the mailbox is empty the task
+parks on a future, which the next message wakes (cheaper than a task per burst: creating a
+task registers it in asyncio's weak set). Everything that touches the behaviour
+(``started``, ``receive``, ``on_crash``, ``reset``, ``stopped``) runs in that task, so an
+actor never runs two of them at once, whatever supervision decides.
+
+Requests from outside (stop, reset, an escalation from a child, a fault reported by a
+concurrent stateless handler) set ``attention``; the loop serves them between two messages,
+before the next queued message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from actors import supervision
+from actors.context import Context
+from actors.ref import ActorRef, CellRef, ReplyRef
+from actors.supervision import Decision, Escalation, PendingEscalation
+from actors.tree import Node
+
+if TYPE_CHECKING:
+    from actors.behaviour import Behaviour
+    from actors.system import ActorSystem
+
+current_cell: ContextVar[Cell | None] = ContextVar("actors_current_cell", default=None)
+"""The cell whose drain task (or a task it started) is running; used to avoid self-deadlock."""
+
+_BATCH = 256
+"""Messages handled in a row before the drain task yields to the event loop."""
+
+_RESET = "reset"
+_ESCALATION = "escalation"
+_FAULT = "fault"
+
+
+class Cell(Node):
+    """One actor: its place in the tree, mailbox, behaviour and life cycle."""
+
+    __slots__ = (
+        "_log",
+        "attention",
+        "behaviour",
+        "crash_task",
+        "ctx",
+        "idle_since",
+        "idle_timer",
+        "loop",
+        "mailbox",
+        "name",
+        "needs_start",
+        "parent",
+        "pending",
+        "query_path",
+        "ref",
+        "requests",
+        "shutdown_after",
+        "stopped_future",
+        "stopping",
+        "task",
+        "unprocessed",
+        "verdict",
+        "waiter",
+    )
+
+    def __init__(self, system: ActorSystem, parent: Node, name: str, behaviour: Behaviour,
+                 shutdown_after: float | None) -> None:
+        super().__init__(system, f"{parent.path}/{name}")
+        self.parent = parent
+        self.name = name
+        self.behaviour = behaviour
+        self.shutdown_after = shutdown_after
+        self.loop = system.loop
+        self.query_path = f"{system.name}/$query"
+        self.mailbox: deque[tuple[object, ActorRef | None]] = deque()
+        self.requests: deque[tuple[str, object]] = deque()
+        self.pending: set[ReplyRef] = set()
+        self.task: asyncio.Task[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.accepting = True
+        self.stopping = False
+        self.needs_start = True
+        self.attention = True
+        self.crash_task: asyncio.Future[Any] | None = None
+        self.verdict: asyncio.Future[Decision] | None = None
+        self.idle_since = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.stopped_future: asyncio.Future[None] = self.loop.create_future()
+        self.unprocessed: tuple[object, ...] = ()
+        self._log: logging.Logger | None = None
+        self.ref = CellRef(self)
+        self.ctx = Context(self)
+
+    def __repr__(self) -> str:
+        return f"<Cell {self.path}>"
+
+    @property
+    def log(self) -> logging.Logger:
+        log = self._log
+        if log is None:
+            log = self._log = logging.getLogger("actors." + self.path.replace("/", "."))
+        return log
+
+    def as_parent(self) -> ActorRef:
+        return self.ref
+
+    # -- requests from outside the drain task -------------------------------------------
+
+    def start(self) -> None:
+        self.task = self.loop.create_task(self._drain())
+
+    def wake(self) -> None:
+        """Wake the parked drain task (call only when ``waiter`` is set)."""
+        waiter = self.waiter
+        self.waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def request_stop(self) -> None:
+        """Stop after the current message (or at once when idle); idempotent."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.accepting = False
+        self.attention = True
+        self.parent.child_stopping(self)
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if self.verdict is not None and not self.verdict.done():
+            self.verdict.set_result(Decision.STOP)
+        if self.crash_task is not None:
+            self.crash_task.cancel()
+        if self.waiter is not None:
+            self.wake()
+
+    def request_reset(self) -> None:
+        """Reset at the next safe point (ends a suspension with a reset)."""
+        if self.stopping:
+            return
+        if self.verdict is not None and not self.verdict.done():
+            self.verdict.set_result(Decision.RESET)
+            return
+        self._request(_RESET, None)
+
+    def receive_escalation(self, pending: PendingEscalation) -> None:
+        if self.stopping:
+            pending.settle_stop()
+            return
+        self._request(_ESCALATION, pending)
+
+    def report_fault(self, msg: object, sender: ActorRef | None, error: BaseException) -> None:
+        """A fault outside the drain task (a concurrent stateless handler): supervise it."""
+        supervision.record_fault(self, msg, sender, error)
+        if not self.stopping:
+            self._request(_FAULT, (msg, error))
+
+    def _request(self, kind: str, payload: object) -> None:
+        self.requests.append((kind, payload))
+        self.attention = True
+        if self.waiter is not None:
+            self.wake()
+
+    async def escalate(self, msg: object, error: BaseException) -> Decision:
+        """Suspend until the parent decides: return RESET or STOP for this cell."""
+        if self.stopping:
+            return Decision.STOP
+        verdict: asyncio.Future[Decision] = self.loop.create_future()
+        self.verdict = verdict
+        self.parent.receive_escalation(
+            PendingEscalation(Escalation(self.ref, msg, error), self, verdict)
+        )
+        try:
+            return await verdict
+        finally:
+            self.verdict = None
+
+    # -- the drain task ----------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        current_cell.set(self)
+        mailbox = self.mailbox
+        ctx = self.ctx
+        receive = self.behaviour.receive
+        metrics = self.system.metrics
+        handled = 0
+        try:
+            while True:
+                if self.attention:
+                    if self.stopping:
+                        await self._stop()
+                        return
+                    await self._attend()
+                    continue
+                if not mailbox:
+                    metrics.messages_handled += handled
+                    handled = 0
+                    await self._park()
+                    continue
+                msg, sender = mailbox.popleft()
+                ctx.sender = sender
+                try:
+                    await receive(msg, ctx)
+                except Exception as error:
+                    await self._fault(msg, sender, error)
+                except asyncio.CancelledError as error:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    await self._fault(msg, sender, error)
+                handled += 1
+                if handled == _BATCH:
+                    metrics.messages_handled += handled
+                    handled = 0
+                    await asyncio.sleep(0)
+        finally:
+            metrics.messages_handled += handled
+
+    async def _park(self) -> None:
+        """Wait, idle, for the next message or request (and arm the passivation timer)."""
+        if self.shutdown_after is not None:
+            self.idle_since = self.loop.time()
+            if self.idle_timer is None:
+                self.idle_timer = self.loop.call_later(self.shutdown_after, self._idle_check)
+        waiter = self.waiter = self.loop.create_future()
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+
+    async def _attend(self) -> None:
+        """Serve a start or a request; called with ``attention`` set and not stopping."""
+        if self.needs_start:
+            self.needs_start = False
+            self.ctx.sender = None
+            try:
+                await self.behaviour.started(self.ctx)
+            except Exception as error:
+                supervision.record_fault(self, None, None, error, in_started=True)
+                await self._apply(await supervision.decide(self, None, error))
+        elif self.requests:
+            kind, payload = self.requests.popleft()
+            if kind == _RESET:
+                await self._reset()
+            elif kind == _ESCALATION:
+                assert isinstance(payload, PendingEscalation)
+                await self._apply(await supervision.handle_escalation(self, payload))
+            else:
+                assert isinstance(payload, tuple)
+                failed_msg, failure = payload
+                await self._apply(await supervision.decide(self, failed_msg, failure))
+        if not (self.stopping or self.needs_start or self.requests):
+            self.attention = False
+
+    async def _fault(self, msg: object, sender: ActorRef | None, error: BaseException) -> None:
+        supervision.record_fault(self, msg, sender, error)
+        await self._apply(await supervision.decide(self, msg, error))
+
+    async def _apply(self, decision: Decision) -> None:
+        """Apply RESUME, RESET or STOP (what supervision leaves for the cell itself)."""
+        if decision is Decision.RESET:
+            await self._reset()
+        elif decision is Decision.STOP:
+            self.request_stop()
+
+    async def _reset(self) -> None:
+        """reset(), stop and await the children, then started() before the next message."""
+        try:
+            self.behaviour.reset()
+        except Exception as error:
+            self.log.error("reset() of %s raised %r: stopping it", self.path, error,
+                           exc_info=error)
+            self.request_stop()
+            return
+        await self.stop_children()
+        self.needs_start = True
+        self.attention = True
+        # A reset loop (started() failing again and again) must not starve the event loop.
+        await asyncio.sleep(0)
+
+    async def stop_children(self) -> None:
+        children = [ref._cell for ref in self.children.values()]
+        children.extend(self.stopping_children)
+        for child in children:
+            child.request_stop()
+        waiting = [child.stopped_future for child in children if not child.stopped_future.done()]
+        if waiting:
+            await asyncio.wait(waiting)
+
+    async def _stop(self) -> None:
+        """Children first, then ``stopped`` with the unprocessed mailbox, then the queries."""
+        orphans: list[ReplyRef] = []
+        try:
+            await self.stop_children()
+            unprocessed = [msg for msg, _ in self.mailbox]
+            orphans.extend(s for _, s in self.mailbox if isinstance(s, ReplyRef))
+            self.mailbox.clear()
+            self.requests.clear()
+            self.unprocessed = tuple(unprocessed)
+            if unprocessed:
+                self.log.debug("actor %s stops with %d unprocessed messages", self.path,
+                               len(unprocessed))
+            self.ctx.sender = None
+            try:
+                await self.behaviour.stopped(self.ctx, unprocessed)
+            except Exception as error:
+                self.log.error("stopped() of %s raised %r", self.path, error, exc_info=error)
+        finally:
+            for reply in orphans:
+                reply.not_found(self.path)
+            for reply in self.pending:
+                reply.not_found(self.path)
+            self.pending.clear()
+            self.unprocessed = ()
+            self.parent.child_stopped(self)
+            self.system.metrics.live_actors -= 1
+            if not self.stopped_future.done():
+                self.stopped_future.set_result(None)
+
+    # -- passivation -------------------------------------------------------------------
+
+    def _idle_check(self) -> None:
+        """The ``shutdown_after`` timer: stop the actor if it stayed idle long enough."""
+        self.idle_timer = None
+        if self.stopping or self.waiter is None or self.shutdown_after is None:
+            return  # a busy actor re-arms the timer when its mailbox empties
+        remaining = self.idle_since + self.shutdown_after - self.loop.time()
+        if remaining > 0:
+            self.idle_timer = self.loop.call_later(remaining, self._idle_check)
+            return
+        self.log.debug("actor %s passivated after %gs idle", self.path, self.shutdown_after)
+        self.system.metrics.passivations += 1
+        self.request_stop()

@@ -1,0 +1,264 @@
+"""The actor system and the functions that work on actors: spawn, dispatch, query, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
+
+from actors.behaviour import Behaviour
+from actors.cell import Cell, current_cell
+from actors.context import Context
+from actors.deadlines import QueryDeadlines
+from actors.errors import ActorNotFound, SystemNotRunning
+from actors.functional import (
+    AfterStop,
+    FunctionalBehaviour,
+    Handler,
+    InitialStateFunc,
+    StatelessBehaviour,
+    StatelessHandler,
+)
+from actors.metrics import Metrics
+from actors.ref import ActorRef, CellRef, ReplyRef
+from actors.supervision import OnCrash
+from actors.tree import Node, RootNode
+from actors.validation import validate_duration, validate_name
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from persistence import Engine
+
+_log = logging.getLogger("actors")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that no actor will handle: its target is stopped, or it had no sender."""
+
+    recipient: ActorRef | None
+    msg: object
+    sender: ActorRef | None
+
+
+class ActorSystem:
+    """A tree of actors, run with ``async with ActorSystem("contacts") as system:``.
+
+    The system is the parent of the top-level actors. Leaving the ``async with`` block stops
+    every actor (children first) and waits for them. ``on_dead_letter`` (also settable as an
+    attribute) is called with each :class:`DeadLetter`, after it was counted and logged at
+    DEBUG level on the ``actors`` logger.
+    """
+
+    def __init__(self, name: str = "system", *, engine: Engine | None = None,
+                 on_dead_letter: Callable[[DeadLetter], None] | None = None) -> None:
+        self.name = validate_name(name, "system name")
+        self.engine = engine
+        self.metrics = Metrics()
+        self.on_dead_letter = on_dead_letter
+        self.log = logging.getLogger("actors." + self.name)
+        self._root = RootNode(self)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: QueryDeadlines | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else ("stopped" if self._closed else "not started")
+        return f"<ActorSystem {self.name} {state}>"
+
+    @property
+    def path(self) -> str:
+        return self.name
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None and not self._closed
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise SystemNotRunning(f"actor system {self.name!r} is not started: use async with")
+        return self._loop
+
+    @property
+    def deadlines(self) -> QueryDeadlines:
+        if self._deadlines is None:
+            raise SystemNotRunning(f"actor system {self.name!r} is not started: use async with")
+        return self._deadlines
+
+    @property
+    def children(self) -> Mapping[str, ActorRef]:
+        """The live top-level actors by name (read-only)."""
+        return self._root.children_view
+
+    async def __aenter__(self) -> Self:
+        if self._loop is not None:
+            raise SystemNotRunning(f"actor system {self.name!r} can only be started once")
+        self._loop = asyncio.get_running_loop()
+        self._deadlines = QueryDeadlines(self._loop)
+        self._root.accepting = True
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop every actor, children first, and wait for them; idempotent."""
+        root = self._root
+        root.accepting = False
+        cells = [ref._cell for ref in root.children.values()]
+        cells.extend(root.stopping_children)
+        for cell in cells:
+            cell.request_stop()
+        waiting = [cell.stopped_future for cell in cells if not cell.stopped_future.done()]
+        if waiting:
+            await asyncio.wait(waiting)
+        self._closed = True
+
+    def dead_letter(self, recipient: ActorRef | None, msg: object,
+                    sender: ActorRef | None) -> None:
+        """Count, log and hand on a message nobody will handle (a query sender fails at once)."""
+        self.metrics.dead_letters += 1
+        where = recipient.path if recipient is not None else "nobody (no sender to reply to)"
+        _log.debug("dead letter to %s: %s from %s", where, type(msg).__qualname__,
+                   sender.path if sender is not None else "no sender")
+        if isinstance(sender, ReplyRef) and recipient is not None:
+            sender.not_found(recipient.path)
+        hook = self.on_dead_letter
+        if hook is not None:
+            try:
+                hook(DeadLetter(recipient, msg, sender))
+            except Exception:
+                _log.exception("the dead-letter hook of system %s raised", self.name)
+
+
+Parent: TypeAlias = "ActorSystem | ActorRef | Context"
+"""What ``spawn`` accepts as parent: the system, an actor's ref, or an actor's ``ctx``."""
+
+
+def _node_of(parent: Parent) -> Node:
+    node: Node
+    if isinstance(parent, ActorSystem):
+        node = parent._root
+    elif isinstance(parent, CellRef | Context):
+        node = parent._cell
+    else:
+        raise TypeError(f"parent must be an ActorSystem, an actor's ref or ctx, got {parent!r}")
+    if not node.system.running:
+        raise SystemNotRunning(f"actor system {node.system.name!r} is not running")
+    if not node.accepting:
+        raise ActorNotFound(node.path, "is stopping: it takes no new children")
+    return node
+
+
+def spawn_behaviour(parent: Parent, behaviour: Behaviour, name: str | None = None, *,
+                    shutdown_after: float | None = None) -> ActorRef:
+    """Start an actor running ``behaviour`` under ``parent``; every other spawn builds on it.
+
+    ``name`` follows :data:`actors.validation.NAME_RULE` (a free ``$<n>`` name when None) and
+    must not be taken by a live sibling (:class:`~actors.errors.DuplicateActorName`).
+    ``shutdown_after`` (seconds) stops the actor once it has been idle that long.
+    """
+    node = _node_of(parent)
+    if not isinstance(behaviour, Behaviour):
+        raise TypeError(f"behaviour must be a Behaviour, got {behaviour!r}")
+    idle = None if shutdown_after is None else validate_duration(shutdown_after, "shutdown_after")
+    name = node.reserve_name(name)
+    cell = Cell(node.system, node, name, behaviour, idle)
+    node.children[name] = cell.ref
+    node.system.metrics.live_actors += 1
+    cell.start()
+    return cell.ref
+
+
+def spawn(parent: Parent, handler: Handler, name: str | None = None, *,
+          initial_state: Any = None, initial_state_func: InitialStateFunc | None = None,
+          on_crash: OnCrash | None = None, shutdown_after: float | None = None,
+          after_stop: AfterStop | None = None) -> ActorRef:
+    """Start a stateful actor: ``handler(state, msg, ctx)`` returns the next state."""
+    behaviour = FunctionalBehaviour(handler, initial_state=initial_state,
+                                    initial_state_func=initial_state_func,
+                                    on_crash=on_crash, after_stop=after_stop)
+    return spawn_behaviour(parent, behaviour, name, shutdown_after=shutdown_after)
+
+
+def spawn_stateless(parent: Parent, handler: StatelessHandler, name: str | None = None, *,
+                    max_concurrency: int = 1, on_crash: OnCrash | None = None,
+                    shutdown_after: float | None = None) -> ActorRef:
+    """Start a stateless actor: ``handler(msg, ctx)``, up to ``max_concurrency`` at once."""
+    behaviour = StatelessBehaviour(handler, max_concurrency=max_concurrency, on_crash=on_crash)
+    return spawn_behaviour(parent, behaviour, name, shutdown_after=shutdown_after)
+
+
+def dispatch(ref: ActorRef, msg: object, sender: ActorRef | None = None) -> None:
+    """Send ``msg`` and return at once; to a stopped actor it becomes a dead letter."""
+    if not isinstance(ref, ActorRef):
+        raise TypeError(f"dispatch needs an ActorRef, got {ref!r}")
+    ref._tell(msg, sender)
+
+
+async def query(ref: ActorRef, msg_or_factory: object, timeout: float) -> Any:  # noqa: ASYNC109
+    """Send a message and wait for the reply (``ctx.reply(value)``) for at most ``timeout`` s.
+
+    A callable ``msg_or_factory`` is called with the temporary reply ref and returns the
+    message; either way the reply ref is the message's ``ctx.sender``. Raises ValueError for a
+    timeout that is not positive and finite, :class:`~actors.errors.ActorNotFound` at once if
+    the target is stopped (or stops before replying), :class:`~actors.errors.ActorCrashed`
+    at once if the message crashed the actor, and :class:`~actors.errors.QueryTimeout`.
+    """
+    seconds = validate_duration(timeout, "query timeout")
+    if not isinstance(ref, CellRef):
+        raise TypeError(f"query needs an actor's ref, got {ref!r}")
+    cell = ref._cell
+    if not cell.accepting:
+        raise ActorNotFound(cell.path)
+    future: asyncio.Future[Any] = cell.loop.create_future()
+    reply = ReplyRef(future, cell, seconds)
+    reply.msg = msg = msg_or_factory(reply) if callable(msg_or_factory) else msg_or_factory
+    pending = cell.pending
+    pending.add(reply)
+    ref._tell(msg, reply)
+    deadlines = cell.system.deadlines
+    key = deadlines.add(reply, seconds)
+    try:
+        return await future
+    finally:
+        deadlines.discard(reply, key)
+        pending.discard(reply)
+
+
+async def stop(ref: ActorRef) -> None:
+    """Stop the actor (children first) and wait until it has stopped; idempotent.
+
+    Called from inside the actor being stopped or one of its descendants, it cannot wait for
+    itself: it requests the stop, which completes once the current message has been handled.
+    """
+    if not isinstance(ref, CellRef):
+        raise TypeError(f"stop needs an actor's ref, got {ref!r}")
+    cell = ref._cell
+    cell.request_stop()
+    node: Node | None = current_cell.get()
+    while isinstance(node, Cell):
+        if node is cell:
+            return
+        node = node.parent
+    await asyncio.shield(cell.stopped_future)
+
+
+__all__ = [
+    "ActorSystem",
+    "DeadLetter",
+    "Parent",
+    "dispatch",
+    "query",
+    "spawn",
+    "spawn_behaviour",
+    "spawn_stateless",
+    "stop",
+]
+
