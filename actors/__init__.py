@@ -2,6 +2,9 @@
 
 from actors.behaviour import Behaviour
 from actors.context import Context
+
+# --- persistent layer (owned by the "persistent" helper) ------------------------------
+from actors.durable_state import DurableStateActor, DurableStateContext
 from actors.errors import (
     ActorCrashed,
     ActorError,
@@ -12,7 +15,16 @@ from actors.errors import (
     SystemNotRunning,
 )
 from actors.metrics import Metrics, Timings
+from actors.persistent import (
+    JournalIntegrityError,
+    NoEngineConfigured,
+    PersistentActor,
+    PersistentContext,
+    spawn_actor,
+    spawn_persistent,
+)
 from actors.policies import reset_with_backoff, restart_budget
+from actors.recovery import RecoveryReport
 from actors.ref import ActorRef
 from actors.supervision import Decision, Escalation
 from actors.system import (
@@ -25,10 +37,8 @@ from actors.system import (
     spawn_stateless,
     stop,
 )
+from actors.upcasting import DataclassEvents, EncodedEvent, JsonEvents, Upcasters
 
-# --- persistent layer (owned by the "persistent" helper) ------------------------------
-# PersistentActor, PersistentContext, spawn_persistent, spawn_actor, DurableStateActor,
-# Upcasters, JournalIntegrityError: imported and listed in __all__ here by that helper.
 # --- end of persistent layer -----------------------------------------------------------
 
 __all__ = [
@@ -39,21 +49,34 @@ __all__ = [
     "ActorSystem",
     "Behaviour",
     "Context",
+    "DataclassEvents",
     "DeadLetter",
     "Decision",
     "DuplicateActorName",
+    "DurableStateActor",
+    "DurableStateContext",
+    "EncodedEvent",
     "Escalation",
     "InvalidActorName",
+    "JournalIntegrityError",
+    "JsonEvents",
     "Metrics",
+    "NoEngineConfigured",
+    "PersistentActor",
+    "PersistentContext",
     "QueryTimeout",
+    "RecoveryReport",
     "SystemNotRunning",
     "Timings",
+    "Upcasters",
     "dispatch",
     "query",
     "reset_with_backoff",
     "restart_budget",
     "spawn",
+    "spawn_actor",
     "spawn_behaviour",
+    "spawn_persistent",
     "spawn_stateless",
     "stop",
 ]
