@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeAlias
 
 from contacts_cli.domain.errors import FieldError, ValidationError, VersionConflict
 from contacts_cli.domain.events import ContactCreated, ContactRemoved, ContactUpdated, Event
-from contacts_cli.domain.model import LIST_FIELDS, Contact, require_aware
+from contacts_cli.domain.model import LIST_FIELDS, Contact, new_contact, require_aware
 from contacts_cli.domain.state import ContactsState, require_contact
 from contacts_cli.domain.validation import MAX_ITEMS, email_key, validate_new, validate_patch
 
@@ -73,6 +73,16 @@ class RowOutcome:
     errors: tuple[FieldError, ...] = ()
     reason: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for import reports (HTTP body, CLI ``--json``)."""
+        return {
+            "ref": self.ref,
+            "status": self.status,
+            "contact_id": self.contact_id,
+            "reason": self.reason,
+            "errors": [{"field": e.field, "message": e.message} for e in self.errors],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ImportPlan:
@@ -120,18 +130,7 @@ def evolve(state: ContactsState, event: Event) -> ContactsState:
     if isinstance(event, ContactCreated):
         if event.contact_id in state:
             raise ValueError(f"ContactCreated for existing contact {event.contact_id!r}")
-        values: dict[str, Any] = {
-            k: tuple(v) if k in LIST_FIELDS else v for k, v in event.fields.items()
-        }
-        state.put(
-            Contact(
-                id=event.contact_id,
-                **values,
-                created_at=event.at,
-                updated_at=event.at,
-                version=1,
-            )
-        )
+        state.put(new_contact(event.contact_id, event.fields, event.at))
     elif isinstance(event, ContactUpdated):
         current = state.get(event.contact_id)
         if current is None:
@@ -188,7 +187,7 @@ def plan_import(
         if match is None:
             contact_id = _fresh_id(state, new_id, batch)
             plan.events.append(ContactCreated(contact_id, fields, now))
-            batch[contact_id] = Contact(id=contact_id, **fields, created_at=now, updated_at=now)
+            batch[contact_id] = new_contact(contact_id, fields, now)
             _remember_emails(batch_emails, contact_id, fields["emails"])
             plan.outcomes.append(RowOutcome(row.ref, "created", contact_id))
             continue
@@ -227,6 +226,10 @@ def plan_import(
 
 
 def _checked(state: ContactsState, contact_id: str, expected: int | None) -> Contact:
+    if expected is not None and (
+        isinstance(expected, bool) or not isinstance(expected, int) or expected < 1
+    ):
+        raise ValidationError.single("expected_version", "must be a positive integer")
     contact = require_contact(state, contact_id)
     if expected is not None and expected != contact.version:
         raise VersionConflict(contact_id, expected, contact.version)

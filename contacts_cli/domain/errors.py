@@ -34,6 +34,10 @@ class ValidationError(DomainError):
     def single(cls, field: str, message: str) -> ValidationError:
         return cls([FieldError(field, message)])
 
+    def to_list(self) -> list[dict[str, str]]:
+        """``[{"field": ..., "message": ...}]`` for a problem+json ``errors`` member."""
+        return [{"field": e.field, "message": e.message} for e in self.errors]
+
 
 class ContactNotFound(DomainError):
     """No live contact has this id (never existed, or removed)."""

@@ -8,7 +8,7 @@ same events always yields the same state. Every type has a schema version from d
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -38,7 +38,6 @@ class ContactUpdated:
 class ContactRemoved:
     contact_id: str
     at: datetime
-    reason: str | None = field(default=None)
 
 
 Event: TypeAlias = ContactCreated | ContactUpdated | ContactRemoved
@@ -77,8 +76,6 @@ def event_to_payload(event: Event) -> tuple[str, int, dict[str, Any]]:
         payload["fields"] = _json_fields(event.fields)
     elif isinstance(event, ContactUpdated):
         payload["changes"] = _json_fields(event.changes)
-    elif event.reason is not None:
-        payload["reason"] = event.reason
     return name, EVENT_VERSIONS[name], payload
 
 
@@ -111,7 +108,7 @@ def event_from_payload(
             return ContactCreated(contact_id, _fields_from_json(data["fields"]), at)
         if type_name == "ContactUpdated":
             return ContactUpdated(contact_id, _fields_from_json(data["changes"]), at)
-        return ContactRemoved(contact_id, at, data.get("reason"))
+        return ContactRemoved(contact_id, at)
     except (KeyError, TypeError, ValueError) as exc:
         raise EventSchemaError(f"malformed {type_name} v{version} payload: {exc!r}") from exc
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 TEXT_FIELDS: tuple[str, ...] = ("name", "company", "title", "address", "birthday", "notes")
@@ -58,6 +59,14 @@ class Contact:
         return replace(self, **values, updated_at=at, version=self.version + 1)
 
 
+def new_contact(contact_id: str, fields: Mapping[str, Any], at: datetime) -> Contact:
+    """The contact a ``ContactCreated`` describes: version 1, created and updated at ``at``."""
+    values: dict[str, Any] = {
+        name: tuple(value) if name in LIST_FIELDS else value for name, value in fields.items()
+    }
+    return Contact(id=contact_id, **values, created_at=at, updated_at=at, version=1)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
@@ -68,7 +77,21 @@ def _jsonable(value: Any) -> Any:
 
 def contact_to_dict(contact: Contact) -> dict[str, Any]:
     """The full JSON form, read-only fields included (for HTTP, snapshots and exports)."""
-    return {f.name: _jsonable(getattr(contact, f.name)) for f in fields(contact)}
+    return {
+        "id": contact.id,
+        "name": contact.name,
+        "emails": list(contact.emails),
+        "phones": list(contact.phones),
+        "company": contact.company,
+        "title": contact.title,
+        "address": contact.address,
+        "birthday": contact.birthday,
+        "notes": contact.notes,
+        "labels": list(contact.labels),
+        "created_at": format_timestamp(contact.created_at),
+        "updated_at": format_timestamp(contact.updated_at),
+        "version": contact.version,
+    }
 
 
 def contact_from_dict(data: Mapping[str, Any]) -> Contact:
@@ -90,11 +113,13 @@ def contact_from_dict(data: Mapping[str, Any]) -> Contact:
     )
 
 
+@lru_cache(maxsize=4096)
 def format_timestamp(value: datetime) -> str:
     """ISO 8601 in UTC with microseconds, so a replay reproduces the exact instant."""
     return require_aware(value).astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@lru_cache(maxsize=4096)
 def parse_timestamp(value: str) -> datetime:
     return require_aware(datetime.fromisoformat(value))
 

@@ -9,15 +9,21 @@ import re
 import shlex
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from contacts_cli.domain.decide import evolve
 from contacts_cli.domain.errors import ContactNotFound, ValidationError
-from contacts_cli.domain.events import ContactCreated, ContactRemoved, ContactUpdated, Event
-from contacts_cli.domain.model import Contact, require_aware
+from contacts_cli.domain.events import ContactCreated, ContactUpdated, Event
+from contacts_cli.domain.model import (
+    Contact,
+    contact_to_dict,
+    format_timestamp,
+    new_contact,
+    require_aware,
+)
 from contacts_cli.domain.state import ContactsState, SortKey, require_contact
 from contacts_cli.domain.validation import phone_digits
 
@@ -77,7 +83,17 @@ def search_contacts(
 ) -> Page:
     """Contacts matching every term of ``query``, in name order, paged like ``list``."""
     terms = parse_query(query)
-    return _page(state, _check_limit(limit), cursor, lambda c: matches(c, terms))
+    if not terms:
+        return _page(state, _check_limit(limit), cursor, None)
+    cache = state.search_cache
+
+    def keep(contact: Contact) -> bool:
+        doc = cache.get(contact.id)
+        if doc is None:
+            doc = cache[contact.id] = search_doc(contact)
+        return matches(contact, terms, doc)
+
+    return _page(state, _check_limit(limit), cursor, keep)
 
 
 def parse_query(query: str) -> list[Term]:
@@ -105,32 +121,41 @@ def parse_query(query: str) -> list[Term]:
     return terms
 
 
-def matches(contact: Contact, terms: Iterable[Term]) -> bool:
+_TEXT_FIELDS = ("name", "emails", "company", "title", "address", "birthday", "notes", "labels")
+_SEP = "\x00"
+
+
+def search_doc(contact: Contact) -> dict[str, str]:
+    """The folded text of each field (values joined by NUL, so no match spans two values)."""
+    doc: dict[str, str] = {}
+    for name in _TEXT_FIELDS:
+        value = getattr(contact, name)
+        values = value if isinstance(value, tuple) else ((value,) if value else ())
+        doc[name] = _SEP.join(_fold(v) for v in values)
+    doc["phones"] = _SEP.join(phone_digits(p) for p in contact.phones)
+    doc[""] = _SEP.join(doc[name] for name in _TEXT_FIELDS)
+    return doc
+
+
+def matches(contact: Contact, terms: Iterable[Term], doc: dict[str, str] | None = None) -> bool:
     """True when every term matches (substring, case-insensitive; phones by digits)."""
-    return all(_term_matches(contact, term) for term in terms)
+    fields = search_doc(contact) if doc is None else doc
+    return all(_term_matches(fields, term) for term in terms)
 
 
-def _term_matches(contact: Contact, term: Term) -> bool:
+def _term_matches(doc: dict[str, str], term: Term) -> bool:
     if term.field == "phones":
-        return _phone_matches(contact, term.text)
+        return _phone_matches(doc, term.text)
     if term.field is not None:
-        return any(term.text in _fold(v) for v in _values(contact, term.field))
-    for name in ("name", "emails", "company", "title", "address", "birthday", "notes", "labels"):
-        if any(term.text in _fold(v) for v in _values(contact, name)):
-            return True
-    return bool(_PHONE_LIKE.fullmatch(term.text)) and _phone_matches(contact, term.text)
+        return term.text in doc[term.field]
+    if term.text in doc[""]:
+        return True
+    return bool(_PHONE_LIKE.fullmatch(term.text)) and _phone_matches(doc, term.text)
 
 
-def _phone_matches(contact: Contact, text: str) -> bool:
+def _phone_matches(doc: dict[str, str], text: str) -> bool:
     digits = phone_digits(text)
-    return bool(digits) and any(digits in phone_digits(p) for p in contact.phones)
-
-
-def _values(contact: Contact, name: str) -> tuple[str, ...]:
-    value = getattr(contact, name)
-    if isinstance(value, tuple):
-        return value
-    return (value,) if value else ()
+    return bool(digits) and digits in doc["phones"]
 
 
 def _fold(text: str) -> str:
@@ -198,35 +223,59 @@ def _any_after(
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One change of one contact: when, what kind, the version it produced, which fields."""
+    """One change of one contact: when (journal timestamp), what kind, the version it
+    produced, the fields it set (``None`` = cleared) and the contact right after it
+    (``None`` once removed)."""
 
     at: datetime
     type: str
     version: int
     changes: dict[str, Any]
+    contact: Contact | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": format_timestamp(self.at),
+            "type": self.type,
+            "version": self.version,
+            "changes": self.changes,
+            "contact": None if self.contact is None else contact_to_dict(self.contact),
+        }
 
 
 def contact_history(
     contact_id: str, stored: Iterable[tuple[datetime, Event]]
 ) -> list[HistoryEntry]:
-    """The history of one contact (also after removal) from the journal's events in order."""
+    """The history of one contact (also after removal) from the journal's events in order.
+
+    Raises ContactNotFound when no event concerns the contact.
+    """
     entries: list[HistoryEntry] = []
+    current: Contact | None = None
     version = 0
     for timestamp, event in stored:
         if event.contact_id != contact_id:
             continue
         version += 1
         if isinstance(event, ContactCreated):
-            changes = {k: list(v) if isinstance(v, tuple) else v for k, v in event.fields.items()}
+            changes = _listed(event.fields)
+            current = new_contact(contact_id, event.fields, event.at)
         elif isinstance(event, ContactUpdated):
-            changes = {k: list(v) if isinstance(v, tuple) else v for k, v in event.changes.items()}
+            changes = _listed(event.changes)
+            if current is None:
+                raise ValueError(f"ContactUpdated before ContactCreated for {contact_id!r}")
+            current = current.with_changes(event.changes, event.at)
         else:
-            assert isinstance(event, ContactRemoved)
             changes = {}
-        entries.append(HistoryEntry(timestamp, type(event).__name__, version, changes))
+            current = None
+        entries.append(HistoryEntry(timestamp, type(event).__name__, version, changes, current))
     if not entries:
         raise ContactNotFound(contact_id)
     return entries
+
+
+def _listed(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def state_as_of(stored: Iterable[tuple[datetime, Event]], at: datetime) -> ContactsState:

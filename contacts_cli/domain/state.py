@@ -32,7 +32,15 @@ def sort_key(contact: Contact) -> SortKey:
 class ContactsState:
     """All live contacts of one user plus derived indexes (never serialised themselves)."""
 
-    __slots__ = ("_by_email", "_contacts", "_keys", "_order", "_pending", "_stale")
+    __slots__ = (
+        "_by_email",
+        "_contacts",
+        "_keys",
+        "_order",
+        "_pending",
+        "_stale",
+        "search_cache",
+    )
 
     def __init__(self) -> None:
         self._contacts: dict[str, Contact] = {}
@@ -41,6 +49,17 @@ class ContactsState:
         self._order: list[SortKey] = []
         self._pending: list[SortKey] = []
         self._stale = False
+        self.search_cache: dict[str, dict[str, str]] = {}
+        """Per contact id, the folded text the search uses; writes drop stale entries."""
+
+    def copy(self) -> ContactsState:
+        """An independent state with the same contacts (contacts themselves are immutable)."""
+        other = ContactsState()
+        other._contacts = dict(self._contacts)
+        other._by_email = {key: list(ids) for key, ids in self._by_email.items()}
+        other._keys = dict(self._keys)
+        other._order = list(self.ordered_keys())
+        return other
 
     # -- reads ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -91,6 +110,7 @@ class ContactsState:
         """Insert or replace a contact, keeping every index in step."""
         previous = self._contacts.get(contact.id)
         self._contacts[contact.id] = contact
+        self.search_cache.pop(contact.id, None)
         if previous is not None:
             if previous.emails != contact.emails:
                 self._unindex_emails(previous)
@@ -108,6 +128,7 @@ class ContactsState:
     def discard(self, contact_id: str) -> Contact | None:
         contact = self._contacts.pop(contact_id, None)
         if contact is not None:
+            self.search_cache.pop(contact_id, None)
             self._unindex_emails(contact)
             del self._keys[contact_id]
             self._stale = True
@@ -135,13 +156,23 @@ def state_to_snapshot(state: ContactsState) -> dict[str, Any]:
 
 
 def state_from_snapshot(data: Mapping[str, Any]) -> ContactsState:
-    """Rebuild a state (and its indexes) from :func:`state_to_snapshot` output."""
+    """Rebuild a state (and its indexes) from :func:`state_to_snapshot` output.
+
+    A snapshot that does not load raises ``ValueError``: recovery must fail loudly rather
+    than continue from a partial state.
+    """
     schema = data.get("schema")
     if schema != SNAPSHOT_SCHEMA:
         raise ValueError(f"unsupported contacts snapshot schema {schema!r}")
     state = ContactsState()
-    for item in data["contacts"]:
-        state.put(contact_from_dict(item))
+    try:
+        for item in data["contacts"]:
+            contact = contact_from_dict(item)
+            if contact.id in state:
+                raise ValueError(f"contact {contact.id!r} appears twice")
+            state.put(contact)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"corrupt contacts snapshot: {exc!r}") from exc
     return state
 
 

@@ -15,13 +15,15 @@ import vobject
 from contacts_cli.io.rows import ParsedRow
 from contacts_cli.io.text import TextSource, iter_lines
 
-MAX_CARD_LINES = 10_000
+MAX_CARD_CHARS = 10_000_000
+"""A card beyond this (say, a huge photo) is reported instead of parsed."""
 _AT_LINE = re.compile(r"^At line \d+: ")
 
 
 def read_vcards(stream: TextSource) -> Iterator[ParsedRow]:
     """Yield one :class:`ParsedRow` per card; text outside cards is reported, not ignored."""
     card: list[str] = []
+    size = 0
     start = 0
     depth = 0
     stray_start: int | None = None
@@ -32,21 +34,27 @@ def read_vcards(stream: TextSource) -> Iterator[ParsedRow]:
                 if stray_start is not None:
                     yield ParsedRow.failed(stray_start, "text outside a vCard (BEGIN:VCARD...)")
                     stray_start = None
-                depth, start, card = 1, number, [line]
+                depth, start, card, size = 1, number, [line], len(line)
             elif word and stray_start is None:
                 stray_start = number
             continue
-        card.append(line)
+        if size <= MAX_CARD_CHARS:
+            card.append(line)
+            size += len(line)
+            if size > MAX_CARD_CHARS:
+                card = []  # keep reading to its END:VCARD, but hold no more of it
         if word == "BEGIN:VCARD":
             depth += 1
         elif word == "END:VCARD":
             depth -= 1
             if depth == 0:
-                yield _parse_card(start, "".join(card))
+                if size > MAX_CARD_CHARS:
+                    yield ParsedRow.failed(
+                        start, f"card is larger than {MAX_CARD_CHARS} characters"
+                    )
+                else:
+                    yield _parse_card(start, "".join(card))
                 card = []
-        elif len(card) > MAX_CARD_LINES:
-            yield ParsedRow.failed(start, f"card has more than {MAX_CARD_LINES} lines")
-            depth, card = 0, []
     if depth:
         yield ParsedRow.failed(start, "card is not closed with END:VCARD")
     if stray_start is not None:

@@ -210,3 +210,23 @@ def test_snapshot_round_trip_rebuilds_indexes(new_id: Callable[[], str]) -> None
     assert loaded == state
     with pytest.raises(ValueError, match="schema"):
         state_from_snapshot({"schema": 99, "contacts": []})
+    broken = json.loads(json.dumps(snapshot))
+    del broken["contacts"][0]["created_at"]
+    with pytest.raises(ValueError, match="corrupt contacts snapshot"):
+        state_from_snapshot(broken)
+    twice = {"schema": 1, "contacts": snapshot["contacts"] * 2}
+    with pytest.raises(ValueError, match="appears twice"):
+        state_from_snapshot(twice)
+
+
+@pytest.mark.parametrize("expected", [0, -1, True, "1"])
+def test_expected_version_must_be_a_positive_integer(
+    expected: object, new_id: Callable[[], str]
+) -> None:
+    state = ContactsState()
+    run(state, CreateContact({"name": "Ada"}), T0, new_id)
+    with pytest.raises(ValidationError, match="expected_version") as info:
+        decide(state, UpdateContact("id-00001", {"notes": "x"}, expected), at(1), new_id)  # type: ignore[arg-type]
+    assert info.value.to_list() == [
+        {"field": "expected_version", "message": "must be a positive integer"}
+    ]

@@ -155,3 +155,17 @@ def test_import_into_a_large_state_scales() -> None:
         evolve(state, event)
     assert len(state) == 105_000
     assert len(state.ordered_keys()) == 105_000
+
+
+def test_outcome_json_form() -> None:
+    plan = plan_import(ContactsState(), ImportContacts(rows({"name": "", "x": 1})), T0, ids())
+    assert plan.outcomes[0].to_dict() == {
+        "ref": 2,
+        "status": "rejected",
+        "contact_id": None,
+        "reason": "x: unknown field; name: is required",
+        "errors": [
+            {"field": "x", "message": "unknown field"},
+            {"field": "name", "message": "is required"},
+        ],
+    }

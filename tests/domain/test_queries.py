@@ -218,6 +218,19 @@ def test_history_of_one_contact_even_after_removal() -> None:
     assert entries[0].changes["name"] == "Ada"
     assert entries[0].changes["emails"] == []
     assert entries[1].changes == {"company": "C", "title": None}
+    assert entries[0].contact is not None and entries[0].contact.company is None
+    assert entries[1].contact is not None
+    assert (entries[1].contact.company, entries[1].contact.version) == ("C", 2)
+    assert entries[1].contact.updated_at == at(2)
+    assert entries[2].contact is None
+    assert entries[1].to_dict()["contact"]["company"] == "C"
+    assert entries[2].to_dict() == {
+        "at": "2026-01-01T12:00:03.000000+00:00",
+        "type": "ContactRemoved",
+        "version": 3,
+        "changes": {},
+        "contact": None,
+    }
     with pytest.raises(ContactNotFound):
         contact_history("zzz", journal())
 
@@ -229,3 +242,33 @@ def test_state_as_of() -> None:
     assert ada is not None and (ada.company, ada.version) == ("C", 2)
     assert [c.id for c in state_as_of(journal(), at(3))] == ["b"]
     assert len(state_as_of(journal(), at(-1))) == 0
+
+
+def test_search_sees_updates_and_removals() -> None:
+    state = make(("a", {"name": "Ada", "notes": "old words"}), ("b", {"name": "Bob"}))
+    assert names(search_contacts(state, "old").items) == ["Ada"]
+    evolve(state, ContactUpdated("a", {"notes": "fresh words"}, at(1)))
+    assert names(search_contacts(state, "old").items) == []
+    assert names(search_contacts(state, "fresh").items) == ["Ada"]
+    evolve(state, ContactRemoved("a", at(2)))
+    assert names(search_contacts(state, "fresh").items) == []
+    assert names(search_contacts(state, "b").items) == ["Bob"]
+
+
+def test_a_term_does_not_match_across_two_values() -> None:
+    state = make(
+        ("a", {"name": "A", "labels": ["ab", "cd"], "phones": ["+12025550123", "+12025550199"]})
+    )
+    assert names(search_contacts(state, "label:bc").items) == []
+    assert names(search_contacts(state, "phone:01231").items) == []
+    assert names(search_contacts(state, "phone:0199").items) == ["A"]
+
+
+def test_copy_is_independent() -> None:
+    state = make(("a", {"name": "A", "emails": ["a@x.org"]}))
+    other = state.copy()
+    evolve(other, ContactUpdated("a", {"emails": ("b@x.org",), "name": "B"}, at(1)))
+    evolve(other, ContactCreated("c", {"name": "C"}, at(1)))
+    assert state.ids_with_email("a@x.org") == ["a"]
+    assert names(list_contacts(state).items) == ["A"]
+    assert names(list_contacts(other).items) == ["B", "C"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from contacts_cli.domain import validate_new
 from contacts_cli.io import ParsedRow, read_vcards
 
@@ -107,3 +109,17 @@ def test_bad_cards_report_their_start_line_and_the_rest_is_read() -> None:
 def test_empty_file() -> None:
     assert parse("") == []
     assert parse("\n\n") == []
+
+
+def test_oversized_card_is_reported_and_the_next_card_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("contacts_cli.io.vcard_import.MAX_CARD_CHARS", 200)
+    photo = "".join(f" {'A' * 70}\n" for _ in range(10))
+    text = (
+        f"BEGIN:VCARD\nVERSION:3.0\nFN:Big\nPHOTO;ENCODING=b;TYPE=JPEG:AAAA\n{photo}END:VCARD\n"
+        "BEGIN:VCARD\nVERSION:3.0\nFN:Small\nEND:VCARD\n"
+    )
+    rows = parse(text)
+    assert [(r.line, r.ok) for r in rows] == [(1, False), (16, True)]
+    assert rows[0].errors[0].message == "card is larger than 200 characters"
