@@ -135,6 +135,11 @@ class PostgresEngine(Engine):
         """``host:port/database`` of the server this engine talks to."""
         return self._target
 
+    @property
+    def application_name(self) -> str:
+        """The ``application_name`` of this engine's connections (see ``pg_stat_activity``)."""
+        return f"persistence-{self.writer_id[:12]}"
+
     async def start(self) -> None:
         if self._pool is not None:
             return
@@ -156,11 +161,13 @@ class PostgresEngine(Engine):
             cfg.url,
             min_size=cfg.pool_min_size,
             max_size=cfg.pool_max_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": self.application_name},
             check=AsyncConnectionPool.check_connection,
             timeout=cfg.connect_timeout,
-            reconnect_timeout=0,  # keep trying forever: the server may come back
-            name=f"persistence-{self.writer_id[:8]}",
+            # Replacing lost connections backs off exponentially and gives up after this
+            # long (the next request starts over), so recovery after a restart stays prompt.
+            reconnect_timeout=max(2 * cfg.connect_timeout, 10.0),
+            name=self.application_name,
             open=False,
         )
         try:

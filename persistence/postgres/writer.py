@@ -38,7 +38,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.engine import NewEvent, StoredEvent
-from persistence.errors import ConcurrencyConflict, StorageUnavailable
+from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
 from persistence.postgres.schema import Names
 
 _log = logging.getLogger(__name__)
@@ -112,6 +112,14 @@ SELECT c.base, c.ts, ARRAY(SELECT persistence_id FROM won) FROM counter c
         journal=names.journal,
         event_tag=names.event_tag,
     )
+
+
+def _refused_statement(exc: psycopg.Error) -> bool:
+    """Whether the server refused the statement itself (not the connection or the server)."""
+    state = exc.sqlstate
+    if state is None or isinstance(exc, psycopg.InterfaceError):
+        return False
+    return not state.startswith(("08", "53", "57", "58", "XX"))
 
 
 class GroupCommitWriter:
@@ -224,12 +232,20 @@ class GroupCommitWriter:
                 self._busy.discard(request.persistence_id)
 
     def _describe_failure(self, request: AppendRequest, exc: BaseException) -> BaseException:
-        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)):
+        what = (
+            f"append of {len(request.events)} event(s) to {request.persistence_id!r} at "
+            f"sequence_nr {request.expected_sequence_nr + 1}"
+        )
+        if isinstance(exc, PoolTimeout):
+            return StorageUnavailable(
+                f"{what} was not written: no connection to {self._target} within "
+                f"{self._connect_timeout:g} s"
+            )
+        if isinstance(exc, psycopg.Error):
             reason = " ".join(str(exc).split()) or type(exc).__name__
             return StorageUnavailable(
-                f"append of {len(request.events)} event(s) to {request.persistence_id!r} at "
-                f"sequence_nr {request.expected_sequence_nr + 1} failed at {self._target}: "
-                f"{reason}; it may or may not have been written, recover from the journal"
+                f"{what} failed at {self._target}: {reason}; it may or may not have been "
+                "written, recover from the journal"
             )
         return exc
 
@@ -242,9 +258,15 @@ class GroupCommitWriter:
                 if attempt == _MAX_ATTEMPTS:
                     raise
                 await asyncio.sleep(0.001 * attempt)
-            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError):
-                if len(batch) == 1:
+            except psycopg.Error as exc:
+                if not _refused_statement(exc):
                     raise
+                if len(batch) == 1:
+                    request = batch[0]
+                    raise PersistenceError(
+                        f"PostgreSQL refused the append of {len(request.events)} event(s) to "
+                        f"{request.persistence_id!r}: {' '.join(str(exc).split())}"
+                    ) from exc
                 # Something in one request broke the shared statement: write them one by
                 # one so that only the culprit fails.
                 for request in batch:

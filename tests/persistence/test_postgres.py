@@ -1,0 +1,350 @@
+"""What only the PostgreSQL engine has to prove: connection errors, migrations, several
+writers on one id, by-tag reads racing writers, and writes across a dying connection."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from persistence import (
+    ConcurrencyConflict,
+    NewEvent,
+    PersistenceError,
+    SerializationError,
+    StorageUnavailable,
+    StoredEvent,
+)
+from persistence.postgres import PostgresConfig, PostgresEngine
+from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
+from tests.conftest import EngineFactory, unique_schema
+
+# -- connection errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://postgres:hunter2@127.0.0.1:1/test", "127.0.0.1:1/test"),
+        ("postgresql://nobody_here:hunter2@127.0.0.1:5432/test", "127.0.0.1:5432/test"),
+    ],
+    ids=["unreachable", "bad-credentials"],
+)
+async def test_connection_errors_are_one_line_and_hide_the_password(
+    url: str, expected: str
+) -> None:
+    engine = PostgresEngine(url, schema=unique_schema(), connect_timeout=2)
+    with pytest.raises(StorageUnavailable) as info:
+        await engine.start()
+    message = str(info.value)
+    assert expected in message
+    assert "hunter2" not in message
+    assert "\n" not in message
+
+
+async def test_a_missing_database_is_named(database_url: str) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(database_url)
+    params["dbname"] = "no_such_database_here"
+    params["password"] = "hunter2"
+    url = psycopg.conninfo.make_conninfo(**params)
+    engine = PostgresEngine(url, schema=unique_schema(), connect_timeout=2)
+    with pytest.raises(StorageUnavailable, match="no_such_database_here") as info:
+        await engine.start()
+    assert "hunter2" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_schema_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="schema"):
+        PostgresConfig("postgresql://x@h/db", schema='evil"; drop table x; --')
+    with pytest.raises(ValueError, match="table_prefix"):
+        PostgresConfig("postgresql://x@h/db", table_prefix="Bad-Prefix")
+
+
+async def test_a_closed_engine_refuses_work(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory()
+    await engine.close()
+    with pytest.raises(StorageUnavailable, match="not started"):
+        await engine.append("p", [NewEvent("E", {})], 0)
+    with pytest.raises(StorageUnavailable, match="not started"):
+        await engine.highest_sequence_nr("p")
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+async def test_migrations_are_idempotent_and_safe_when_started_at_once(
+    engine_factory: EngineFactory, database_url: str
+) -> None:
+    schema = unique_schema("mig")
+    engines = [PostgresEngine(database_url, schema=schema, pool_max_size=2) for _ in range(4)]
+    try:
+        await asyncio.gather(*(e.start() for e in engines))
+        again = await engine_factory(schema=schema, table_prefix="")
+        await again.append("p", [NewEvent("E", {})], 0)
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            assert await schema_version(conn, Names(schema, "")) == LATEST_VERSION
+            cur = await conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(Names(schema, "").schema_version)
+            )
+            assert await cur.fetchone() == (LATEST_VERSION,)
+    finally:
+        for engine in engines:
+            await engine.close()
+
+
+async def test_schema_and_table_prefix_are_configurable(
+    engine_factory: EngineFactory, database_url: str
+) -> None:
+    schema = unique_schema("cfg")
+    first = await engine_factory(schema=schema, table_prefix="app_")
+    second = await engine_factory(schema=schema, table_prefix="other_")
+    await first.append("p", [NewEvent("E", {"who": "first"})], 0)
+    assert await second.highest_sequence_nr("p") == 0
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+            "ORDER BY table_name",
+            [schema],
+        )
+        tables = {row[0] for row in await cur.fetchall()}
+    assert {"app_journal", "app_snapshot", "other_journal", "other_durable_state"} <= tables
+
+
+async def test_a_nul_character_is_refused_before_anything_is_written(
+    pg_engine: PostgresEngine,
+) -> None:
+    with pytest.raises(SerializationError, match="U\\+0000"):
+        await pg_engine.append("p", [NewEvent("E", {"ok": 1}), NewEvent("E", {"s": "a\x00b"})], 0)
+    with pytest.raises(ValueError, match="NUL"):
+        await pg_engine.append("p", [NewEvent("E\x00", {})], 0)
+    assert await pg_engine.highest_sequence_nr("p") == 0
+
+
+# -- writers ---------------------------------------------------------------------------------
+
+
+async def test_a_refused_request_fails_alone_in_its_batch(pg_engine: PostgresEngine) -> None:
+    """A request the database refuses must not take the other actors' events with it."""
+    huge_tag = "".join(uuid.uuid4().hex for _ in range(400))  # beyond a btree entry's size
+    results = await asyncio.gather(
+        *(pg_engine.append(f"ok-{i}", [NewEvent("E", {"i": i})], 0) for i in range(10)),
+        pg_engine.append("odd", [NewEvent("E", {}, tags=frozenset({huge_tag}))], 0),
+        *(pg_engine.append(f"ok-{i}", [NewEvent("E", {"i": i})], 1) for i in range(10)),
+        return_exceptions=True,
+    )
+    refused = results[10]
+    assert isinstance(refused, PersistenceError)
+    assert not isinstance(refused, StorageUnavailable)
+    assert "'odd'" in str(refused) and "\n" not in str(refused)
+    assert all(isinstance(r, list) for r in results[:10] + results[11:])
+    assert await pg_engine.persistence_ids() == sorted(f"ok-{i}" for i in range(10))
+    assert await pg_engine.highest_sequence_nr("ok-3") == 2
+
+
+async def test_two_engines_on_one_id_leave_one_winner_per_sequence_nr(
+    engine_factory: EngineFactory,
+) -> None:
+    """Two pools, as two processes would have: every sequence_nr is won exactly once."""
+    schema = unique_schema("two")
+    engines = [await engine_factory(schema=schema) for _ in range(2)]
+    pid = "contested"
+    acked: dict[int, tuple[str, int]] = {}
+    conflicts = 0
+
+    async def writer(engine: PostgresEngine, name: str) -> None:
+        nonlocal conflicts
+        expected = 0
+        for k in range(60):
+            try:
+                stored = await engine.append(
+                    pid, [NewEvent("E", {"w": name, "k": k}), NewEvent("F", {"w": name})], expected
+                )
+            except ConcurrencyConflict as conflict:
+                conflicts += 1
+                expected = conflict.actual_sequence_nr
+                continue
+            for event in stored:
+                assert event.sequence_nr not in acked, "a sequence_nr was acknowledged twice"
+                acked[event.sequence_nr] = (event.writer_id, event.ordering)
+            expected = stored[-1].sequence_nr
+
+    await asyncio.gather(*(writer(e, f"w{i}") for i, e in enumerate(engines) for _ in range(2)))
+    journal = [e async for e in engines[0].replay(pid)]
+    assert [e.sequence_nr for e in journal] == list(range(1, len(journal) + 1))
+    assert {e.sequence_nr: (e.writer_id, e.ordering) for e in journal} == acked
+    assert conflicts > 0
+    assert {writer_id for writer_id, _ in acked.values()} == {e.writer_id for e in engines}
+    for a, b in zip(journal[::2], journal[1::2], strict=True):
+        assert a.payload["w"] == b.payload["w"]  # a batch is never split
+    assert await engines[1].highest_sequence_nr(pid) == len(journal)
+
+
+async def test_group_commit_shares_transactions(pg_engine: PostgresEngine) -> None:
+    await asyncio.gather(
+        *(pg_engine.append(f"id-{i}", [NewEvent("E", {"i": i})], 0) for i in range(200))
+    )
+    assert pg_engine.writer.batches_written < 50
+    assert len(await pg_engine.persistence_ids()) == 200
+
+
+async def test_per_id_order_is_kept_for_pipelined_appends(pg_engine: PostgresEngine) -> None:
+    """Appends queued without awaiting each other keep their order within one id."""
+    calls = [pg_engine.append("p", [NewEvent("E", {"k": k})], k) for k in range(30)]
+    results = await asyncio.gather(*calls)
+    assert [r[0].sequence_nr for r in results] == list(range(1, 31))
+    assert [e.payload["k"] async for e in pg_engine.replay("p")] == list(range(30))
+
+
+async def test_by_tag_readers_never_skip_events_committed_late(
+    engine_factory: EngineFactory,
+) -> None:
+    schema = unique_schema("tag")
+    writers = [await engine_factory(schema=schema) for _ in range(3)]
+    reader = await engine_factory(schema=schema)
+    tags = frozenset({"all"})
+    done = asyncio.Event()
+    seen: list[StoredEvent] = []
+
+    async def write(engine: PostgresEngine, n: int) -> None:
+        for k in range(40):
+            await asyncio.gather(
+                *(engine.append(f"w{n}-{i}", [NewEvent("E", {}, tags=tags)], k) for i in range(5))
+            )
+
+    async def read() -> None:
+        after = 0
+        while True:
+            finished = done.is_set()
+            async for event in reader.events_by_tag("all", after_ordering=after):
+                seen.append(event)
+                after = event.ordering
+            if finished:
+                return
+            await asyncio.sleep(0)
+
+    reading = asyncio.create_task(read())
+    await asyncio.gather(*(write(e, n) for n, e in enumerate(writers)))
+    done.set()
+    await reading
+    everything = [e async for e in reader.events_by_tag("all")]
+    assert len(everything) == 3 * 40 * 5
+    assert [e.ordering for e in seen] == [e.ordering for e in everything]
+
+
+# -- failures mid-write ----------------------------------------------------------------------
+
+
+class Ledger:
+    """What writers were told: acknowledged events, and attempts that failed."""
+
+    def __init__(self) -> None:
+        self.acked: dict[tuple[str, int], str] = {}
+        self.failed_attempts: set[str] = set()
+        self.conflicted_attempts: set[str] = set()
+        self.failures: list[StorageUnavailable] = []
+
+    async def write_until(
+        self, engine: PostgresEngine, pid: str, stop: asyncio.Event, minimum: int
+    ) -> None:
+        expected = 0
+        written = 0
+        while written < minimum or not stop.is_set():
+            attempt = uuid.uuid4().hex
+            try:
+                stored = await engine.append(pid, [NewEvent("E", {"attempt": attempt})], expected)
+            except StorageUnavailable as failure:
+                self.failures.append(failure)
+                self.failed_attempts.add(attempt)
+                expected = await self._highest(engine, pid, stop)
+                continue
+            except ConcurrencyConflict as conflict:  # only after an unknown outcome
+                self.conflicted_attempts.add(attempt)
+                expected = conflict.actual_sequence_nr
+                continue
+            self.acked[(pid, stored[0].sequence_nr)] = attempt
+            expected = stored[0].sequence_nr
+            written += 1
+
+    @staticmethod
+    async def _highest(engine: PostgresEngine, pid: str, stop: asyncio.Event) -> int:
+        while True:
+            try:
+                return await engine.highest_sequence_nr(pid)
+            except StorageUnavailable:
+                await asyncio.sleep(0.05)
+
+    async def verify(self, engine: PostgresEngine, pids: list[str]) -> None:
+        assert self.failures, "the test never hit a write in flight"
+        for failure in self.failures:
+            assert "\n" not in str(failure)
+        for pid in pids:
+            journal = [e async for e in engine.replay(pid)]
+            assert [e.sequence_nr for e in journal] == list(range(1, len(journal) + 1))
+            stored = {(pid, e.sequence_nr): e.payload["attempt"] for e in journal}
+            for key, attempt in self.acked.items():
+                if key[0] == pid:
+                    assert stored.get(key) == attempt, f"acknowledged {key} was lost"
+            for key, attempt in stored.items():
+                assert self.acked.get(key) == attempt or attempt in self.failed_attempts, (
+                    f"{key} holds an event nobody wrote or that was refused"
+                )
+                assert attempt not in self.conflicted_attempts
+
+
+async def test_terminating_the_backend_mid_write_loses_no_acknowledged_event(
+    engine_factory: EngineFactory, database_url: str
+) -> None:
+    engine = await engine_factory(connect_timeout=10)
+    pids = [f"actor-{i}" for i in range(20)]
+    ledger = Ledger()
+    stop = asyncio.Event()
+    writers = [asyncio.create_task(ledger.write_until(engine, p, stop, 20)) for p in pids]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+        for _ in range(400):
+            await asyncio.sleep(0.005)
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid <> pg_backend_pid()",
+                [engine.application_name],
+            )
+            if len(ledger.failures) >= 3:
+                break
+    stop.set()
+    await asyncio.gather(*writers)
+    await ledger.verify(engine, pids)
+    # Still the same engine, no restart: writing goes on.
+    stored = await engine.append("after", [NewEvent("E", {})], 0)
+    assert stored[0].sequence_nr == 1
+
+
+@pytest.mark.slow
+async def test_a_server_restart_fails_in_flight_writes_and_later_writes_succeed(
+    tmp_path_factory: pytest.TempPathFactory, engine_factory: EngineFactory
+) -> None:
+    from tests.conftest import start_test_embedded
+
+    server = await asyncio.to_thread(start_test_embedded, tmp_path_factory.mktemp("restart"))
+    try:
+        engine = await engine_factory(server.url, connect_timeout=2)
+        pids = [f"actor-{i}" for i in range(10)]
+        ledger = Ledger()
+        stop = asyncio.Event()
+        writers = [asyncio.create_task(ledger.write_until(engine, p, stop, 10)) for p in pids]
+        while len(ledger.acked) < 50:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(server.stop_server)
+        with pytest.raises(StorageUnavailable, match="not written: no connection"):
+            await engine.append("while-down", [NewEvent("E", {})], 0)
+        await asyncio.to_thread(server.start_server)
+        # The first write after the restart succeeds: the pool replaced its dead connections.
+        stored = await engine.append("after-restart", [NewEvent("E", {})], 0)
+        assert stored[0].sequence_nr == 1
+        stop.set()
+        await asyncio.gather(*writers)
+        await ledger.verify(engine, pids)
+        assert await engine.highest_sequence_nr("while-down") == 0
+    finally:
+        await asyncio.to_thread(server.stop)
