@@ -81,7 +81,16 @@ def main() -> None:
     from contacts_cli.cli_config import load_dotenv_file
 
     load_dotenv_file()
-    app()
+    try:
+        app()
+    except BrokenPipeError:
+        # The reader went away (`contacts export | head`): not an error worth a traceback.
+        import os
+        import sys
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

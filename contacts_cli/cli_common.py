@@ -123,7 +123,7 @@ def exit_code_for(exc: BaseException) -> int | None:
             return EXIT_UNAVAILABLE
         if isinstance(exc, errors.PersistenceError):
             return EXIT_FAILURE
-    if isinstance(exc, (ConnectionError, TimeoutError)):
+    if isinstance(exc, (ConnectionRefusedError, ConnectionResetError, TimeoutError)):
         return EXIT_UNAVAILABLE
     return None
 
@@ -149,7 +149,7 @@ def run(ctx: typer.Context, out: Output, job: Callable[[ContactsBackend], Awaita
 
     try:
         return asyncio.run(main())
-    except typer.Exit:
+    except (typer.Exit, BrokenPipeError):
         raise
     except KeyboardInterrupt:
         out.error("interrupted")

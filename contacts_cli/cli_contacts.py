@@ -206,7 +206,9 @@ def register(app: typer.Typer) -> None:
 
         contact = run(ctx, out, job)
         if contact is None:
-            raise fail(out, f"contact {contact_id} did not exist at {when}", EXIT_NOT_FOUND)
+            assert when is not None
+            raise fail(out, f"contact {contact_id} did not exist at {when.isoformat()}",
+                       EXIT_NOT_FOUND)
         out.contact(contact)
 
     @app.command(rich_help_panel="Contacts")

@@ -75,11 +75,19 @@ def history_rows(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, st
         seq_key, seq = _first(event, HISTORY_SEQ_KEYS)
         time_key, when = _first(event, HISTORY_TIME_KEYS)
         type_key, kind = _first(event, HISTORY_TYPE_KEYS)
-        used = {seq_key, time_key, type_key}
-        rest = {k: v for k, v in event.items() if k not in used}
-        if len(rest) == 1 and isinstance(next(iter(rest.values())), Mapping):
-            rest = dict(next(iter(rest.values())))
-        rows.append((format_value(seq), format_value(when), format_value(kind), format_value(rest)))
+        changes = event.get("changes")
+        if isinstance(changes, Mapping):
+            shown = {k: v for k, v in changes.items() if v not in (None, "", [], {})}
+            cleared = [k for k, v in changes.items() if v in (None, "", [], {})]
+            details = format_value(shown)
+            if cleared and "Created" not in str(kind):
+                details = ", ".join(filter(None, [details, "cleared " + ", ".join(cleared)]))
+            if not changes and "Removed" in str(kind):
+                details = "removed"
+        else:
+            used = {seq_key, time_key, type_key}
+            details = format_value({k: v for k, v in event.items() if k not in used})
+        rows.append((format_value(seq), format_value(when), format_value(kind), details))
     return rows
 
 
