@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
     """Add the operating commands to ``app``."""
     app.command(rich_help_panel="Operations")(serve)
     app.command(rich_help_panel="Operations")(stats)
+    app.command(rich_help_panel="Operations")(demo)
     app.add_typer(db_app, name="db", rich_help_panel="Operations")
 
 
@@ -46,6 +47,34 @@ def stats(ctx: typer.Context, json_: JsonOption = False) -> None:
         return await backend.stats()
 
     out.mapping(run(ctx, out, job))
+
+
+def demo(
+    ctx: typer.Context,
+    step: Annotated[bool, typer.Option(
+        "--step", help="Pause (press Enter) between the steps.")] = False,
+) -> None:
+    """A narrated walkthrough of actor persistence on real data (about 10 seconds).
+
+    Starts the system, spawns per-user actors, adds contacts, shows the journal rows,
+    crashes an actor, restarts everything and replays, snapshots, shows a history.
+    Uses its own schema (contacts_demo), reset at every run.
+    """
+    from contacts_cli.cli_common import describe, exit_code_for
+    from contacts_cli.demo import run_demo
+
+    out = Output()
+    settings = settings_of(ctx)
+    try:
+        code = run_demo(settings.database_url, settings.data_dir, step)
+    except KeyboardInterrupt:
+        raise fail(out, "interrupted", 130) from None
+    except Exception as exc:
+        exit_code = exit_code_for(exc)
+        if exit_code is None:
+            raise
+        raise fail(out, describe(exc), exit_code) from None
+    raise typer.Exit(code)
 
 
 # -- serve -------------------------------------------------------------------------------------

@@ -209,6 +209,7 @@ def test_an_import_killed_midway_and_run_again_ends_with_exactly_every_row(
             email = "" if i % 5 == 0 else f"bulk{i}@example.org"
             writer.writerow([f"Bulk Ñame {i}", email, ""])
     user = "bulk"
+    assert cli_env.run("db", "migrate", mode=None).code == 0
     before = _journal_rows(cli_env)
     proc = subprocess.Popen([CONTACTS, "--local", "import", str(source), "-u", user],
                             env={**os.environ, **cli_env.vars}, stdout=subprocess.PIPE,
