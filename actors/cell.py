@@ -49,6 +49,7 @@ class Cell(Node):
         "behaviour",
         "crash_task",
         "ctx",
+        "deadlines",
         "idle_since",
         "idle_timer",
         "loop",
@@ -77,6 +78,7 @@ class Cell(Node):
         self.behaviour = behaviour
         self.shutdown_after = shutdown_after
         self.loop = system.loop
+        self.deadlines = system.deadlines
         self.query_path = f"{system.name}/$query"
         self.mailbox: deque[tuple[object, ActorRef | None]] = deque()
         self.requests: deque[tuple[str, object]] = deque()
@@ -113,7 +115,7 @@ class Cell(Node):
     # -- requests from outside the drain task -------------------------------------------
 
     def start(self) -> None:
-        self.task = self.loop.create_task(self._drain())
+        self.task = self.loop.create_task(self._drain(), name=f"actor {self.path}")
 
     def wake(self) -> None:
         """Wake the parked drain task (call only when ``waiter`` is set)."""
@@ -173,6 +175,7 @@ class Cell(Node):
             return Decision.STOP
         verdict: asyncio.Future[Decision] = self.loop.create_future()
         self.verdict = verdict
+        self.system.metrics.escalations += 1
         self.parent.receive_escalation(
             PendingEscalation(Escalation(self.ref, msg, error), self, verdict)
         )
@@ -278,6 +281,7 @@ class Cell(Node):
                            exc_info=error)
             self.request_stop()
             return
+        self.system.metrics.resets += 1
         await self.stop_children()
         self.needs_start = True
         self.attention = True

@@ -126,6 +126,7 @@ class DurableStateBehaviour(Behaviour, Generic[S]):
         self.key = key
         self.current: DurableState | None = None
         self.engine: Engine | None = None
+        self.loaded = False
 
     def live(self) -> DurableState | None:
         current = self.current
@@ -168,21 +169,23 @@ class DurableStateBehaviour(Behaviour, Generic[S]):
         return existed
 
     async def started(self, ctx: Context) -> None:
+        self.loaded = False
         self.engine = engine_of(ctx, f"durable-state actor {self.key!r}")
         await self.load()
+        self.loaded = True
         loaded = self.live()
         self.actor.on_state_loaded(
             self.actor.decode_state(loaded.value) if loaded is not None else None
         )
 
     async def receive(self, msg: object, ctx: Context) -> None:
-        if self.engine is None:  # resumed after a failed start: load before any command
+        if not self.loaded:  # resumed after a failed start: load before any command
             await self.started(ctx)
         await _maybe_await(self.actor.on_command(msg, DurableStateContext.of(ctx, self)))
 
     def reset(self) -> None:
         self.current = None
-        self.engine = None
+        self.loaded = False
 
     async def on_crash(self, msg: object, error: BaseException, ctx: Context) -> Decision:
         decision = self.actor.on_crash(msg, error, DurableStateContext.of(ctx, self))

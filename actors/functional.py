@@ -108,8 +108,9 @@ class StatelessBehaviour(Behaviour):
     With ``max_concurrency`` 1 it is an ordinary actor. With more, each message runs in its
     own task once a slot is free (the mailbox waits meanwhile, so messages start in arrival
     order); a fault is supervised as soon as the cell is between two messages, and the
-    given ``on_crash`` decides (nact forces resume; here it is honoured). Stopping waits for
-    the handlers in flight.
+    given ``on_crash`` decides (nact forces resume; here it is honoured). A reset stops the
+    children and runs ``started`` again but lets the other handlers in flight finish;
+    stopping waits for them.
     """
 
     def __init__(self, handler: StatelessHandler, *, max_concurrency: int = 1,

@@ -1,8 +1,9 @@
 """Counters of one actor system: a small plain object, cheap to update on the hot path.
 
 The runtime fills ``live_actors``, ``messages_handled`` (added per drained batch, not per
-message), ``dead_letters``, ``faults`` and ``passivations``. The persistent layer fills the
-rest through :meth:`Metrics.observe_persist` and :meth:`Metrics.observe_replay`.
+message), ``dead_letters``, ``faults``, ``resets``, ``escalations`` and ``passivations``.
+The persistent layer fills the rest through :meth:`Metrics.observe_persist` and
+:meth:`Metrics.observe_replay`.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Metrics:
 
     __slots__ = (
         "dead_letters",
+        "escalations",
         "events_replayed",
         "faults",
         "live_actors",
@@ -78,6 +80,7 @@ class Metrics:
         "persists",
         "replay_seconds",
         "replays",
+        "resets",
     )
 
     def __init__(self) -> None:
@@ -85,6 +88,8 @@ class Metrics:
         self.messages_handled = 0
         self.dead_letters = 0
         self.faults = 0
+        self.resets = 0
+        self.escalations = 0
         self.passivations = 0
         self.persists = 0
         """Events persisted (one ``persist_all`` of 3 events counts 3)."""
@@ -112,6 +117,8 @@ class Metrics:
             "messages_handled": self.messages_handled,
             "dead_letters": self.dead_letters,
             "faults": self.faults,
+            "resets": self.resets,
+            "escalations": self.escalations,
             "passivations": self.passivations,
             "persists": self.persists,
             "persist_seconds": self.persist_seconds.as_dict(),

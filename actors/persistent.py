@@ -21,7 +21,7 @@ from actors.journal import Journal
 from actors.recovery import RecoveryReport, recover
 from actors.snapshots import SnapshotSchedule, check_snapshot_every, unwrap_snapshot, wrap_snapshot
 from actors.supervision import Decision
-from actors.system import spawn_behaviour
+from actors.system import ActorSystem, Parent, spawn_behaviour
 from actors.upcasting import EventCodec, JsonEvents, Upcasters
 from persistence.engine import Engine, Json, NewEvent, StoredEvent
 from persistence.errors import ConcurrencyConflict, JournalIntegrityError
@@ -29,7 +29,6 @@ from persistence.errors import ConcurrencyConflict, JournalIntegrityError
 if TYPE_CHECKING:
     from actors.durable_state import DurableStateActor
     from actors.ref import ActorRef
-    from actors.system import ActorSystem
 
 S = TypeVar("S")
 
@@ -57,15 +56,31 @@ async def _maybe_await(value: object) -> Any:
     return value
 
 
+def _no_engine(what: str, where: str) -> NoEngineConfigured:
+    return NoEngineConfigured(
+        f"{what} at {where!r} needs a persistence engine, but its actor system has none: "
+        f"create it with ActorSystem(name, engine=InMemoryEngine()) or a PostgresEngine"
+    )
+
+
 def engine_of(ctx: Context, what: str) -> Engine:
     """The system's engine, or a clear error saying how to configure one."""
     engine = ctx.system.engine
     if engine is None:
-        raise NoEngineConfigured(
-            f"{what} at {ctx.path!r} needs a persistence engine, but its actor system has "
-            f"none: create it with ActorSystem(name, engine=InMemoryEngine()) or a PostgresEngine"
-        )
+        raise _no_engine(what, ctx.path)
     return engine
+
+
+def require_engine(parent: Parent, what: str) -> None:
+    """Fail at spawn time, not in the actor, when the parent's system has no engine.
+
+    An ``ActorRef`` parent does not expose its system; that case fails in ``started()``.
+    """
+    system = parent if isinstance(parent, ActorSystem) else (
+        parent.system if isinstance(parent, Context) else None
+    )
+    if system is not None and system.engine is None:
+        raise _no_engine(what, system.name)
 
 
 class PersistentContext(Context, Generic[S]):
@@ -112,11 +127,13 @@ class PersistentContext(Context, Generic[S]):
         return self._pcore.last_recovery
 
     async def persist(self, event: Any) -> None:
-        """Write ``event`` to the journal; return once it is durable and applied."""
+        """Write ``event`` to the journal; return once it is durable (and, in the class API,
+        folded into ``ctx.state`` by ``on_event``). On any error nothing was applied."""
         await self._pcore.persist_all([event], self)
 
     async def persist_all(self, events: Iterable[Any]) -> None:
-        """Write ``events`` atomically (all or none); return once durable and applied."""
+        """Write ``events`` atomically (all or none), each with its own tags; return as
+        :meth:`persist` does."""
         await self._pcore.persist_all(list(events), self)
 
     async def snapshot(self) -> bool:
@@ -124,6 +141,13 @@ class PersistentContext(Context, Generic[S]):
         core = self._pcore
         if core.recovering:
             raise RuntimeError(f"{core.persistence_id!r}: snapshot() called during recovery")
+        if core.journal is None or core.journal.uncertain:
+            stale = RuntimeError(
+                f"{core.persistence_id!r}: the state may not match the journal after a failed "
+                f"write; no snapshot until the actor recovered"
+            )
+            core.snapshot_failed(stale, core.sequence_nr)
+            return False
         payload = core.encode_snapshot_payload(core.sequence_nr, core.state)
         if payload is None:
             return False
@@ -158,7 +182,6 @@ class _PersistentCore(Behaviour, Generic[S]):
         self.journal: Journal | None = None
         self.recovered = False
         self.pctx: PersistentContext[S] | None = None
-        self.system: ActorSystem | None = None
 
     # -- what each API supplies ------------------------------------------------------------
 
@@ -212,7 +235,6 @@ class _PersistentCore(Behaviour, Generic[S]):
     async def recover(self, ctx: PersistentContext[S]) -> None:
         """Rebuild the state from the latest usable snapshot and the events after it."""
         engine = engine_of(ctx, f"persistent actor {self.persistence_id!r}")
-        self.system = ctx.system
         if self.journal is None or self.journal.engine is not engine:
             self.journal = Journal(engine, self.persistence_id)
         self.recovered = False
@@ -293,7 +315,7 @@ class _PersistentCore(Behaviour, Generic[S]):
             encoded = self.codec.encode(event)
             tags = frozenset(self._tags_for(event))
             if not all(isinstance(tag, str) and tag for tag in tags):
-                raise ValueError(f"tags_for must give non-empty strings, got {sorted(tags)!r}")
+                raise ValueError(f"tags_for must give non-empty strings, got {list(tags)!r}")
             batch.append(NewEvent(encoded.type, encoded.payload, encoded.version, tags))
         stored = await journal.write(batch)
         ctx.system.metrics.observe_persist(journal.last_write_seconds, len(stored))
@@ -316,7 +338,7 @@ class _PersistentCore(Behaviour, Generic[S]):
                 f"snapshot of {self.persistence_id!r} at sequence_nr {sequence_nr}",
             )
         except Exception as exc:
-            self._snapshot_failed(exc, sequence_nr)
+            self.snapshot_failed(exc, sequence_nr)
             return None
 
     async def save_snapshot(self, sequence_nr: int, payload: Json) -> bool:
@@ -324,11 +346,11 @@ class _PersistentCore(Behaviour, Generic[S]):
         try:
             await self.journal.engine.save_snapshot(self.persistence_id, sequence_nr, payload)
         except Exception as exc:
-            self._snapshot_failed(exc, sequence_nr)
+            self.snapshot_failed(exc, sequence_nr)
             return False
         return True
 
-    def _snapshot_failed(self, error: BaseException, sequence_nr: int) -> None:
+    def snapshot_failed(self, error: BaseException, sequence_nr: int) -> None:
         hook = self._on_snapshot_failure
         if hook is None:
             log.warning(
@@ -479,7 +501,7 @@ class _ActorBehaviour(_PersistentCore[S]):
 
 
 def spawn_actor(
-    parent: Any,
+    parent: Parent,
     actor: PersistentActor[Any] | DurableStateActor[Any],
     name: str | None = None,
     *,
@@ -491,13 +513,16 @@ def spawn_actor(
     behaviour: Behaviour
     if isinstance(actor, PersistentActor):
         behaviour = _ActorBehaviour(actor)
+        what = f"persistent actor {actor.persistence_id!r}"
     elif isinstance(actor, DurableStateActor):
         behaviour = DurableStateBehaviour(actor)
+        what = f"durable-state actor {actor.key!r}"
     else:
         raise TypeError(
             f"spawn_actor needs a PersistentActor or DurableStateActor, got "
             f"{type(actor).__qualname__}"
         )
+    require_engine(parent, what)
     return spawn_behaviour(parent, behaviour, name, shutdown_after=shutdown_after)
 
 
@@ -590,7 +615,7 @@ class _FunctionalBehaviour(_PersistentCore[Any]):
 
 
 def spawn_persistent(
-    parent: Any,
+    parent: Parent,
     handler: PersistentHandler,
     persistence_id: str,
     name: str | None = None,
@@ -629,4 +654,5 @@ def spawn_persistent(
         on_crash=on_crash,
         on_snapshot_failure=on_snapshot_failure,
     )
+    require_engine(parent, f"persistent actor {persistence_id!r}")
     return spawn_behaviour(parent, behaviour, name, shutdown_after=shutdown_after)

@@ -216,12 +216,14 @@ async def handle_escalation(cell: Cell, pending: PendingEscalation) -> Decision:
     if decision is Decision.STOP_ALL_CHILDREN:
         pending.settle_stop()
         for ref in list(cell.children.values()):
-            ref._cell.request_stop()
+            if ref._cell is not pending.child:
+                ref._cell.request_stop()
         return Decision.RESUME
     if decision is Decision.RESET_ALL_CHILDREN:
         pending.settle_reset()
         for ref in list(cell.children.values()):
-            ref._cell.request_reset()
+            if ref._cell is not pending.child:
+                ref._cell.request_reset()
         return Decision.RESUME
     if decision is Decision.RESUME:
         if not pending.settled:

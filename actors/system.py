@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from persistence import Engine
 
 _log = logging.getLogger("actors")
+_INFINITY = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,16 @@ class ActorSystem:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stop every actor, children first, and wait for them; idempotent."""
+        """Stop every actor, children first, and wait for them; idempotent.
+
+        It cannot run inside one of the system's actors (it would wait for itself).
+        """
+        inside = current_cell.get()
+        if inside is not None and inside.system is self and not inside.stopping:
+            raise RuntimeError(
+                f"actor {inside.path} cannot shut down its own system (it would wait for "
+                "itself); stop it from outside the actors"
+            )
         root = self._root
         root.accepting = False
         cells = [ref._cell for ref in root.children.values()]
@@ -211,7 +221,11 @@ async def query(ref: ActorRef, msg_or_factory: object, timeout: float) -> Any:  
     the target is stopped (or stops before replying), :class:`~actors.errors.ActorCrashed`
     at once if the message crashed the actor, and :class:`~actors.errors.QueryTimeout`.
     """
-    seconds = validate_duration(timeout, "query timeout")
+    kind = type(timeout)
+    if (kind is float or kind is int) and 0 < timeout < _INFINITY:
+        seconds = float(timeout)
+    else:
+        seconds = validate_duration(timeout, "query timeout")
     if not isinstance(ref, CellRef):
         raise TypeError(f"query needs an actor's ref, got {ref!r}")
     cell = ref._cell
@@ -223,7 +237,7 @@ async def query(ref: ActorRef, msg_or_factory: object, timeout: float) -> Any:  
     pending = cell.pending
     pending.add(reply)
     ref._tell(msg, reply)
-    deadlines = cell.system.deadlines
+    deadlines = cell.deadlines
     key = deadlines.add(reply, seconds)
     try:
         return await future

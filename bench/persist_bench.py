@@ -2,7 +2,8 @@
 
 Run: ``python -m bench.persist_bench [--events N] [--runs R]``. Prints the median of R runs
 for three shapes of load: commands dispatched back to back (each persists one event),
-one query per command (a caller waiting for every reply), and ``persist_all`` batches.
+one query per command (a caller waiting for every reply), and ``persist_all`` batches;
+then how fast a restarted actor replays those N events (recovery, no snapshot).
 This measures the actor layer's own cost (encode, append, fold, metrics), not a database.
 """
 
@@ -72,6 +73,19 @@ async def _run(load: Callable[[Any, int], Awaitable[None]], events: int) -> floa
     return events / seconds
 
 
+async def _replay(events: int) -> float:
+    engine = InMemoryEngine()
+    async with ActorSystem("fill", engine=engine) as system:
+        await _batched(spawn_actor(system, Counter("bench-1"), "counter"), events)
+    async with ActorSystem("bench", engine=engine) as system:
+        started = time.perf_counter()
+        ref = spawn_actor(system, Counter("bench-1"), "counter")
+        assert await query(ref, "get", 600) == events
+        seconds = time.perf_counter() - started
+        assert system.metrics.events_replayed == events
+    return events / seconds
+
+
 async def main(events: int, runs: int) -> dict[str, float]:
     loads = {
         "dispatch, 1 event per command": _dispatched,
@@ -83,6 +97,9 @@ async def main(events: int, runs: int) -> dict[str, float]:
         rates = [await _run(load, events) for _ in range(runs)]
         results[label] = statistics.median(rates)
         print(f"{label:34s} median {results[label]:>10,.0f} events/s  ({runs} runs of {events})")
+    label = "recovery (replay, no snapshot)"
+    results[label] = statistics.median([await _replay(events) for _ in range(runs)])
+    print(f"{label:34s} median {results[label]:>10,.0f} events/s  ({runs} runs of {events})")
     return results
 
 

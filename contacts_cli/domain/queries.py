@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 import re
-import shlex
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
@@ -51,6 +50,7 @@ SEARCH_FIELDS: dict[str, str] = {
 
 _PHONE_LIKE = re.compile(r"[\d\s+\-().]*\d[\d\s+\-().]*")
 _FIELD_PREFIX = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
+_TOKEN = re.compile(r'(?P<prefix>[A-Za-z_]+:)?"(?P<phrase>[^"]*)"|(?P<word>\S+)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,27 +97,37 @@ def search_contacts(
 
 
 def parse_query(query: str) -> list[Term]:
-    """Split a query into terms: whitespace-separated, ``"quoted phrases"``, ``field:term``."""
-    try:
-        words = shlex.split(query)
-    except ValueError as exc:
-        raise ValidationError.single("q", f"cannot parse query: {exc}") from None
+    """Split a query into terms that must all match.
+
+    Terms are separated by whitespace; ``"a phrase"`` is one term; ``field:term`` or
+    ``field:"a phrase"`` limits a term to one field. A quoted term is never read as a
+    field prefix, so ``"http://x"`` searches for that text. Single quotes are literal.
+    """
     terms: list[Term] = []
-    for word in words:
-        match = _FIELD_PREFIX.fullmatch(word)
-        if match:
-            name, text = match.groups()
-            target = SEARCH_FIELDS.get(name.lower())
-            if target is None:
-                known = ", ".join(sorted(set(SEARCH_FIELDS.values())))
-                raise ValidationError.single(
-                    "q", f"unknown field {name!r} in {word!r} (fields: {known})"
-                )
-            if not text.strip():
-                raise ValidationError.single("q", f"{word!r} has no term after the colon")
-            terms.append(Term(target, _fold(text)))
-        else:
-            terms.append(Term(None, _fold(word)))
+    for match in _TOKEN.finditer(query):
+        prefix, phrase, word = match.group("prefix"), match.group("phrase"), match.group("word")
+        if word is not None:
+            if '"' in word:
+                raise ValidationError.single("q", f"unbalanced '\"' in {word!r}")
+            split = _FIELD_PREFIX.fullmatch(word)
+            if split is None:
+                terms.append(Term(None, _fold(word)))
+                continue
+            prefix, phrase = split.group(1) + ":", split.group(2)
+        if prefix is None:
+            if phrase.strip():
+                terms.append(Term(None, _fold(phrase)))
+            continue
+        name = prefix[:-1]
+        target = SEARCH_FIELDS.get(name.lower())
+        if target is None:
+            known = ", ".join(sorted(set(SEARCH_FIELDS.values())))
+            raise ValidationError.single(
+                "q", f"unknown field {name!r} in {match.group()!r} (fields: {known})"
+            )
+        if not phrase.strip():
+            raise ValidationError.single("q", f"{match.group()!r} has no term after the colon")
+        terms.append(Term(target, _fold(phrase)))
     return terms
 
 

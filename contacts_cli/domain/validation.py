@@ -66,7 +66,13 @@ def normalise_phone(value: str, region: str | None = None) -> str:
     try:
         number = phonenumbers.parse(value, region or default_region())
     except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"is not a phone number ({exc._msg})") from None
+        reason = {
+            phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "has an invalid country code",
+            phonenumbers.NumberParseException.TOO_SHORT_NSN: "is too short",
+            phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "is too short",
+            phonenumbers.NumberParseException.TOO_LONG: "is too long",
+        }.get(exc.error_type, "is not a phone number")
+        raise ValueError(f"{reason} ({value!r})") from None
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
         detail = {

@@ -23,6 +23,7 @@ from contacts_cli.io.formats import (
 )
 from contacts_cli.io.json_import import read_json, read_jsonl
 from contacts_cli.io.rows import ImportFileError, ParsedRow, import_chunks
+from contacts_cli.io.text import open_text
 from contacts_cli.io.vcard_import import read_vcards
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "format_from_name",
     "guess_format",
     "import_chunks",
+    "open_text",
     "parse_format",
     "read_contacts",
     "read_csv",

@@ -7,6 +7,7 @@ use ``;`` in our columns, `` ::: `` in Google's and ``;`` in Outlook's categorie
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -58,7 +59,14 @@ Mapper = Callable[[dict[str, str]], dict[str, Any]]
 
 def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
     """Yield one :class:`ParsedRow` per record; raises ImportFileError for a bad header."""
-    reader = csv.reader(iter_lines(stream), strict=True)
+    lines = iter_lines(stream)
+    peeked: list[str] = []
+    for line in lines:
+        peeked.append(line)
+        if line.strip():
+            break
+    delimiter = sniff_delimiter(peeked[-1] if peeked else "")
+    reader = csv.reader(itertools.chain(peeked, lines), delimiter=delimiter, strict=True)
     header: list[str] | None = None
     mapper: Mapper | None = None
     consumed = 0
@@ -94,6 +102,19 @@ def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
         yield ParsedRow(start, mapper(cells))
 
 
+def sniff_delimiter(header_line: str) -> str:
+    """``,`` unless the header line clearly uses ``;`` (European Excel) or tabs."""
+    counts = dict.fromkeys(",;\t", 0)
+    quoted = False
+    for char in header_line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(counts, key=lambda c: counts[c])
+    return best if counts[best] > counts[","] else ","
+
+
 def _mapper_for(header: Sequence[str], line: int) -> Mapper:
     names = set(header)
     if names & _GOOGLE_MARKERS:
@@ -108,7 +129,7 @@ def _ours(header: Sequence[str], line: int) -> Mapper:
     for cell in header:
         key = cell.casefold()
         field = _ALIASES.get(key, key)
-        if field in READ_ONLY_FIELDS:
+        if not field or field in READ_ONLY_FIELDS:
             columns[cell] = None
         elif field in EDITABLE_FIELDS:
             if field in columns.values():

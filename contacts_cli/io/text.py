@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
-from typing import Protocol
+from typing import BinaryIO, Protocol
+
+from contacts_cli.io.rows import ImportFileError
 
 CHUNK_SIZE = 64 * 1024
 BOM = "\ufeff"
@@ -23,8 +26,16 @@ def iter_chunks(stream: TextSource, chunk_size: int = CHUNK_SIZE) -> Iterator[st
     """
     first = True
     pending_cr = False
+    lines_done = 0
     while True:
-        chunk = stream.read(chunk_size)
+        try:
+            chunk = stream.read(chunk_size)
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                lines_done + 1,
+                f"the file is not valid {exc.encoding} text at or after this line "
+                f"({exc.reason}); give its encoding, e.g. cp1252",
+            ) from None
         if not chunk:
             break
         if first:
@@ -38,7 +49,9 @@ def iter_chunks(stream: TextSource, chunk_size: int = CHUNK_SIZE) -> Iterator[st
             chunk = chunk[:-1]
             pending_cr = True
         if chunk:
-            yield chunk.replace("\r\n", "\n").replace("\r", "\n")
+            text = chunk.replace("\r\n", "\n").replace("\r", "\n")
+            lines_done += text.count("\n")
+            yield text
     if pending_cr:
         yield "\n"
 
@@ -73,3 +86,27 @@ class PrefixedSource:
             return head + self._stream.read()
         head, self._head = self._head[:size], self._head[size:]
         return head
+
+
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def open_text(binary: BinaryIO, encoding: str | None = None) -> io.TextIOWrapper:
+    """Wrap a binary stream for the readers, streaming.
+
+    The encoding is the one given, else the one its byte-order mark names (UTF-8, UTF-16,
+    UTF-32), else UTF-8. Line endings are left to the readers (``newline=""``).
+    """
+    buffered: io.BufferedReader = (
+        binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)  # type: ignore[arg-type]
+    )
+    if encoding is None:
+        head = buffered.peek(4)[:4]
+        encoding = next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
+    return io.TextIOWrapper(buffered, encoding=encoding, newline="")

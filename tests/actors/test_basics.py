@@ -12,8 +12,10 @@ from actors import (
     ActorNotFound,
     ActorRef,
     ActorSystem,
+    Behaviour,
     Context,
     DeadLetter,
+    Decision,
     DuplicateActorName,
     InvalidActorName,
     QueryTimeout,
@@ -21,6 +23,7 @@ from actors import (
     dispatch,
     query,
     spawn,
+    spawn_behaviour,
     spawn_stateless,
     stop,
 )
@@ -329,3 +332,35 @@ async def test_dispatch_and_query_refuse_non_refs(system: ActorSystem) -> None:
         await query("nope", 1, 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await stop(system)  # type: ignore[arg-type]
+
+
+async def test_a_context_subclass_built_from_the_runtime_context(system: ActorSystem) -> None:
+    class ShoutingContext(Context):
+        __slots__ = ("volume",)
+
+        def shout(self, text: str) -> None:
+            self.reply(text.upper() + "!" * self.volume)
+
+    class Shouter(Behaviour):
+        async def receive(self, msg: object, ctx: Context) -> None:
+            loud = ShoutingContext.from_context(ctx)
+            loud.volume = 2
+            assert loud.sender is ctx.sender and loud.self is ctx.self
+            loud.shout(str(msg))
+
+        async def on_crash(self, msg: object, error: BaseException, ctx: Context) -> Decision:
+            return Decision.STOP
+
+    ref = spawn_behaviour(system, Shouter(), "shouter")
+    assert await query(ref, "hi", 5) == "HI!!"
+
+
+async def test_the_system_cannot_be_shut_down_from_inside_an_actor(system: ActorSystem) -> None:
+    async def handler(state: None, msg: Any, ctx: Context) -> None:
+        try:
+            await ctx.system.shutdown()
+        except RuntimeError as error:
+            ctx.reply(str(error))
+
+    ref = spawn(system, handler, "rebel")
+    assert "cannot shut down its own system" in await query(ref, "x", 5)

@@ -18,12 +18,18 @@ from actors import (
     PersistentContext,
     dispatch,
     query,
+    spawn,
     spawn_actor,
 )
 from actors.persistent import NoEngineConfigured
 from persistence import InMemoryEngine, NewEvent
 from persistence.engine import MAX_SEQUENCE_NR, StoredEvent
-from persistence.errors import ConcurrencyConflict, JournalIntegrityError, StorageUnavailable
+from persistence.errors import (
+    ConcurrencyConflict,
+    JournalIntegrityError,
+    SerializationError,
+    StorageUnavailable,
+)
 
 T = 5.0  # query timeout: generous, these tests are never timed
 
@@ -65,6 +71,8 @@ class Ledger(PersistentActor[list[int]]):
             ctx.reply((ctx.state, ctx.sequence_nr))
         elif isinstance(command, LastRecovery):
             ctx.reply(ctx.last_recovery)
+        elif command == "snapshot":
+            ctx.reply(await ctx.snapshot())
         elif isinstance(command, list):
             await ctx.persist_all({"type": "added", "n": n} for n in command)
             ctx.reply(ctx.state)
@@ -112,6 +120,8 @@ async def test_persist_replies_after_the_write_and_a_restart_replays() -> None:
         recovery = system.metrics
         assert recovery.replays == 1 and recovery.events_replayed == 3
         assert system.metrics.persists == 1
+        assert system.metrics.persist_seconds.count == 1
+        assert system.metrics.replay_seconds.count == 1
 
 
 async def test_tags_are_given_per_event_in_persist_all() -> None:
@@ -245,6 +255,20 @@ async def test_snapshot_every_counts_events_exactly_across_persist_all() -> None
         assert final.payload["state"] == list(range(25))
 
 
+async def test_an_explicit_snapshot_is_used_by_the_next_recovery() -> None:
+    engine = InMemoryEngine()
+    async with ActorSystem("a", engine=engine) as system:
+        ref = spawn_actor(system, Ledger(), "ledger")
+        await query(ref, [1, 2, 3], T)
+        assert await query(ref, "snapshot", T) is True
+        await query(ref, 4, T)
+    async with ActorSystem("b", engine=engine) as system:
+        ref = spawn_actor(system, Ledger(), "ledger")
+        report = await query(ref, LastRecovery(), T)
+        assert (report.snapshot_sequence_nr, report.events_replayed) == (3, 1)
+        assert await _state(ref) == ([1, 2, 3, 4], 4)
+
+
 class EveryThird(Ledger):
     def snapshot_when(self, sequence_nr: int, state: list[int], event: Any) -> bool:
         return bool(event["n"] == 42)
@@ -292,7 +316,8 @@ class Careful(Ledger):
             try:
                 await ctx.persist_all({"type": "added", "n": n} for n in command)
             except StorageUnavailable as exc:
-                ctx.reply(("failed", str(exc), ctx.state, ctx.sequence_nr))
+                snapshotted = await ctx.snapshot()  # refused: the write may have landed
+                ctx.reply(("failed", str(exc), ctx.state, ctx.sequence_nr, snapshotted))
                 return
             ctx.reply(("ok", ctx.state, ctx.sequence_nr))
         else:
@@ -301,12 +326,17 @@ class Careful(Ledger):
 
 async def test_a_failed_write_leaves_state_and_sequence_nr_untouched() -> None:
     engine = FlakyEngine()
+    actor = Careful()
     async with ActorSystem("a", engine=engine) as system:
-        ref = spawn_actor(system, Careful(), "ledger")
+        ref = spawn_actor(system, actor, "ledger")
         await query(ref, 1, T)
         engine.fail_appends = 1
-        assert await query(ref, (2, 3), T) == ("failed", "storage down (injected)", [1], 1)
+        failed = await query(ref, (2, 3), T)
+        assert failed == ("failed", "storage down (injected)", [1], 1, False)
+        assert "no snapshot until the actor recovered" in str(actor.snapshot_failures[0][0])
         assert await query(ref, (2, 3), T) == ("ok", [1, 2, 3], 3)
+        assert actor.recovered_with == [[], [1]]  # the ambiguous write made it recover first
+    assert await engine.load_snapshot("ledger") is None
     assert [e.sequence_nr async for e in engine.replay("ledger")] == [1, 2, 3]
 
 
@@ -395,17 +425,29 @@ async def test_a_snapshot_beyond_the_journal_is_ignored() -> None:
         assert await _state(ref) == ([0, 1, 2], 3)
 
 
-async def test_without_an_engine_the_actor_fails_with_a_clear_error() -> None:
-    actor = Ledger()
+async def test_without_an_engine_spawn_fails_with_a_clear_error() -> None:
     async with ActorSystem("a") as system:
-        spawn_actor(system, actor, "ledger")
+        with pytest.raises(NoEngineConfigured, match=r"engine=InMemoryEngine\(\)"):
+            spawn_actor(system, Ledger(), "ledger")
+
+
+async def test_without_an_engine_a_child_fails_in_started_with_a_clear_error() -> None:
+    actor = Ledger()
+
+    def parent_handler(state: Any, msg: Any, ctx: Any) -> Any:
+        ctx.reply(spawn_actor(ctx.self, actor, "ledger"))
+        return state
+
+    async with ActorSystem("a") as system:
+        parent = spawn(system, parent_handler, "parent")
+        await query(parent, "spawn", T)
         for _ in range(100):
             if actor.crashes:
                 break
             await asyncio.sleep(0.01)
     [(_, error)] = actor.crashes
     assert isinstance(error, NoEngineConfigured)
-    assert "engine=" in str(error)
+    assert "'a/parent/ledger'" in str(error)
 
 
 def test_a_missing_persistence_id_is_rejected_at_spawn() -> None:
@@ -448,3 +490,34 @@ async def test_a_long_journal_replays_through_pages_while_commands_wait() -> Non
         state, seq = await _state(ref)
     assert state == [*range(1200), 5000, 5001]
     assert seq == 1202
+
+
+async def test_an_event_that_is_not_json_is_rejected_before_anything_is_written() -> None:
+    engine = InMemoryEngine()
+    actor = Ledger()
+    async with ActorSystem("a", engine=engine) as system:
+        ref = spawn_actor(system, actor, "ledger")
+        await query(ref, 1, T)
+        with pytest.raises(ActorCrashed) as info:
+            await query(ref, float("nan"), T)  # NaN is no JSON value
+        assert isinstance(info.value.error, SerializationError)
+        assert "payload of event #1 (added)" in str(info.value.error)
+        assert await _state(ref) == ([1], 1)
+    assert await engine.highest_sequence_nr("ledger") == 1
+
+
+async def test_two_live_writers_on_one_persistence_id_never_overwrite_each_other() -> None:
+    engine = InMemoryEngine()
+    async with ActorSystem("a", engine=engine) as system:
+        first = spawn_actor(system, Ledger(), "first")
+        second = spawn_actor(system, Ledger(), "second")
+        assert await _state(first) == await _state(second) == ([], 0)  # both recovered
+        assert await query(first, 1, T) == [1]
+        with pytest.raises(ActorCrashed) as info:
+            await query(second, 2, T)
+        assert isinstance(info.value.error, ConcurrencyConflict)
+        assert await query(second, 2, T) == [1, 2]  # recovered, then persisted after 1
+        with pytest.raises(ActorCrashed):
+            await query(first, 3, T)
+        assert await query(first, 3, T) == [1, 2, 3]
+    assert [e.payload["n"] async for e in engine.replay("ledger")] == [1, 2, 3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from actors import (
     ActorCrashed,
+    ActorNotFound,
     ActorSystem,
     Decision,
     PersistentContext,
@@ -215,3 +217,29 @@ async def test_replies_during_a_replay_never_reach_the_current_caller() -> None:
         assert await query(ref, "get", T) == ("seen", "get", False)
         assert await query(ref, 5, T) == ("seen", 5, False)
     assert [e.payload async for e in engine.replay("p")] == [1, 10, 5]
+
+
+async def test_a_passivated_actor_recovers_when_spawned_again() -> None:
+    engine = InMemoryEngine()
+
+    async def handler(state: list[Any], msg: Any, ctx: PersistentContext[Any]) -> list[Any]:
+        if msg == "get":
+            ctx.reply(state)
+            return state
+        if not ctx.recovering:
+            await ctx.persist(msg)
+            ctx.reply("ok")
+        return [*state, msg]
+
+    async with ActorSystem("a", engine=engine) as system:
+        ref = spawn_persistent(system, handler, "p", "p", initial_state=[], shutdown_after=0.02)
+        await query(ref, "x", T)
+        await query(ref, "y", T)
+        for _ in range(500):
+            if "p" not in system.children:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(ActorNotFound):
+            await query(ref, "get", T)
+        again = spawn_persistent(system, handler, "p", "p", initial_state=[])
+        assert await query(again, "get", T) == ["x", "y"]

@@ -148,6 +148,7 @@ SEARCH = make(
         },
     ),
     ("4", {"name": "Zoë Ünal", "company": "Straße GmbH"}),
+    ("5", {"name": "Conan O'Brien", "notes": "see http://o.example"}),
 )
 
 
@@ -170,8 +171,13 @@ SEARCH = make(
         ("STRASSE", ["Zoë Ünal"]),
         ("org:gmbh", ["Zoë Ünal"]),
         ("nobody", []),
-        ("", ["Ada Lovelace", "Charles Babbage", "Grace Hopper", "Zoë Ünal"]),
+        ("", ["Ada Lovelace", "Charles Babbage", "Conan O'Brien", "Grace Hopper", "Zoë Ünal"]),
         ("12:30", []),
+        ("o'brien", ["Conan O'Brien"]),
+        ('"http://o.example"', ["Conan O'Brien"]),
+        ('notes:"http://o.example"', ["Conan O'Brien"]),
+        ('name:"charles babbage"', ["Charles Babbage"]),
+        ('"name:charles"', []),
     ],
 )
 def test_search(query: str, expected: list[str]) -> None:
@@ -180,7 +186,13 @@ def test_search(query: str, expected: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("query", "fragment"),
-    [("colour:red", "unknown field 'colour'"), ("name:", "no term"), ('"open', "cannot parse")],
+    [
+        ("colour:red", "unknown field 'colour'"),
+        ("name:", "no term"),
+        ('name:""', "no term"),
+        ('"open', "unbalanced"),
+        ("http://x", "unknown field 'http'"),
+    ],
 )
 def test_search_syntax_errors(query: str, fragment: str) -> None:
     with pytest.raises(ValidationError, match=fragment) as info:

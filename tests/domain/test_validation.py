@@ -164,7 +164,7 @@ def test_phone_region_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
     [
         ("555-0100", "area code"),
         ("abc", "not a phone number"),
-        ("+999 123", "after plus-sign"),
+        ("+999 123", "invalid country code"),
         ("12345678901234567", "too long"),
     ],
 )

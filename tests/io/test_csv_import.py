@@ -84,6 +84,10 @@ def test_bad_headers_fail_the_file(header: str, fragment: str) -> None:
     assert info.value.line == 1
 
 
+def test_unnamed_columns_are_ignored() -> None:
+    assert parse("name,emails,\nA,a@x.org,\n")[0].data == {"name": "A", "emails": ["a@x.org"]}
+
+
 def test_header_aliases_and_read_only_columns_are_accepted() -> None:
     rows = parse("ID,Name,Email,Phone,Label,version\n1,A,a@x.org,+12025550123,vip,3\n")
     assert rows[0].data == {
@@ -189,3 +193,15 @@ def test_streaming_does_not_read_everything_first() -> None:
     rows = read_csv(stream)
     assert next(rows).data == {"name": "N0"}
     assert stream.tell() < len(text)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_separated_files(sep: str) -> None:
+    rows = parse(f'name{sep}emails{sep}notes\nAda{sep}"a@x.org;b@x.org"{sep}"x, y"\n')
+    assert rows[0].data == {"name": "Ada", "emails": ["a@x.org", "b@x.org"], "notes": "x, y"}
+    assert rows[0].line == 2
+
+
+def test_quoted_separators_in_the_header_do_not_fool_the_sniffer() -> None:
+    rows = parse('name,"notes"\n"A;B;C",x\n')
+    assert rows[0].data == {"name": "A;B;C", "notes": "x"}

@@ -44,7 +44,12 @@ RAW = [
         + " and a long tail " * 10,
         "labels": ["Math, logic", "Friends"],
     },
-    {"name": "Zoë Ünal 李小龍", "birthday": "--02-29", "labels": ["ünïcødé"]},
+    {
+        "name": "Zoë Ünal 李小龍",
+        "birthday": "--02-29",
+        "labels": ["ünïcødé"],
+        "address": "東京都" * 40,
+    },
     {"name": "=cmd|' /C calc'!A0", "notes": "\u2028 unusual separator"},
 ]
 
@@ -101,7 +106,7 @@ def test_csv_shape() -> None:
     write_csv(contacts()[1:2], out)
     assert out.getvalue() == (
         "name,emails,phones,company,title,address,birthday,notes,labels\r\n"
-        "Zoë Ünal 李小龍,,,,,,--02-29,,ünïcødé\r\n"
+        "Zoë Ünal 李小龍,,,,," + "東京都" * 40 + ",--02-29,,ünïcødé\r\n"
     )
 
 

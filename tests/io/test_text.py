@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from contacts_cli.io.text import PrefixedSource, iter_chunks, iter_lines
+from contacts_cli.io import ImportFileError, read_contacts
+from contacts_cli.io.text import PrefixedSource, iter_chunks, iter_lines, open_text
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 65536])
@@ -36,3 +37,18 @@ def test_prefixed_source_replays_the_head() -> None:
     assert source.read(5) == "c"
     assert source.read(-1) == "defgh"
     assert source.read(4) == ""
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-32"])
+def test_open_text_detects_boms(encoding: str) -> None:
+    data = 'name,notes\r\nZoë,"a\rb"\n'.encode(encoding)
+    rows = list(read_contacts(open_text(io.BytesIO(data)), "csv"))
+    assert [(r.line, r.data) for r in rows] == [(2, {"name": "Zoë", "notes": "a\nb"})]
+
+
+def test_wrong_encoding_is_a_clear_file_error() -> None:
+    data = "name\nA\nCafé\n".encode("cp1252")
+    with pytest.raises(ImportFileError, match=r"not valid utf-8 text.*cp1252"):
+        list(read_contacts(open_text(io.BytesIO(data)), "csv"))
+    rows = list(read_contacts(open_text(io.BytesIO(data), "cp1252"), "csv"))
+    assert [r.data for r in rows] == [{"name": "A"}, {"name": "Café"}]
