@@ -49,21 +49,29 @@ class RuntimeCollector(Collector):
             "contacts_actor_faults", "Handler failures seen by supervision.",
             value=m.get("faults", 0),
         )
-        persist = SummaryMetricFamily(
-            "contacts_persist_seconds", "Time from persist call to durable journal write.",
-            count_value=m.get("persists", 0), sum_value=m.get("persist_seconds_sum", 0.0),
+        yield SummaryMetricFamily(
+            "contacts_persist_seconds", "Journal writes (persist/persist_all) and their latency.",
+            count_value=m.get("persist_seconds_count", 0),
+            sum_value=m.get("persist_seconds_sum", 0.0),
         )
-        yield persist
-        for q in ("0.5", "0.99"):
-            if (value := m.get(f"persist_seconds_p{q[2:]}")) is not None:
+        yield CounterMetricFamily(
+            "contacts_events_persisted", "Events written to the journal.",
+            value=m.get("persists", 0),
+        )
+        for quantile in ("p50", "p99"):
+            if (value := m.get(f"persist_seconds_{quantile}")) is not None:
                 yield GaugeMetricFamily(
-                    f"contacts_persist_seconds_p{q[2:]}",
-                    f"Recent persist latency, quantile {q}.", value=value,
+                    f"contacts_persist_seconds_{quantile}",
+                    f"Journal write latency over the recent writes, {quantile}.", value=value,
                 )
         yield SummaryMetricFamily(
             "contacts_replay_seconds",
             "Recoveries (snapshot load plus journal replay) and their duration.",
             count_value=m.get("replays", 0), sum_value=m.get("replay_seconds_sum", 0.0),
+        )
+        yield CounterMetricFamily(
+            "contacts_passivations", "User actors stopped after being idle.",
+            value=m.get("passivations", 0),
         )
         yield CounterMetricFamily(
             "contacts_events_replayed", "Events replayed during recoveries.",

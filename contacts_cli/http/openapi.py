@@ -239,8 +239,7 @@ DOCUMENT: dict[str, Any] = {
             "parameters": [_USER, _CONTACT],
             "get": {"summary": "The contact's events with their timestamps",
                     "responses": {
-                        "200": _ok({"type": "object", "properties": {
-                            "items": {"type": "array", "items": _ref("HistoryEntry")}}}),
+                        "200": _ok({"type": "array", "items": _ref("HistoryEntry")}),
                         **_problems(401, 404, 422, 503, 504)}},
         },
     },

@@ -11,9 +11,11 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from contacts_cli.backend import BackendError, ContactJson, DuplicatePolicy
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
@@ -84,11 +86,8 @@ def idempotency_key(request: Request) -> str | None:
 def contact_response(contact: ContactJson, request: Request, status: int = 200) -> Response:
     headers = {"ETag": etag(contact)}
     if status == 201:
-        headers["Location"] = str(
-            request.url_for(
-                "contact", user_id=request.path_params["user_id"], contact_id=contact["id"]
-            ).path
-        )
+        user = request.path_params["user_id"]
+        headers["Location"] = f"/api/{user}/contacts/{quote(contact['id'], safe='')}"
     return JSONBody(contact, status_code=status, headers=headers)
 
 
@@ -196,7 +195,7 @@ async def remove_contact(request: Request) -> Response:
 async def contact_history(request: Request) -> Response:
     user = user_id(request)
     events = await state(request).backend.history(user, request.path_params["contact_id"])
-    return JSONBody({"items": events})
+    return JSONBody(events)
 
 
 _POLICIES: dict[str, DuplicatePolicy] = {"skip": "skip", "update": "update", "create": "create"}
@@ -244,7 +243,7 @@ async def import_contacts(request: Request) -> Response:
                 return
         yield _line({"summary": {**counts, "rows": sum(counts.values()), "dry_run": dry_run}})
 
-    return StreamingResponse(body(), media_type=JSONL)
+    return RequestBodyStreamingResponse(body(), media_type=JSONL)
 
 
 async def _numbered(lines: AsyncIterator[Line]) -> AsyncIterator[tuple[int, Any]]:
@@ -253,6 +252,19 @@ async def _numbered(lines: AsyncIterator[Line]) -> AsyncIterator[tuple[int, Any]
             yield line.number, RowError(line.number, [("line", line.error or "unreadable")])
         else:
             yield line.number, line.value
+
+
+class RequestBodyStreamingResponse(StreamingResponse):
+    """A streaming response whose body iterator is still reading the request body.
+
+    Starlette's StreamingResponse (for ASGI servers before spec 2.4) listens for a disconnect
+    with ``receive()`` while it streams, which would swallow the request body's remaining
+    messages; here only the body iterator calls ``receive()``, and a client that goes away
+    shows up there as a disconnect.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stream_response(send)
 
 
 def _line(value: dict[str, Any]) -> bytes:
