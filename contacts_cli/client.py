@@ -161,12 +161,12 @@ class HttpBackend:
     async def history(self, user: str, contact_id: str) -> EventList:
         result = await self._request(
             "GET", f"{_user_path(user)}/{quote(contact_id, safe='')}/history")
-        items: EventList = result["items"]
+        items: EventList = result["items"] if isinstance(result, Mapping) else result
         return items
 
     async def as_of(self, user: str, when: datetime) -> ContactList:
         result = await self._request("GET", _user_path(user), params={"as_of": when.isoformat()})
-        items: ContactList = result["items"]
+        items: ContactList = result["items"] if isinstance(result, Mapping) else result
         return items
 
     async def import_rows(self, user: str, rows: AsyncIterable[dict[str, Any]], *,
