@@ -165,8 +165,9 @@ def register(app: typer.Typer) -> None:
     def search(
         ctx: typer.Context,
         terms: Annotated[list[str], typer.Argument(
-            help="Search terms: words match any field; field:value (e.g. email:example.org, "
-                 "tag:work) narrows to one field; all terms must match.")],
+            help='Search terms, all must match: a word matches any field, "a phrase" matches '
+                 'as written, field:term narrows to one field (name, email, phone, company, '
+                 'title, address, birthday, notes, label), e.g. label:work email:example.org.')],
         limit: LimitOpt = 50,
         all_: AllOpt = False,
         cursor: CursorOpt = None,

@@ -52,8 +52,8 @@ def import_(
     )] = False,
     policy: Annotated[str, typer.Option(
         "--on-duplicate", metavar="skip|update|create",
-        help="A row whose email (or, without one, name and phone) matches a contact: skip it, "
-             "update the contact, or create another.")] = "skip",
+        help="A row whose email matches a contact's: skip it, update (merge into) the "
+             "contact, or create another.")] = "skip",
     chunk_size: Annotated[int, typer.Option(
         "--chunk-size", min=1, max=10_000,
         help="Rows per durable chunk (one journal write each).")] = 1000,
