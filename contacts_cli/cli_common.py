@@ -7,14 +7,13 @@ Exit codes (documented in the README and ``contacts --help``):
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -90,19 +89,35 @@ def settings_of(ctx: typer.Context) -> Settings:
     return Settings()
 
 
+def http_backend(url: str, settings: Settings, *, blocking: bool) -> Any:
+    from contacts_cli.client import HttpBackend
+
+    return HttpBackend(url, timeout=settings.timeout, blocking=blocking,
+                       token=os.environ.get("CONTACTS_API_TOKEN") or None)
+
+
 async def open_backend(settings: Settings) -> ContactsBackend:
     """The backend for this invocation: HTTP when a server is known, else in-process."""
     if backend_factory_override is not None:
         return await backend_factory_override(settings)
     url = settings.server_url()
     if url:
-        from contacts_cli.client import HttpBackend
-
-        return HttpBackend(url, timeout=settings.timeout,
-                           token=os.environ.get("CONTACTS_API_TOKEN") or None)
+        backend: ContactsBackend = http_backend(url, settings, blocking=False)
+        return backend
     from contacts_cli.cli_local import open_local_backend
 
     return await open_local_backend(settings)
+
+
+def drive(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (client mode's blocking HTTP) without a loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a client-mode command waited on the event loop; run it with asyncio")
 
 
 def fail(out: Output, message: str, code: int = EXIT_FAILURE) -> typer.Exit:
@@ -140,14 +155,20 @@ def run(ctx: typer.Context, out: Output, job: Callable[[ContactsBackend], Awaita
     """Open the backend, run ``job`` with it, close it, and turn errors into exit codes."""
     settings = settings_of(ctx)
 
-    async def main() -> T:
-        backend = await open_backend(settings)
+    async def main(backend: ContactsBackend | None = None) -> T:
+        if backend is None:
+            backend = await open_backend(settings)
         try:
             return await job(backend)
         finally:
             await backend.close()
 
     try:
+        url = settings.server_url() if backend_factory_override is None else None
+        if url:
+            return drive(main(http_backend(url, settings, blocking=True)))
+        import asyncio
+
         return asyncio.run(main())
     except (typer.Exit, BrokenPipeError):
         raise

@@ -200,10 +200,8 @@ def register(app: typer.Typer) -> None:
         async def job(backend: ContactsBackend) -> dict[str, Any] | None:
             if when is None:
                 return await backend.get(user, contact_id)
-            for contact in await backend.as_of(user, when):
-                if contact.get("id") == contact_id:
-                    return contact
-            return None
+            contacts: list[dict[str, Any]] = await backend.as_of(user, when)
+            return next((c for c in contacts if c.get("id") == contact_id), None)
 
         contact = run(ctx, out, job)
         if contact is None:

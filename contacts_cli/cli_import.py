@@ -343,8 +343,8 @@ class ImportJob:
                 line = good[int(outcome["row"]) - 1][0]
                 results.append((line, outcome, []))
         results.sort(key=lambda r: r[0])
-        for line, outcome, errors in results:
-            rejected = (self.summary.add(line, outcome) if outcome is not None
+        for line, result, errors in results:
+            rejected = (self.summary.add(line, result) if result is not None
                         else self.summary.reject(line, errors))
             if rejected is not None and errors_file is not None:
                 errors_file.write(rejected)
@@ -386,4 +386,4 @@ async def send_chunk(backend: ContactsBackend, user: str, rows: list[dict[str, A
                                    dry_run=dry_run)
     if not hasattr(outcomes, "__aiter__"):
         raise BackendError("the backend's import_rows is not an async iterator")
-    return [o async for o in outcomes]  # type: ignore[attr-defined]
+    return [o async for o in outcomes]

@@ -4,6 +4,12 @@ It calls a running ``contacts serve`` over HTTP with httpx and turns HTTP status
 the backend's errors, so every CLI command behaves the same in either mode. Only httpx is
 imported here: client mode must start fast, so nothing pulls in the actor system, psycopg,
 starlette or vobject.
+
+``blocking=True`` (what the CLI uses) sends each request with httpx's synchronous client
+from inside the ``async`` methods: a CLI process makes one request at a time and has nothing
+else to run meanwhile, so its coroutines never suspend and the CLI drives them without an
+event loop, saving asyncio's and anyio's start-up (about 40 ms per command). Inside an event
+loop use the default, ``blocking=False`` (httpx's ``AsyncClient``).
 """
 
 from __future__ import annotations
@@ -87,14 +93,16 @@ class HttpBackend:
     """Talks to ``contacts serve`` at ``base_url``."""
 
     def __init__(self, base_url: str, *, timeout: float = 30.0,
-                 token: str | None = None) -> None:
+                 token: str | None = None, blocking: bool = False) -> None:
         httpx = _import_httpx()
         self.base_url = base_url.rstrip("/")
         self._httpx = httpx
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.AsyncClient(
+        self.blocking = blocking
+        client_class = httpx.Client if blocking else httpx.AsyncClient
+        self._client = client_class(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=5.0),
             headers=headers,
@@ -106,7 +114,10 @@ class HttpBackend:
                        **kwargs: Any) -> Any:
         httpx = self._httpx
         try:
-            response = await self._client.request(method, path, **kwargs)
+            if self.blocking:
+                response = self._client.request(method, path, **kwargs)
+            else:
+                response = await self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise TimedOut(f"the service at {self.base_url} did not answer in time") from exc
         except httpx.TransportError as exc:
@@ -220,4 +231,7 @@ class HttpBackend:
         return result
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self.blocking:
+            self._client.close()
+        else:
+            await self._client.aclose()
