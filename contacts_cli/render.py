@@ -162,7 +162,7 @@ class Output:
         if self.rich:
             from rich.table import Table
 
-            table = Table(*headers, title=title, header_style="bold", title_justify="left")
+            table = Table(*headers, title=title, header_style="bold cyan", title_justify="left")
             for row in rows:
                 table.add_row(*row)
             self.console().print(table)
