@@ -56,7 +56,7 @@ def import_(
              "contact, or create another.")] = "skip",
     chunk_size: Annotated[int, typer.Option(
         "--chunk-size", min=1, max=10_000,
-        help="Rows per durable chunk (one journal write each).")] = 1000,
+        help="Rows per durable chunk (one journal write each).")] = 5000,
     encoding: Annotated[str, typer.Option(
         "--encoding", help="The file's text encoding (e.g. cp1252 for old Outlook exports).",
     )] = "utf-8-sig",
