@@ -255,3 +255,19 @@ def test_shell_completion(cli_env: Env) -> None:
         "_CONTACTS_COMPLETE": "complete_bash", "COMP_WORDS": "contacts db st",
         "COMP_CWORD": "2"})
     assert sorted(sub.stdout.split()) == ["start", "status", "stop"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_operations_through_clirunner(cli_env: Env, server: Server, seeded: dict[str, str],
+                                      mode: str) -> None:
+    stats = cli_env.cli("stats", "--json", mode=mode, server=server.url)
+    assert stats.code == 0, stats.stderr
+    figures = stats.json()
+    assert isinstance(figures, dict) and figures["users"] >= 1
+    plain = cli_env.cli("stats", mode=mode, server=server.url)
+    assert plain.code == 0 and "users:" in plain.stdout
+    status = cli_env.cli("db", "status", "--json")
+    assert status.code == 0 and status.json()["journal"]["events"] >= 5  # type: ignore[index]
+    journal = cli_env.cli("db", "journal", "seed", "--limit", "2", "--json")
+    assert [e["sequence_nr"] for e in journal.json()] == [1, 2]  # type: ignore[union-attr]
+    assert cli_env.cli("db", "journal", "bad user!").code == 2
