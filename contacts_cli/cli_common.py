@@ -96,11 +96,10 @@ def http_backend(url: str, settings: Settings, *, blocking: bool) -> Any:
                        token=os.environ.get("CONTACTS_API_TOKEN") or None)
 
 
-async def open_backend(settings: Settings) -> ContactsBackend:
-    """The backend for this invocation: HTTP when a server is known, else in-process."""
+async def open_backend(settings: Settings, url: str | None) -> ContactsBackend:
+    """The backend for this invocation: HTTP to ``url`` if given, else in-process."""
     if backend_factory_override is not None:
         return await backend_factory_override(settings)
-    url = settings.server_url()
     if url:
         backend: ContactsBackend = http_backend(url, settings, blocking=False)
         return backend
@@ -157,7 +156,7 @@ def run(ctx: typer.Context, out: Output, job: Callable[[ContactsBackend], Awaita
 
     async def main(backend: ContactsBackend | None = None) -> T:
         if backend is None:
-            backend = await open_backend(settings)
+            backend = await open_backend(settings, None)
         try:
             return await job(backend)
         finally:

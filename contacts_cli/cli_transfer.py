@@ -99,6 +99,12 @@ def import_(
     )
     try:
         summary: ImportSummary = run(ctx, out, lambda backend: job.run(backend, dry_run, strict))
+    except typer.Exit as stopped:
+        if stopped.exit_code == 130 and job.summary.rows:
+            job.summary.render(out)
+            out.message("interrupted: the rows counted above are stored; run the same command "
+                        "again to import the rest (nothing is imported twice)")
+        raise
     finally:
         job.cleanup()
     summary.render(out)
