@@ -70,11 +70,16 @@ class Settings:
 
     def server_url(self) -> str | None:
         """The URL client mode talks to, or None for in-process mode."""
+        return self.resolve_server()[0]
+
+    def resolve_server(self) -> tuple[str | None, bool]:
+        """``(url, discovered)``: the server to use and whether it was found, not given."""
         if self.local:
-            return None
+            return None, False
         if self.server:
-            return self.server
-        return discover_server(self.data_dir, self.database)
+            return self.server, False
+        found = discover_server(self.data_dir, self.database)
+        return found, found is not None
 
 
 # Tests substitute a backend factory here to exercise the rendering without a database.
@@ -163,9 +168,18 @@ def run(ctx: typer.Context, out: Output, job: Callable[[ContactsBackend], Awaita
             await backend.close()
 
     try:
-        url = settings.server_url() if backend_factory_override is None else None
+        url, discovered = (settings.resolve_server() if backend_factory_override is None
+                           else (None, False))
         if url:
-            return drive(main(http_backend(url, settings, blocking=True)))
+            try:
+                return drive(main(http_backend(url, settings, blocking=True)))
+            except Exception as exc:
+                # A discovered server that refuses connections (it died without removing its
+                # file, its pid was reused) must not stop in-process work: nothing was sent.
+                if not (discovered and getattr(exc, "first_request", False)):
+                    raise
+                out.message(f"note: the server announced at {url} does not answer; "
+                            "running in-process")
         import asyncio
 
         return asyncio.run(main())

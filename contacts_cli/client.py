@@ -37,6 +37,14 @@ ContactList = list[ContactJson]
 EventList = list[dict[str, Any]]
 
 
+class ServiceUnreachable(Unavailable):
+    """No connection could be made to the service, so the request was not sent at all."""
+
+    def __init__(self, message: str, *, first_request: bool) -> None:
+        super().__init__(message)
+        self.first_request = first_request
+
+
 def _import_httpx() -> types.ModuleType:
     """Import httpx without its own command line (``httpx._main`` loads pygments and
     rich's progress and syntax modules, a third of the client's start-up time)."""
@@ -101,6 +109,7 @@ class HttpBackend:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.blocking = blocking
+        self.requests = 0
         client_class = httpx.Client if blocking else httpx.AsyncClient
         self._client = client_class(
             base_url=self.base_url,
@@ -114,10 +123,15 @@ class HttpBackend:
                        **kwargs: Any) -> Any:
         httpx = self._httpx
         try:
+            self.requests += 1
             if self.blocking:
                 response = self._client.request(method, path, **kwargs)
             else:
                 response = await self._client.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ServiceUnreachable(
+                f"cannot reach the contacts service at {self.base_url}: {exc}",
+                first_request=self.requests == 1) from exc
         except httpx.TimeoutException as exc:
             raise TimedOut(f"the service at {self.base_url} did not answer in time") from exc
         except httpx.TransportError as exc:

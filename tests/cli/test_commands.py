@@ -271,3 +271,21 @@ def test_operations_through_clirunner(cli_env: Env, server: Server, seeded: dict
     journal = cli_env.cli("db", "journal", "seed", "--limit", "2", "--json")
     assert [e["sequence_nr"] for e in journal.json()] == [1, 2]  # type: ignore[union-attr]
     assert cli_env.cli("db", "journal", "bad user!").code == 2
+
+
+def test_a_discovered_server_that_does_not_answer_falls_back_in_process(
+    cli_env: Env, seeded: dict[str, str], tmp_path: Path
+) -> None:
+    other = Env({**cli_env.vars, "CONTACTS_DATA_DIR": str(tmp_path)}, tmp_path, cli_env.schema,
+                cli_env.database_url)
+    # A live pid (this test's) that serves nothing: e.g. a server whose pid was reused.
+    (tmp_path / "server.json").write_text(json.dumps({
+        "url": f"http://127.0.0.1:{free_port()}", "pid": os.getpid(),
+        "database": f"{cli_env.database_url}#{cli_env.schema}"}))
+    result = other.run("ls", "--json", mode=None, user="seed")
+    assert result.code == 0, result.stderr
+    assert "does not answer; running in-process" in result.stderr
+    assert len(json.loads(result.stdout)) == 3
+    explicit = other.run("ls", mode="client", server=f"http://127.0.0.1:{free_port()}",
+                         user="seed")
+    assert explicit.code == 5  # an explicit --server is never second-guessed
