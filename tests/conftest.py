@@ -2,7 +2,8 @@
 
 * ``database_url``: ``TEST_DATABASE_URL`` when set, else the URL of ``embedded_postgres``;
 * ``embedded_postgres``: an embedded server in a temporary directory, started once per
-  session (only when a test asks for it) and stopped at the end;
+  session (only when a test asks for it) and stopped at the end; ``private_embedded()`` gives
+  a private one (e.g. for a test that stops and restarts its server);
 * ``engine_factory``: ``await engine_factory(url=None, **settings)`` starts a
   :class:`PostgresEngine` on a fresh, uniquely named schema (on ``database_url`` unless
   ``url`` is given); every schema it created is dropped after the test;
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -41,16 +44,29 @@ class EngineFactory(Protocol):
     ) -> PostgresEngine: ...
 
 
-def start_test_embedded(directory: Path) -> EmbeddedPostgres:
-    """An embedded server in ``directory`` with a ``test`` database, stopped at exit."""
-    return start_embedded(directory, "test", stop_at_exit=True)
+@contextlib.contextmanager
+def private_embedded(label: str = "embedded") -> Iterator[EmbeddedPostgres]:
+    """An embedded server with a ``test`` database in a fresh temporary directory.
+
+    Not under pytest's ``tmp_path``: pytest prunes old base directories of *other* runs,
+    which would delete a data directory under a server still running for this one.
+    The server is stopped and its directory removed on exit.
+    """
+    directory = Path(tempfile.mkdtemp(prefix=f"pg-{label}-{RUN_ID}-"))
+    try:
+        server = start_embedded(directory, "test", stop_at_exit=True)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = start_test_embedded(tmp_path_factory.mktemp("embedded-pg"))
-    yield server
-    server.stop()
+def embedded_postgres() -> Iterator[EmbeddedPostgres]:
+    with private_embedded() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

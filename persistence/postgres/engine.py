@@ -10,10 +10,11 @@ connection is held while the caller processes events. Connection failures surfac
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -65,14 +66,32 @@ def _check_text(value: str, what: str) -> None:
         raise ValueError(f"{what} contains a NUL character, which PostgreSQL cannot store")
 
 
-def _encode(payload: Json, what: str) -> str:
-    text = encode_json(payload, what)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _encode(payload: Json, what: Callable[[], str]) -> str:
+    """``payload`` as JSON text PostgreSQL's jsonb accepts, or :class:`SerializationError`.
+
+    Same rules as :func:`persistence.engine.encode_json`, with one reused encoder (the hot
+    path encodes every event) and ``what`` built only when there is an error to report.
+    """
+    try:
+        text = _ENCODER.encode(payload)
+    except RecursionError:
+        raise SerializationError(f"{what()} is nested too deeply to store as JSON") from None
+    except (TypeError, ValueError):
+        encode_json(payload, what())  # raises the contract's SerializationError
+        raise
     if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise SerializationError(
-            f"{what} is not storable: it contains the character U+0000, which PostgreSQL's "
+            f"{what()} is not storable: it contains the character U+0000, which PostgreSQL's "
             "jsonb rejects"
         )
     return text
+
+
+def _describe_payload(persistence_id: str, number: int, event: NewEvent) -> Callable[[], str]:
+    return lambda: f"payload of event #{number} ({event.type}) for {persistence_id!r}"
 
 
 def _event(row: TupleRow) -> StoredEvent:
@@ -118,7 +137,8 @@ class PostgresEngine(Engine):
             "AND sequence_nr <= %s ORDER BY sequence_nr LIMIT %s"
         ).format(cols=_EVENT_COLUMNS, journal=n.journal)
         self._sql_by_tag = sql.SQL(
-            "SELECT {cols} FROM {tag} t JOIN {journal} j USING (ordering) "
+            "SELECT {cols} FROM {tag} t JOIN {journal} j "
+            "ON j.persistence_id = t.persistence_id AND j.sequence_nr = t.sequence_nr "
             "WHERE t.tag = %s AND t.ordering > %s ORDER BY t.ordering LIMIT %s"
         ).format(
             cols=sql.SQL(", ").join(
@@ -238,11 +258,11 @@ class PostgresEngine(Engine):
         _check_text(persistence_id, "persistence_id")
         payloads = []
         for i, event in enumerate(events, start=1):
-            _check_text(event.type, f"type of event #{i} for {persistence_id!r}")
+            if "\x00" in event.type:
+                _check_text(event.type, f"type of event #{i} for {persistence_id!r}")
             for tag in event.tags:
                 _check_text(tag, f"tag {tag!r} of event #{i} for {persistence_id!r}")
-            what = f"payload of event #{i} ({event.type}) for {persistence_id!r}"
-            payloads.append(_encode(event.payload, what))
+            payloads.append(_encode(event.payload, _describe_payload(persistence_id, i, event)))
         return await self.writer.append(persistence_id, events, payloads, expected_sequence_nr)
 
     async def replay(
@@ -338,7 +358,7 @@ class PostgresEngine(Engine):
         if sequence_nr < 0:
             raise ValueError(f"snapshot sequence_nr must be >= 0, got {sequence_nr}")
         _check_text(persistence_id, "persistence_id")
-        text = _encode(payload, f"snapshot of {persistence_id!r} at {sequence_nr}")
+        text = _encode(payload, lambda: f"snapshot of {persistence_id!r} at {sequence_nr}")
         async with self._connection(f"save snapshot of {persistence_id!r}") as conn:
             await conn.execute(
                 sql.SQL(
@@ -413,7 +433,7 @@ class PostgresEngine(Engine):
         if expected_revision < 0:
             raise ValueError(f"expected_revision must be >= 0, got {expected_revision}")
         _check_text(key, "state key")
-        text = _encode(value, f"state {key!r}")
+        text = _encode(value, lambda: f"state {key!r}")
         table = self.names.durable_state
         expires = "clock_timestamp() + make_interval(secs => %(ttl)s)" if ttl else "NULL"
         if expected_revision == 0:

@@ -7,10 +7,11 @@ always composed with :mod:`psycopg.sql`; nothing is interpolated as text.
 
 Tables (``<prefix>`` before each name):
 
-* ``journal``: one row per event, primary key ``(persistence_id, sequence_nr)``, a unique
-  global ``ordering``, type, version, JSONB payload, tags, writer, created_at;
-* ``event_tag``: ``(tag, ordering)`` for by-tag reads in ordering order; rows leave with their
-  event;
+* ``journal``: one row per event, primary key ``(persistence_id, sequence_nr)``, the global
+  ``ordering`` (unique by construction; not indexed, by-tag reads go through ``event_tag``),
+  type, version, JSONB payload, tags, writer, created_at;
+* ``event_tag``: ``(tag, ordering) -> (persistence_id, sequence_nr)`` for by-tag reads in
+  ordering order; rows leave with their event;
 * ``highest``: per persistence id the highest sequence number ever written, updated in the
   append's transaction, so it survives deletes and is the append's conflict check;
 * ``ordering``: one counter row; see :mod:`persistence.postgres.writer` for why;
@@ -97,13 +98,12 @@ def _v1(n: Names) -> list[sql.Composed]:
                 PRIMARY KEY (persistence_id, sequence_nr)
             )"""
         ).format(journal=n.journal),
-        sql.SQL("CREATE UNIQUE INDEX {idx} ON {journal} (ordering)").format(
-            idx=n.index("journal_ordering_idx"), journal=n.journal
-        ),
         sql.SQL(
             """CREATE TABLE {tag} (
                 tag text NOT NULL,
                 ordering bigint NOT NULL,
+                persistence_id text NOT NULL,
+                sequence_nr bigint NOT NULL,
                 PRIMARY KEY (tag, ordering)
             )"""
         ).format(tag=n.event_tag),

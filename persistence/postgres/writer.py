@@ -1,25 +1,30 @@
 """Group commit: appends from many actors share one transaction, and one round trip.
 
-Every :meth:`GroupCommitWriter.append` call queues a request and awaits its future. While a
-batch transaction is in flight, new requests accumulate; when it finishes the next batch
-takes everything that is waiting (up to ``max_batch_events``). A batch holds at most one
-request per persistence id, and a request never overtakes an earlier one for the same id,
-so per-id order is kept; callers are told the outcome only after COMMIT returned.
+Every :meth:`GroupCommitWriter.append` call queues a request and awaits its future. While
+batches are in flight (at most ``max_in_flight``), new requests accumulate; each new batch
+takes what is waiting (up to ``max_batch_events``). A batch holds at most one request per
+persistence id, no two batches in flight share an id, and a request never overtakes an
+earlier one for the same id: per-id order is kept.
 
-One batch is one SQL statement (plus COMMIT, pipelined): it checks each request's expected
-sequence number against the per-id ``highest`` row (``UPDATE ... WHERE highest = expected``,
-or an insert for a new id) and inserts only the events of the requests that passed. So one
-actor's conflict never fails another actor's events in the same batch.
+One batch is one SQL statement on an autocommit connection, so one implicit transaction: the
+statement returns only after COMMIT. It checks each request's expected sequence number
+against the per-id ``highest`` row (``UPDATE ... WHERE highest = expected``, or an insert for a
+new id) and inserts only the events of the requests that passed, so one actor's conflict
+never fails another actor's events in the same batch. If the server refuses the statement
+(e.g. an over-long tag), the batch is retried request by request so that only the culprit
+fails.
 
 Global ordering and the gap problem: ``ordering`` is not taken from a sequence (whose values
 become visible out of commit order, so a by-tag reader trusting them skips late commits).
-Each batch instead adds its event count to a single counter row in the same transaction, as
-late in the transaction as possible. The row lock serialises writers from that point until
-COMMIT, and the lock is released only after the commit became visible, so a transaction that
-reads the counter after us also commits after us: orderings become visible strictly in
-commit order, a rolled-back batch gives its numbers back, and readers need no gap detection.
-The price is that writers of one database commit one after another; group commit makes each
-of those commits carry many events.
+Each batch instead advances a single counter row by its event count in the same
+transaction, after taking its ``highest`` row locks. The row lock serialises writers from
+that point until COMMIT and is released only once the commit is visible, so any transaction
+that reads the counter after us also commits after us: orderings become visible strictly in
+commit order, and readers need no gap detection and no waiting. An event's ordering is
+``base + its position in the batch``; the positions of a losing request are skipped, so
+orderings are increasing but not contiguous. The price is that the writers of one schema
+commit one after another from the counter update on; group commit makes each of those
+commits carry many events, and a second batch in flight prepares meanwhile.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -58,11 +63,25 @@ class AppendRequest:
     future: asyncio.Future[list[StoredEvent]] = field(repr=False)
 
 
-def _batch_statement(names: Names) -> sql.Composed:
+def _batch_statement(names: Names, *, tagged: bool) -> sql.Composed:
+    """The whole batch as one statement; ``tagged`` adds the by-tag index rows."""
+    tag_cte = (
+        """,
+tagged AS (
+    INSERT INTO {event_tag} (tag, ordering, persistence_id, sequence_nr)
+    SELECT t.tag, c.base + t.idx, t.persistence_id, t.sequence_nr
+    FROM unnest(%(t_pid)b::text[], %(t_seq)b::bigint[], %(t_idx)b::bigint[], %(t_tag)b::text[])
+        AS t(persistence_id, sequence_nr, idx, tag)
+    CROSS JOIN counter c
+    WHERE t.persistence_id IN (SELECT persistence_id FROM won)
+)"""
+        if tagged
+        else ""
+    )
     return sql.SQL(
         """
 WITH req AS (
-    SELECT * FROM unnest(%(pids)s::text[], %(expected)s::bigint[], %(counts)s::bigint[])
+    SELECT * FROM unnest(%(pids)b::text[], %(expected)b::bigint[], %(counts)b::bigint[])
         AS r(persistence_id, expected, n)
 ),
 upd AS (
@@ -78,33 +97,29 @@ ins AS (
     RETURNING h.persistence_id
 ),
 won AS (SELECT persistence_id FROM upd UNION ALL SELECT persistence_id FROM ins),
-ev AS (
-    SELECT e.*, row_number() OVER (ORDER BY e.idx) AS rank
-    FROM unnest(%(e_pid)s::text[], %(e_seq)s::bigint[], %(e_type)s::text[],
-                %(e_version)s::int[], %(e_payload)s::text[], %(e_tags)s::text[])
-        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)
-    WHERE e.persistence_id IN (SELECT persistence_id FROM won)
-),
 counter AS (
-    UPDATE {ordering} SET value = value + (SELECT count(*) FROM ev)
-    RETURNING value - (SELECT count(*) FROM ev) AS base, now() AS ts
+    UPDATE {ordering} SET value = value + %(total)s
+    WHERE (SELECT count(*) FROM won) > 0
+    RETURNING value - %(total)s AS base, now() AS ts
 ),
 jrn AS (
     INSERT INTO {journal}
         (persistence_id, sequence_nr, ordering, created_at, type, version, payload, tags, writer)
-    SELECT ev.persistence_id, ev.sequence_nr, c.base + ev.rank, c.ts, ev.type, ev.version,
-           ev.payload::jsonb,
-           CASE WHEN ev.tags IS NULL THEN '{{}}'::text[]
-                ELSE ARRAY(SELECT jsonb_array_elements_text(ev.tags::jsonb)) END,
+    SELECT e.persistence_id, e.sequence_nr, c.base + e.idx, c.ts, e.type, e.version,
+           e.payload::jsonb,
+           CASE WHEN e.tags IS NULL THEN '{{}}'::text[]
+                ELSE ARRAY(SELECT jsonb_array_elements_text(e.tags::jsonb)) END,
            %(writer)s
-    FROM ev CROSS JOIN counter c
-    RETURNING ordering, tags
-),
-tagged AS (
-    INSERT INTO {event_tag} (tag, ordering)
-    SELECT unnest(jrn.tags), jrn.ordering FROM jrn WHERE cardinality(jrn.tags) > 0
-)
-SELECT c.base, c.ts, ARRAY(SELECT persistence_id FROM won) FROM counter c
+    FROM unnest(%(e_pid)b::text[], %(e_seq)b::bigint[], %(e_type)b::text[],
+                %(e_version)b::int[], %(e_payload)b::text[], %(e_tags)b::text[])
+        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)
+    CROSS JOIN counter c
+    WHERE e.persistence_id IN (SELECT persistence_id FROM won)
+)"""
+        + tag_cte
+        + """
+SELECT (SELECT base FROM counter), (SELECT ts FROM counter),
+       ARRAY(SELECT persistence_id FROM won)
 """
     ).format(
         highest=names.highest,
@@ -133,15 +148,20 @@ class GroupCommitWriter:
         target: str,
         *,
         max_batch_events: int = 10_000,
+        max_in_flight: int = 2,
         connect_timeout: float = 5.0,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self._max_in_flight = max_in_flight
         self._pool = pool
         self._names = names
         self._writer_id = writer_id
         self._target = target
         self._max_batch_events = max_batch_events
         self._connect_timeout = connect_timeout
-        self._statement = _batch_statement(names)
+        self._statement = _batch_statement(names, tagged=False)
+        self._tagged_statement = _batch_statement(names, tagged=True)
         self._highest_query = sql.SQL(
             "SELECT persistence_id, highest FROM {} WHERE persistence_id = ANY(%s)"
         ).format(names.highest)
@@ -181,15 +201,14 @@ class GroupCommitWriter:
                 self._kick()
 
     def _kick(self) -> None:
-        """Start a batch if none is in flight and requests are waiting."""
-        if self._flushing or not self._pending:
-            return
-        batch = self._take_batch()
-        if not batch:
-            return
-        task = asyncio.get_running_loop().create_task(self._flush(batch))
-        self._flushing.add(task)
-        task.add_done_callback(self._flushed)
+        """Start batches while fewer than ``max_in_flight`` are running and requests wait."""
+        while len(self._flushing) < self._max_in_flight and self._pending:
+            batch = self._take_batch()
+            if not batch:
+                return
+            task = asyncio.get_running_loop().create_task(self._flush(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushed)
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._flushing.discard(task)
@@ -275,9 +294,10 @@ class GroupCommitWriter:
         self.batches_written += 1
         losers = [r for r in batch if r.persistence_id not in winners]
         actual = await self._highest_of([r.persistence_id for r in losers]) if losers else {}
-        rank = 0
+        idx = 0
         for request in batch:
             if request.persistence_id not in winners:
+                idx += len(request.events)
                 if not request.future.done():
                     request.future.set_exception(
                         ConcurrencyConflict(
@@ -288,19 +308,21 @@ class GroupCommitWriter:
                     )
                 continue
             stored = []
+            # One decode per request: the caller gets its own copy, as a replay would give.
+            payloads = json.loads("[" + ",".join(request.payloads) + "]")
             for offset, (event, payload) in enumerate(
-                zip(request.events, request.payloads, strict=True), start=1
+                zip(request.events, payloads, strict=True), start=1
             ):
-                rank += 1
+                idx += 1
                 stored.append(
                     StoredEvent(
                         request.persistence_id,
                         request.expected_sequence_nr + offset,
-                        base + rank,
+                        base + idx,
                         timestamp,
                         event.type,
                         event.version,
-                        json.loads(payload),
+                        payload,
                         frozenset(event.tags),
                         self._writer_id,
                     )
@@ -315,18 +337,37 @@ class GroupCommitWriter:
         e_version: list[int] = []
         e_tags: list[str | None] = []
         e_payload: list[str] = []
+        t_pid: list[str] = []
+        t_seq: list[int] = []
+        t_idx: list[int] = []
+        t_tag: list[str] = []
+        idx = 0
         for request in batch:
-            for offset, event in enumerate(request.events, start=1):
-                e_pid.append(request.persistence_id)
-                e_seq.append(request.expected_sequence_nr + offset)
+            pid = request.persistence_id
+            seq = request.expected_sequence_nr
+            for event in request.events:
+                idx += 1
+                seq += 1
+                e_pid.append(pid)
+                e_seq.append(seq)
                 e_type.append(event.type)
                 e_version.append(event.version)
-                e_tags.append(json.dumps(sorted(event.tags)) if event.tags else None)
+                if event.tags:
+                    tags = sorted(event.tags)
+                    e_tags.append(json.dumps(tags))
+                    for tag in tags:
+                        t_pid.append(pid)
+                        t_seq.append(seq)
+                        t_idx.append(idx)
+                        t_tag.append(tag)
+                else:
+                    e_tags.append(None)
             e_payload.extend(request.payloads)
-        params = {
+        params: dict[str, object] = {
             "pids": [r.persistence_id for r in batch],
             "expected": [r.expected_sequence_nr for r in batch],
             "counts": [len(r.events) for r in batch],
+            "total": idx,
             "e_pid": e_pid,
             "e_seq": e_seq,
             "e_type": e_type,
@@ -335,14 +376,22 @@ class GroupCommitWriter:
             "e_tags": e_tags,
             "writer": self._writer_id,
         }
-        pool = self._pool
-        async with pool.connection(timeout=self._connect_timeout) as conn, conn.pipeline():
-            async with conn.transaction():
-                cur = await conn.execute(self._statement, params, prepare=True)
+        statement = self._statement
+        if t_tag:
+            statement = self._tagged_statement
+            params.update(t_pid=t_pid, t_seq=t_seq, t_idx=t_idx, t_tag=t_tag)
+        # One statement on an autocommit connection is one transaction: execute returns
+        # only after the server committed it.
+        async with self._pool.connection(timeout=self._connect_timeout) as conn:
+            if not conn.autocommit:
+                raise RuntimeError("the group-commit writer needs autocommit connections")
+            cur = await conn.execute(statement, params, prepare=True)
             row = await cur.fetchone()
         if row is None:
             raise RuntimeError("the group-commit statement returned no row")
         base, timestamp, winners = row
+        if base is None:  # every request lost: nothing was written
+            return 0, datetime.now(UTC), set()
         return int(base), timestamp, set(winners)
 
     async def _highest_of(self, persistence_ids: list[str]) -> dict[str, int]:

@@ -20,7 +20,7 @@ from persistence import (
 )
 from persistence.postgres import PostgresConfig, PostgresEngine
 from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
-from tests.conftest import EngineFactory, unique_schema
+from tests.conftest import EngineFactory, private_embedded, unique_schema
 
 # -- connection errors -----------------------------------------------------------------------
 
@@ -245,6 +245,12 @@ class Ledger:
         self.failed_attempts: set[str] = set()
         self.conflicted_attempts: set[str] = set()
         self.failures: list[StorageUnavailable] = []
+        self._acked_more = asyncio.Event()
+
+    async def wait_acked(self, count: int) -> None:
+        while len(self.acked) < count:
+            self._acked_more.clear()
+            await self._acked_more.wait()
 
     async def write_until(
         self, engine: PostgresEngine, pid: str, stop: asyncio.Event, minimum: int
@@ -265,6 +271,7 @@ class Ledger:
                 expected = conflict.actual_sequence_nr
                 continue
             self.acked[(pid, stored[0].sequence_nr)] = attempt
+            self._acked_more.set()
             expected = stored[0].sequence_nr
             written += 1
 
@@ -322,19 +329,15 @@ async def test_terminating_the_backend_mid_write_loses_no_acknowledged_event(
 
 @pytest.mark.slow
 async def test_a_server_restart_fails_in_flight_writes_and_later_writes_succeed(
-    tmp_path_factory: pytest.TempPathFactory, engine_factory: EngineFactory
+    engine_factory: EngineFactory,
 ) -> None:
-    from tests.conftest import start_test_embedded
-
-    server = await asyncio.to_thread(start_test_embedded, tmp_path_factory.mktemp("restart"))
-    try:
+    with private_embedded("restart") as server:
         engine = await engine_factory(server.url, connect_timeout=2)
         pids = [f"actor-{i}" for i in range(10)]
         ledger = Ledger()
         stop = asyncio.Event()
         writers = [asyncio.create_task(ledger.write_until(engine, p, stop, 10)) for p in pids]
-        while len(ledger.acked) < 50:
-            await asyncio.sleep(0.01)
+        await ledger.wait_acked(50)
         await asyncio.to_thread(server.stop_server)
         with pytest.raises(StorageUnavailable, match="not written: no connection"):
             await engine.append("while-down", [NewEvent("E", {})], 0)
@@ -346,5 +349,4 @@ async def test_a_server_restart_fails_in_flight_writes_and_later_writes_succeed(
         await asyncio.gather(*writers)
         await ledger.verify(engine, pids)
         assert await engine.highest_sequence_nr("while-down") == 0
-    finally:
-        await asyncio.to_thread(server.stop)
+        await engine.close()

@@ -479,3 +479,46 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
         for method in route.methods if method != "HEAD"
     }
     assert served == documented
+
+
+async def test_injection_in_every_field_is_refused_or_stored_verbatim(
+    client: httpx.AsyncClient,
+) -> None:
+    attack = "x'); DROP TABLE contacts_journal; --<script>"
+    text_fields = ["name", "company", "title", "address", "notes"]
+    for field in text_fields:
+        response = await client.post(ALICE, json={"name": "n", field: attack})
+        assert response.status_code == 201, (field, response.text)
+        assert response.json()[field] == attack
+    for field in ["emails", "phones", "labels"]:
+        response = await client.post(ALICE, json={"name": "n", field: [attack]})
+        assert response.status_code == 422, (field, response.text)
+        assert problem(response)["errors"][0]["field"] == f"{field}[0]"
+    response = await client.post(ALICE, json={"name": "n", "birthday": attack})
+    assert response.status_code == 422
+    response = await client.post(ALICE, json={"name": "n", attack: "x"})
+    assert response.status_code == 422
+    assert problem(response)["errors"][0]["field"] == attack
+    listed = (await client.get(ALICE)).json()["items"]
+    assert len(listed) == len(text_fields)
+    patched = await client.patch(f"{ALICE}/{listed[0]['id']}", json={"emails": [attack]})
+    assert patched.status_code == 422
+    assert (await client.get(f"{ALICE}/{listed[0]['id']}")).json() == listed[0]
+
+
+async def test_an_actor_that_does_not_answer_in_time_is_504(
+    backend: LocalBackend, settings: Settings
+) -> None:
+    impatient = settings.with_(import_chunk_timeout=0.001)
+    slow = await LocalBackend.open(impatient, engine=backend.engine)
+    app = create_app(impatient, slow)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://test") as client:
+            body = jsonl([{"name": f"P{i}"} for i in range(3000)])
+            response = await client.post(f"{ALICE}/import", content=body,
+                                         params={"chunk_size": 3000})
+            assert response.status_code == 504, response.text[:300]
+            assert problem(response)["title"] == "Gateway Timeout"
+    finally:
+        await slow.close()

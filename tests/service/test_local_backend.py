@@ -127,3 +127,17 @@ async def test_an_actor_that_does_not_answer_in_time_is_a_timeout(
                              chunk_size=3000)
     finally:
         await backend.close()
+
+
+async def test_a_large_user_snapshots_every_tenth_of_its_contacts(backend: LocalBackend) -> None:
+    engine = backend.engine
+    await run_import(backend, "large", [{"name": f"L{i}"} for i in range(6000)], chunk_size=1000)
+    snapshot = await engine.load_snapshot("contacts-user/large")
+    assert snapshot is not None and snapshot.sequence_nr == 6000
+    for i in range(665):  # not 500 events later: the interval grew to len(contacts) // 10
+        await backend.create("large", {"name": f"M{i}"})
+    snapshot = await engine.load_snapshot("contacts-user/large")
+    assert snapshot is not None and snapshot.sequence_nr == 6000
+    await backend.create("large", {"name": "M665"})  # 6666 - 6000 == 6666 // 10
+    snapshot = await engine.load_snapshot("contacts-user/large")
+    assert snapshot is not None and snapshot.sequence_nr == 6666
