@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,11 @@ from psycopg import sql
 _log = logging.getLogger(__name__)
 
 APP_NAME = "contacts-actors"
+
+# The library keeps one server object per data directory and process and stops the server
+# when that object is cleaned up, so handles given out here are counted per directory.
+_handles: dict[Path, int] = {}
+_handles_lock = threading.Lock()
 DEFAULT_DATABASE = "contacts"
 
 
@@ -46,6 +52,7 @@ class EmbeddedPostgres:
     created: bool
     """True when this call initialised the data directory (the first run)."""
     _server: Any = field(repr=False)
+    _released: bool = field(default=False, repr=False)
 
     @property
     def pgdata(self) -> Path:
@@ -62,8 +69,16 @@ class EmbeddedPostgres:
         return f"Using the embedded PostgreSQL in {self.pgdata}."
 
     def stop(self) -> None:
-        """Release this process's handle; the server stops when no process uses it any more."""
-        self._server.cleanup()
+        """Release this handle; the server stops when no handle in any process is left."""
+        if self._released:
+            return
+        self._released = True
+        with _handles_lock:
+            _handles[self.pgdata] -= 1
+            last = _handles[self.pgdata] == 0
+            if last:
+                del _handles[self.pgdata]
+                self._server.cleanup()
 
     def stop_server(self) -> None:
         """Stop the server now (fast shutdown: sessions are terminated), whoever uses it."""
@@ -93,17 +108,24 @@ def start_embedded(
 
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     root.mkdir(parents=True, exist_ok=True)
-    pgdata = (root / "pgdata").resolve()
+    root = root.resolve()
+    pgdata = root / "pgdata"
     created = not (pgdata / "PG_VERSION").exists()
     try:
-        server = get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+        with _handles_lock:
+            server = get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+            _handles[pgdata] = _handles.get(pgdata, 0) + 1
     except Exception as exc:
         raise RuntimeError(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
             f"(see {pgdata / 'log'})"
         ) from exc
-    _ensure_database(server.get_uri("postgres"), database)
     embedded = EmbeddedPostgres(root, server.get_uri(database), created, server)
+    try:
+        _ensure_database(server.get_uri("postgres"), database)
+    except BaseException:
+        embedded.stop()
+        raise
     if created:
         _log.info("%s", embedded.message)
     return embedded

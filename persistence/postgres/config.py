@@ -34,6 +34,9 @@ class PostgresConfig:
     """Seconds to wait for a connection before a call fails with StorageUnavailable."""
     max_batch_events: int = 10_000
     """Upper bound on events one group-commit transaction writes (a single batch may exceed it)."""
+    max_batches_in_flight: int = 1
+    """Group-commit batches one engine runs at once; 1 makes the biggest batches, which is
+    fastest when client and server share the CPUs."""
     replay_page_size: int = 2_000
 
     def __post_init__(self) -> None:
@@ -53,8 +56,10 @@ class PostgresConfig:
             )
         if self.connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be positive, got {self.connect_timeout}")
-        if self.max_batch_events < 1 or self.replay_page_size < 1:
-            raise ValueError("max_batch_events and replay_page_size must be at least 1")
+        if min(self.max_batch_events, self.replay_page_size, self.max_batches_in_flight) < 1:
+            raise ValueError(
+                "max_batch_events, max_batches_in_flight and replay_page_size must be at least 1"
+            )
         describe_target(self.url)  # a malformed URL fails here, with a clear message
 
     @property

@@ -10,6 +10,7 @@ connection is held while the caller processes events. Connection failures surfac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -37,6 +38,7 @@ from persistence.engine import (
 )
 from persistence.errors import SerializationError, StateRevisionConflict, StorageUnavailable
 from persistence.postgres.config import PostgresConfig, connection_error
+from persistence.postgres.pool import connection, make_pool
 from persistence.postgres.schema import Names, migrate
 from persistence.postgres.writer import GroupCommitWriter
 
@@ -58,7 +60,14 @@ _EVENT_COLUMN_NAMES = (
     "tags",
     "writer",
 )
-_EVENT_COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in _EVENT_COLUMN_NAMES)
+def _event_columns(table: str | None = None) -> sql.Composable:
+    """The event columns in :func:`_events` order, the payload as JSON text."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}::text").format(sql.Identifier(*filter(None, (table, c))))
+        if c == "payload"
+        else sql.Identifier(*filter(None, (table, c)))
+        for c in _EVENT_COLUMN_NAMES
+    )
 
 
 def _check_text(value: str, what: str) -> None:
@@ -94,11 +103,30 @@ def _describe_payload(persistence_id: str, number: int, event: NewEvent) -> Call
     return lambda: f"payload of event #{number} ({event.type}) for {persistence_id!r}"
 
 
-def _event(row: TupleRow) -> StoredEvent:
-    pid, seq, ordering, created_at, type_, version, payload, tags, writer = row
-    return StoredEvent(
-        pid, seq, ordering, created_at, type_, version, payload, frozenset(tags), writer
-    )
+_NO_TAGS: frozenset[str] = frozenset()
+
+
+def _events(rows: list[TupleRow]) -> list[StoredEvent]:
+    """Stored events from a page of rows whose payload column is JSON text.
+
+    The page's payloads are decoded with one ``json.loads`` call: per-call overhead, not
+    parsing, dominates for small events.
+    """
+    payloads = json.loads("[" + ",".join([row[6] for row in rows]) + "]")
+    return [
+        StoredEvent(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            payload,
+            frozenset(row[7]) if row[7] else _NO_TAGS,
+            row[8],
+        )
+        for row, payload in zip(rows, payloads, strict=True)
+    ]
 
 
 class PostgresEngine(Engine):
@@ -135,15 +163,13 @@ class PostgresEngine(Engine):
         self._sql_replay = sql.SQL(
             "SELECT {cols} FROM {journal} WHERE persistence_id = %s AND sequence_nr >= %s "
             "AND sequence_nr <= %s ORDER BY sequence_nr LIMIT %s"
-        ).format(cols=_EVENT_COLUMNS, journal=n.journal)
+        ).format(cols=_event_columns(), journal=n.journal)
         self._sql_by_tag = sql.SQL(
             "SELECT {cols} FROM {tag} t JOIN {journal} j "
             "ON j.persistence_id = t.persistence_id AND j.sequence_nr = t.sequence_nr "
             "WHERE t.tag = %s AND t.ordering > %s ORDER BY t.ordering LIMIT %s"
         ).format(
-            cols=sql.SQL(", ").join(
-                sql.Identifier("j", c) for c in _EVENT_COLUMN_NAMES
-            ),
+            cols=_event_columns("j"),
             tag=n.event_tag,
             journal=n.journal,
         )
@@ -177,19 +203,7 @@ class PostgresEngine(Engine):
                 await migrate(conn, self.names)
         except _CONNECTION_ERRORS as exc:
             raise connection_error(cfg.url, "lost connection to", exc) from None
-        pool = AsyncConnectionPool(
-            cfg.url,
-            min_size=cfg.pool_min_size,
-            max_size=cfg.pool_max_size,
-            kwargs={"autocommit": True, "application_name": self.application_name},
-            check=AsyncConnectionPool.check_connection,
-            timeout=cfg.connect_timeout,
-            # Replacing lost connections backs off exponentially and gives up after this
-            # long (the next request starts over), so recovery after a restart stays prompt.
-            reconnect_timeout=max(2 * cfg.connect_timeout, 10.0),
-            name=self.application_name,
-            open=False,
-        )
+        pool = make_pool(cfg, self.application_name)
         try:
             await pool.open(wait=True, timeout=cfg.connect_timeout)
         except PoolTimeout as exc:
@@ -202,6 +216,7 @@ class PostgresEngine(Engine):
             self.writer_id,
             self._target,
             max_batch_events=cfg.max_batch_events,
+            max_in_flight=cfg.max_batches_in_flight,
             connect_timeout=cfg.connect_timeout,
         )
 
@@ -229,7 +244,7 @@ class PostgresEngine(Engine):
         if self._pool is None:
             raise StorageUnavailable(f"{action}: the engine for {self._target} is not started")
         try:
-            async with self._pool.connection(timeout=self.config.connect_timeout) as conn:
+            async with connection(self._pool, self.config.connect_timeout) as conn:
                 yield conn
         except _CONNECTION_ERRORS as exc:
             raise connection_error(self.config.url, f"{action}: cannot reach", exc) from None
@@ -274,26 +289,56 @@ class PostgresEngine(Engine):
     ) -> AsyncIterator[StoredEvent]:
         if not check_range(from_sequence_nr, to_sequence_nr, max_count):
             return
+        async for event in self._stream(
+            f"replay of {persistence_id!r}",
+            self._sql_replay,
+            lambda key, limit: [persistence_id, key, to_sequence_nr, limit],
+            max(from_sequence_nr, 1),
+            lambda row: int(row[1]) + 1,
+            max_count,
+        ):
+            yield event
+
+    async def _stream(
+        self,
+        action: str,
+        query: sql.Composed,
+        params: Callable[[int, int], list[object]],
+        key: int,
+        next_key: Callable[[TupleRow], int],
+        max_count: int | None,
+    ) -> AsyncIterator[StoredEvent]:
+        """Stream a keyset-paged query, fetching the next page while this one is consumed.
+
+        At most two pages are held; no connection is held while the caller handles events.
+        """
         page_size = self.config.replay_page_size
         remaining = max_count
-        next_seq = max(from_sequence_nr, 1)
-        while True:
-            limit = page_size if remaining is None else min(page_size, remaining)
-            async with self._connection(f"replay of {persistence_id!r}") as conn:
+
+        async def fetch(key: int, limit: int) -> list[TupleRow]:
+            async with self._connection(action) as conn:
                 cur = conn.cursor(binary=True)
-                await cur.execute(
-                    self._sql_replay, [persistence_id, next_seq, to_sequence_nr, limit]
-                )
-                rows = await cur.fetchall()
-            for row in rows:
-                yield _event(row)
-            if remaining is not None:
-                remaining -= len(rows)
-                if remaining <= 0:
-                    return
-            if len(rows) < limit:
-                return
-            next_seq = rows[-1][1] + 1
+                await cur.execute(query, params(key, limit))
+                return await cur.fetchall()
+
+        limit = page_size if remaining is None else min(page_size, remaining)
+        pending: asyncio.Task[list[TupleRow]] | None = asyncio.ensure_future(fetch(key, limit))
+        try:
+            while pending is not None:
+                rows = await pending
+                pending = None
+                if remaining is not None:
+                    remaining -= len(rows)
+                if len(rows) == limit and (remaining is None or remaining > 0):
+                    limit = page_size if remaining is None else min(page_size, remaining)
+                    pending = asyncio.ensure_future(fetch(next_key(rows[-1]), limit))
+                for event in _events(rows):
+                    yield event
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
 
     async def highest_sequence_nr(self, persistence_id: str) -> int:
         async with self._connection(f"highest sequence_nr of {persistence_id!r}") as conn:
@@ -324,24 +369,15 @@ class PostgresEngine(Engine):
     ) -> AsyncIterator[StoredEvent]:
         if max_count is not None and max_count <= 0:
             return
-        page_size = self.config.replay_page_size
-        remaining = max_count
-        after = after_ordering
-        while True:
-            limit = page_size if remaining is None else min(page_size, remaining)
-            async with self._connection(f"events tagged {tag!r}") as conn:
-                cur = conn.cursor(binary=True)
-                await cur.execute(self._sql_by_tag, [tag, after, limit])
-                rows = await cur.fetchall()
-            for row in rows:
-                yield _event(row)
-            if remaining is not None:
-                remaining -= len(rows)
-                if remaining <= 0:
-                    return
-            if len(rows) < limit:
-                return
-            after = rows[-1][2]
+        async for event in self._stream(
+            f"events tagged {tag!r}",
+            self._sql_by_tag,
+            lambda key, limit: [tag, key, limit],
+            after_ordering,
+            lambda row: int(row[2]),
+            max_count,
+        ):
+            yield event
 
     async def persistence_ids(self) -> list[str]:
         async with self._connection("list persistence ids") as conn:

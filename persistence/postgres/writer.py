@@ -44,6 +44,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.engine import NewEvent, StoredEvent
 from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
+from persistence.postgres.pool import connection
 from persistence.postgres.schema import Names
 
 _log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class GroupCommitWriter:
         target: str,
         *,
         max_batch_events: int = 10_000,
-        max_in_flight: int = 2,
+        max_in_flight: int = 1,
         connect_timeout: float = 5.0,
     ) -> None:
         if max_in_flight < 1:
@@ -382,7 +383,7 @@ class GroupCommitWriter:
             params.update(t_pid=t_pid, t_seq=t_seq, t_idx=t_idx, t_tag=t_tag)
         # One statement on an autocommit connection is one transaction: execute returns
         # only after the server committed it.
-        async with self._pool.connection(timeout=self._connect_timeout) as conn:
+        async with connection(self._pool, self._connect_timeout) as conn:
             if not conn.autocommit:
                 raise RuntimeError("the group-commit writer needs autocommit connections")
             cur = await conn.execute(statement, params, prepare=True)
@@ -395,7 +396,7 @@ class GroupCommitWriter:
         return int(base), timestamp, set(winners)
 
     async def _highest_of(self, persistence_ids: list[str]) -> dict[str, int]:
-        async with self._pool.connection(timeout=self._connect_timeout) as conn:
+        async with connection(self._pool, self._connect_timeout) as conn:
             cur = await conn.execute(self._highest_query, [persistence_ids])
             return {str(pid): int(highest) for pid, highest in await cur.fetchall()}
 

@@ -4,7 +4,10 @@ writers on one id, by-tag reads racing writers, and writes across a dying connec
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,7 +20,9 @@ from persistence import (
     SerializationError,
     StorageUnavailable,
     StoredEvent,
+    open_engine,
 )
+from persistence.embedded import default_data_dir
 from persistence.postgres import PostgresConfig, PostgresEngine
 from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
 from tests.conftest import EngineFactory, private_embedded, unique_schema
@@ -350,3 +355,44 @@ async def test_a_server_restart_fails_in_flight_writes_and_later_writes_succeed(
         await ledger.verify(engine, pids)
         assert await engine.highest_sequence_nr("while-down") == 0
         await engine.close()
+
+
+async def test_abandoned_replays_release_their_connections(pg_engine: PostgresEngine) -> None:
+    """A consumer that stops early (recovery failing half-way) leaks no pooled connection."""
+    events = [NewEvent("E", {"i": i}) for i in range(2_500)]
+    await pg_engine.append("p", events, 0)
+    for _ in range(3 * pg_engine.config.pool_max_size):
+        async for event in pg_engine.replay("p"):
+            if event.sequence_nr == 10:
+                break
+    stored = await pg_engine.append("p", [NewEvent("E", {})], 2_500)
+    assert stored[0].sequence_nr == 2_501
+
+
+def test_the_embedded_data_directory_is_configurable(tmp_path: Path) -> None:
+    assert default_data_dir({"CONTACTS_DATA_DIR": str(tmp_path)}) == tmp_path
+    assert default_data_dir({}).name == "contacts-actors"
+
+
+@pytest.mark.slow
+async def test_open_engine_without_a_url_starts_then_reuses_an_embedded_server() -> None:
+    directory = Path(tempfile.mkdtemp(prefix="pg-open-engine-"))
+    messages: list[str] = []
+    try:
+        first = await open_engine(None, data_dir=directory, announce=messages.append)
+        await first.append("p", [NewEvent("E", {"n": 1})], 0)
+        second = await open_engine(None, data_dir=directory, announce=messages.append)
+        assert first.embedded is not None and second.embedded is not None
+        assert first.embedded.created and not second.embedded.created
+        assert [e.payload async for e in second.replay("p")] == [{"n": 1}]
+        await first.close()  # the other engine of this process still needs the server
+        await second.append("p", [NewEvent("E", {"n": 2})], 1)
+        await second.close()
+        assert str(directory / "pgdata") in messages[0] and "Started" in messages[0]
+        assert messages[1].startswith("Using the embedded PostgreSQL")
+        # Closed everywhere: the server stopped, and it starts again on the same data.
+        again = await open_engine(None, data_dir=directory)
+        assert await again.highest_sequence_nr("p") == 2
+        await again.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,64 @@
+"""The connection pool, tuned to come back promptly after the server restarts.
+
+psycopg-pool replaces a lost connection in the background with exponential back-off, and
+a request only waits for that. After an outage of a few seconds the next attempt can be
+seconds away although the server is back. So lost connections are given up after a short
+``RECONNECT_WINDOW``, and :func:`connection` asks the pool in short slices: every new ask
+lets the pool start a fresh, immediate attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from time import monotonic
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from persistence.postgres.config import PostgresConfig
+
+RECONNECT_WINDOW = 1.0
+"""Seconds the pool retries replacing a lost connection before leaving it to new requests."""
+
+ASK_SLICE = 0.25
+"""Seconds of one ask to the pool while a request waits for a connection."""
+
+
+def make_pool(config: PostgresConfig, application_name: str) -> AsyncConnectionPool:
+    """An unopened pool of autocommit connections, each checked before it is handed out."""
+    return AsyncConnectionPool(
+        config.url,
+        min_size=config.pool_min_size,
+        max_size=config.pool_max_size,
+        kwargs={"autocommit": True, "application_name": application_name},
+        check=AsyncConnectionPool.check_connection,
+        timeout=config.connect_timeout,
+        reconnect_timeout=RECONNECT_WINDOW,
+        name=application_name,
+        open=False,
+    )
+
+
+@asynccontextmanager
+async def connection(
+    pool: AsyncConnectionPool, wait_seconds: float
+) -> AsyncIterator[AsyncConnection[TupleRow]]:
+    """A pooled connection within ``wait_seconds``, or :class:`PoolTimeout`."""
+    deadline = monotonic() + wait_seconds
+    while True:
+        left = deadline - monotonic()
+        try:
+            conn: AsyncConnection[TupleRow] = await pool.getconn(
+                timeout=max(min(ASK_SLICE, left), 0.001)
+            )
+        except PoolTimeout:
+            if deadline - monotonic() <= 0:
+                raise PoolTimeout(f"no connection within {wait_seconds:g} s") from None
+            continue
+        break
+    try:
+        yield conn
+    finally:
+        await pool.putconn(conn)
