@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,3 +291,19 @@ def test_a_discovered_server_that_does_not_answer_falls_back_in_process(
     explicit = other.run("ls", mode="client", server=f"http://127.0.0.1:{free_port()}",
                          user="seed")
     assert explicit.code == 5  # an explicit --server is never second-guessed
+
+
+def test_client_mode_imports_no_server_side_module(cli_env: Env, server: Server) -> None:
+    probe = (
+        "import sys\n"
+        "from contacts_cli.cli import main\n"
+        f"sys.argv = ['contacts', '--server', {server.url!r}, 'add', 'Lazy Lu', '-u', 'lazy']\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+        "heavy = ('actors', 'persistence', 'psycopg', 'starlette', 'uvicorn', 'vobject', "
+        "'rich', 'asyncio', 'phonenumbers', 'email_validator', 'contacts_cli.domain')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env={**os.environ, **cli_env.vars}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
