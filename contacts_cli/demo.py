@@ -187,9 +187,10 @@ class Demo:
                           "version": contact["version"], "acknowledged_after": _ms(seconds)})
         say.table(added, ("user", "id", "name", "version", "acknowledged_after"))
         ada = self.ids["Ada Lovelace"]
-        await self.backend.update(ALICE, ada, {"company": "Analytical Engines"},
-                                  expected_version=1)
-        say.say("Then Ada's company was set (expected version 1, now 2).")
+        updated = await self.backend.update(ALICE, ada, {"company": "Analytical Engines"},
+                                            expected_version=added[0]["version"])
+        say.say(f"Then Ada's company was set to {updated['company']!r} with expected version "
+                f"{added[0]['version']}; she is now at version {updated['version']}.")
 
         say.step("the rows in the PostgreSQL journal")
         say.say(f"SELECT persistence_id, sequence_nr, type, created_at, payload "
@@ -217,10 +218,11 @@ class Demo:
             await self._recover(user, before if user == ALICE else None)
 
         say.step("take a snapshot and recover from it")
-        say.say(f"User actors snapshot their state when a write crosses a multiple of "
-                f"{SNAPSHOT_EVERY} events. Alice imports 7 more contacts in one chunk:")
         rows = [{"name": f"Imported Person {i}", "emails": [f"person{i}@example.org"]}
                 for i in range(1, 8)]
+        say.say(f"User actors snapshot their state when a write crosses a multiple of "
+                f"{SNAPSHOT_EVERY} events. Alice imports {len(rows)} more contacts in one "
+                "chunk:")
 
         async def items() -> Any:
             for number, row in enumerate(rows, 1):
