@@ -24,6 +24,8 @@ from contacts_cli.render import Output
 if TYPE_CHECKING:
     from contacts_cli.backend import ContactsBackend
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
 db_app = typer.Typer(
     help="The journal's database: status, migrations, the embedded server, raw events.",
     no_args_is_help=True,
@@ -102,8 +104,12 @@ def serve(
 
     out = Output()
     settings = settings_of(ctx)
+    if log_level.lower() not in LOG_LEVELS:
+        raise fail(out, f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}",
+                   EXIT_USAGE)
+    log_level = log_level.lower()
     try:
-        config = service_settings(settings).with_(
+        config = service_settings(settings, reuse_embedded=True).with_(
             **{k: v for k, v in (("host", host), ("port", port)) if v is not None})
         config.check_bind()
     except (SettingsError, ValueError) as exc:
