@@ -138,10 +138,7 @@ class ImportSummary:
         if self.already_imported:
             parts.append(f"already imported earlier {self.already_imported}")
         parts.append(f"rejected {self.rejected}")
-        rate = f" in {self.seconds:.1f} s" if self.seconds else ""
-        if self.seconds and self.rows:
-            rate += f" ({self.rows / self.seconds:,.0f} rows/s)"
-        out.line(", ".join(parts) + rate)
+        out.line(", ".join(parts))
         for rejected in self.rejects:
             out.line(f"  line {rejected.line}: {rejected.reason}")
         if self.rejects_dropped:
@@ -152,6 +149,10 @@ class ImportSummary:
             out.line(f"  rejected rows also written to {self.errors_file}")
         if self.aborted:
             out.message(self.aborted, "bold red")
+        if self.seconds:
+            # Timings vary from run to run: stderr, so stdout is the same in both modes.
+            rate = f" ({self.rows / self.seconds:,.0f} rows/s)" if self.rows else ""
+            out.message(f"took {self.seconds:.1f} s{rate}")
 
 
 class ErrorsFile:

@@ -61,7 +61,8 @@ def test_messy_csv_reports_bad_rows_by_line_and_imports_the_rest(
                          server=server.url)
     assert result.code == 1, result.stderr
     first = result.stdout.splitlines()[0]
-    assert first.startswith("imported 4, skipped as duplicates 0, rejected 3")
+    assert first == "imported 4, skipped as duplicates 0, rejected 3"
+    assert "took " in result.stderr and "rows/s" in result.stderr
     for line in MESSY_BAD_LINES:
         assert f"  line {line}: " in result.stdout
     assert "emails[0]" in result.stdout and "phones[0]" in result.stdout
@@ -81,6 +82,20 @@ def test_messy_csv_reports_bad_rows_by_line_and_imports_the_rest(
     assert summary["rejected"] == 3
     assert [r["line"] for r in summary["rejected_rows"]] == MESSY_BAD_LINES
     assert sorted(names(cli_env, user)) == sorted(MESSY_GOOD)
+
+
+def test_import_prints_the_same_in_both_modes(cli_env: Env, server: Server,
+                                              tmp_path: Path) -> None:
+    source = tmp_path / "messy.csv"
+    source.write_bytes(MESSY_CSV.encode())
+    local = cli_env.cli("import", str(source), user="same-local")
+    client = cli_env.cli("import", str(source), user="same-client", mode="client",
+                         server=server.url)
+    assert (client.code, client.stdout) == (local.code, local.stdout) and local.code == 1
+    dry_local = cli_env.cli("import", str(source), "--dry-run", user="same-local")
+    dry_client = cli_env.cli("import", str(source), "--dry-run", user="same-client",
+                             mode="client", server=server.url)
+    assert dry_client.stdout == dry_local.stdout
 
 
 def test_an_import_resumed_in_the_other_mode_duplicates_nothing(
