@@ -1,1 +1,0 @@
-"""Benchmarks (never run by the tests): `python -m bench.journal_bench`."""

@@ -2,8 +2,9 @@
 
 Appends go through the group-commit writer (:mod:`persistence.postgres.writer`); every other
 call takes a pooled connection for one statement or one short transaction. Replay and
-by-tag reads stream in keyset pages, each its own short query, so memory stays flat and no
-connection is held while the caller processes events. Connection failures surface as
+by-tag reads stream in keyset pages, each its own short query (the next page is fetched
+while the caller handles this one), so memory stays flat at two pages and no connection is
+held while the caller processes events. Connection failures surface as
 :class:`~persistence.errors.StorageUnavailable` naming host, port and database.
 """
 
@@ -73,6 +74,11 @@ def _event_columns(table: str | None = None) -> sql.Composable:
 def _check_text(value: str, what: str) -> None:
     if "\x00" in value:
         raise ValueError(f"{what} contains a NUL character, which PostgreSQL cannot store")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} contains a lone surrogate, which is not UTF-8") from None
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -91,6 +97,13 @@ def _encode(payload: Json, what: Callable[[], str]) -> str:
     except (TypeError, ValueError):
         encode_json(payload, what())  # raises the contract's SerializationError
         raise
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise SerializationError(
+                f"{what()} is not storable: it contains a lone surrogate, which is not UTF-8"
+            ) from None
     if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise SerializationError(
             f"{what()} is not storable: it contains the character U+0000, which PostgreSQL's "
@@ -271,13 +284,21 @@ class PostgresEngine(Engine):
         if expected_sequence_nr + len(events) > MAX_SEQUENCE_NR:
             raise ValueError(f"sequence numbers of {persistence_id!r} would overflow")
         _check_text(persistence_id, "persistence_id")
-        payloads = []
         for i, event in enumerate(events, start=1):
-            if "\x00" in event.type:
+            if "\x00" in event.type or not event.type.isascii():
                 _check_text(event.type, f"type of event #{i} for {persistence_id!r}")
             for tag in event.tags:
                 _check_text(tag, f"tag {tag!r} of event #{i} for {persistence_id!r}")
-            payloads.append(_encode(event.payload, _describe_payload(persistence_id, i, event)))
+        try:
+            # One encoder call for the whole batch; only a failure looks at events one by one.
+            payloads = _encode(
+                [event.payload for event in events],
+                lambda: f"payloads of {len(events)} events for {persistence_id!r}",
+            )
+        except SerializationError:
+            for i, event in enumerate(events, start=1):
+                _encode(event.payload, _describe_payload(persistence_id, i, event))
+            raise
         return await self.writer.append(persistence_id, events, payloads, expected_sequence_nr)
 
     async def replay(

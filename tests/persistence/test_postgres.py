@@ -245,7 +245,9 @@ async def test_by_tag_readers_never_skip_events_committed_late(
 class Ledger:
     """What writers were told: acknowledged events, and attempts that failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, events_per_append: int = 1, padding: int = 0) -> None:
+        self.events_per_append = events_per_append
+        self.padding = "x" * padding
         self.acked: dict[tuple[str, int], str] = {}
         self.failed_attempts: set[str] = set()
         self.conflicted_attempts: set[str] = set()
@@ -265,7 +267,11 @@ class Ledger:
         while written < minimum or not stop.is_set():
             attempt = uuid.uuid4().hex
             try:
-                stored = await engine.append(pid, [NewEvent("E", {"attempt": attempt})], expected)
+                events = [
+                    NewEvent("E", {"attempt": attempt, "pad": self.padding})
+                    for _ in range(self.events_per_append)
+                ]
+                stored = await engine.append(pid, events, expected)
             except StorageUnavailable as failure:
                 self.failures.append(failure)
                 self.failed_attempts.add(attempt)
@@ -275,9 +281,10 @@ class Ledger:
                 self.conflicted_attempts.add(attempt)
                 expected = conflict.actual_sequence_nr
                 continue
-            self.acked[(pid, stored[0].sequence_nr)] = attempt
+            for event in stored:
+                self.acked[(pid, event.sequence_nr)] = attempt
             self._acked_more.set()
-            expected = stored[0].sequence_nr
+            expected = stored[-1].sequence_nr
             written += 1
 
     @staticmethod
@@ -311,15 +318,17 @@ async def test_terminating_the_backend_mid_write_loses_no_acknowledged_event(
 ) -> None:
     engine = await engine_factory(connect_timeout=10)
     pids = [f"actor-{i}" for i in range(20)]
-    ledger = Ledger()
+    # Appends of 20 events of 2 kB keep the writer's transactions busy long enough to be
+    # hit; a terminated idle connection is only replaced by the pool, and nobody notices.
+    ledger = Ledger(events_per_append=20, padding=2_000)
     stop = asyncio.Event()
-    writers = [asyncio.create_task(ledger.write_until(engine, p, stop, 20)) for p in pids]
+    writers = [asyncio.create_task(ledger.write_until(engine, p, stop, 5)) for p in pids]
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
-        for _ in range(400):
-            await asyncio.sleep(0.005)
+        for attempt in range(3_000):
+            await asyncio.sleep(0.001 * (attempt % 4))
             await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = %s AND pid <> pg_backend_pid()",
+                "WHERE application_name = %s AND pid <> pg_backend_pid() AND state = 'active'",
                 [engine.application_name],
             )
             if len(ledger.failures) >= 3:
@@ -396,3 +405,16 @@ async def test_open_engine_without_a_url_starts_then_reuses_an_embedded_server()
         await again.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_text_postgresql_cannot_store_is_refused_alone(pg_engine: PostgresEngine) -> None:
+    results = await asyncio.gather(
+        pg_engine.append("ok", [NewEvent("E", {"name": "Zoë"})], 0),
+        pg_engine.append("bad", [NewEvent("E", {"name": "half \ud800 pair"})], 0),
+        pg_engine.append("bad-type", [NewEvent("E\udfff", {})], 0),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], list)
+    assert isinstance(results[1], SerializationError) and "surrogate" in str(results[1])
+    assert isinstance(results[2], ValueError) and "surrogate" in str(results[2])
+    assert await pg_engine.persistence_ids() == ["ok"]
