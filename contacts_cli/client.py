@@ -1,0 +1,251 @@
+"""``HttpBackend``: the :class:`~contacts_cli.backend.ContactsBackend` of client mode.
+
+It calls a running ``contacts serve`` over HTTP with httpx and turns HTTP statuses back into
+the backend's errors, so every CLI command behaves the same in either mode. Only httpx is
+imported here: client mode must start fast, so nothing pulls in the actor system, psycopg,
+starlette or vobject.
+
+``blocking=True`` (what the CLI uses) sends each request with httpx's synchronous client
+from inside the ``async`` methods: a CLI process makes one request at a time and has nothing
+else to run meanwhile, so its coroutines never suspend and the CLI drives them without an
+event loop, saving asyncio's and anyio's start-up (about 40 ms per command). Inside an event
+loop use the default, ``blocking=False`` (httpx's ``AsyncClient``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from contacts_cli.backend import (
+    BackendError,
+    Conflict,
+    ContactJson,
+    DuplicatePolicy,
+    Invalid,
+    NotFound,
+    TimedOut,
+    Unavailable,
+)
+
+ContactList = list[ContactJson]
+EventList = list[dict[str, Any]]
+
+
+class ServiceUnreachable(Unavailable):
+    """No connection could be made to the service, so the request was not sent at all."""
+
+    def __init__(self, message: str, *, first_request: bool) -> None:
+        super().__init__(message)
+        self.first_request = first_request
+
+
+def _import_httpx() -> types.ModuleType:
+    """Import httpx without its own command line (``httpx._main`` loads pygments and
+    rich's progress and syntax modules, a third of the client's start-up time)."""
+    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
+        stub = types.ModuleType("httpx._main")
+
+        def main() -> None:  # pragma: no cover - httpx's CLI is not ours to offer
+            raise SystemExit("httpx's command line is not available inside contacts")
+
+        stub.main = main  # type: ignore[attr-defined]
+        sys.modules["httpx._main"] = stub
+    import httpx
+
+    return httpx
+
+
+def _user_path(user: str) -> str:
+    return f"/api/{quote(user, safe='')}/contacts"
+
+
+def _if_match(expected_version: int | None) -> dict[str, str]:
+    return {} if expected_version is None else {"If-Match": f'"{expected_version}"'}
+
+
+def _error_from(status: int, body: Any, url: str) -> BackendError:
+    """The backend error for an HTTP error status and its JSON body."""
+    message = ""
+    if isinstance(body, Mapping):
+        message = str(body.get("detail") or body.get("error") or body.get("message") or "")
+    if status == 404:
+        return NotFound(message or "not found")
+    if status in (409, 412):
+        error: BackendError = Conflict(message or "version conflict")
+        return error
+    if status == 401:
+        return BackendError(message or "the service wants a token: set CONTACTS_API_TOKEN")
+    if status in (400, 422):
+        errors: list[tuple[str, str]] = []
+        raw = body.get("errors") if isinstance(body, Mapping) else None
+        for item in raw or []:
+            if isinstance(item, Mapping):
+                errors.append((str(item.get("field", "")), str(item.get("message", ""))))
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                errors.append((str(item[0]), str(item[1])))
+        return Invalid(errors or [("request", message or "invalid request")])
+    if status == 503:
+        return Unavailable(message or f"the service at {url} cannot reach its database")
+    if status == 504:
+        return TimedOut(message or "the service timed out")
+    return BackendError(message or f"the service at {url} answered HTTP {status}")
+
+
+class HttpBackend:
+    """Talks to ``contacts serve`` at ``base_url``."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0,
+                 token: str | None = None, blocking: bool = False) -> None:
+        httpx = _import_httpx()
+        self.base_url = base_url.rstrip("/")
+        self._httpx = httpx
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.blocking = blocking
+        self.requests = 0
+        client_class = httpx.Client if blocking else httpx.AsyncClient
+        self._client = client_class(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            headers=headers,
+            # Plain http needs no certificates; loading the CA bundle costs ~20 ms per start.
+            verify=not self.base_url.startswith("http://"),
+        )
+
+    async def _request(self, method: str, path: str, *, raw: bool = False,
+                       **kwargs: Any) -> Any:
+        httpx = self._httpx
+        try:
+            self.requests += 1
+            if self.blocking:
+                response = self._client.request(method, path, **kwargs)
+            else:
+                response = await self._client.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ServiceUnreachable(
+                f"cannot reach the contacts service at {self.base_url}: {exc}",
+                first_request=self.requests == 1) from exc
+        except httpx.TimeoutException as exc:
+            raise TimedOut(f"the service at {self.base_url} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"cannot reach the contacts service at {self.base_url}: {exc}") from exc
+        if raw and not response.is_error:
+            return response.text
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = {"error": response.text.strip()[:500]}
+        if response.is_error:
+            raise _error_from(response.status_code, body, self.base_url)
+        return body
+
+    async def create(self, user: str, data: Mapping[str, Any],
+                     idempotency_key: str | None = None) -> ContactJson:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        result: ContactJson = await self._request(
+            "POST", _user_path(user), json=dict(data), headers=headers)
+        return result
+
+    async def get(self, user: str, contact_id: str) -> ContactJson:
+        result: ContactJson = await self._request(
+            "GET", f"{_user_path(user)}/{quote(contact_id, safe='')}")
+        return result
+
+    async def list(self, user: str, *, limit: int = 50, cursor: str | None = None,
+                   q: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        if q:
+            params["q"] = q
+        result: dict[str, Any] = await self._request("GET", _user_path(user), params=params)
+        return result
+
+    async def update(self, user: str, contact_id: str, changes: Mapping[str, Any],
+                     expected_version: int | None = None) -> ContactJson:
+        result: ContactJson = await self._request(
+            "PATCH", f"{_user_path(user)}/{quote(contact_id, safe='')}",
+            json=dict(changes), headers=_if_match(expected_version))
+        return result
+
+    async def remove(self, user: str, contact_id: str,
+                     expected_version: int | None = None) -> ContactJson:
+        result: ContactJson = await self._request(
+            "DELETE", f"{_user_path(user)}/{quote(contact_id, safe='')}",
+            headers=_if_match(expected_version))
+        return result
+
+    async def history(self, user: str, contact_id: str) -> EventList:
+        result = await self._request(
+            "GET", f"{_user_path(user)}/{quote(contact_id, safe='')}/history")
+        items: EventList = result["items"] if isinstance(result, Mapping) else result
+        return items
+
+    async def as_of(self, user: str, when: datetime) -> ContactList:
+        result = await self._request("GET", _user_path(user), params={"as_of": when.isoformat()})
+        items: ContactList = result["items"] if isinstance(result, Mapping) else result
+        return items
+
+    async def import_rows(self, user: str, rows: AsyncIterable[dict[str, Any]], *,
+                          policy: DuplicatePolicy = "skip", chunk_size: int = 1000,
+                          dry_run: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Send the rows a chunk per request; each reply lists the chunk's durable outcomes."""
+        chunk: list[dict[str, Any]] = []
+        offset = 0
+        async for row in rows:
+            chunk.append(row)
+            if len(chunk) >= chunk_size:
+                for outcome in await self.import_chunk(user, chunk, None, policy=policy,
+                                                       dry_run=dry_run):
+                    outcome["row"] = int(outcome["row"]) + offset
+                    yield outcome
+                offset += len(chunk)
+                chunk = []
+        if chunk:
+            for outcome in await self.import_chunk(user, chunk, None, policy=policy,
+                                                   dry_run=dry_run):
+                outcome["row"] = int(outcome["row"]) + offset
+                yield outcome
+
+    async def import_chunk(self, user: str, rows: ContactList, idempotency_key: str | None, *,
+                           policy: DuplicatePolicy = "skip",
+                           dry_run: bool = False) -> EventList:
+        """One request for ``rows`` (numbered 1..n by their body line); the outcomes come back
+        as JSON Lines once the chunk is durable. An in-band error line raises."""
+        body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+        headers = {"Content-Type": "application/x-ndjson"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        params = {"policy": policy, "dry_run": "true" if dry_run else "false",
+                  "chunk_size": str(max(1, min(len(rows), 10_000)))}
+        text = await self._request("POST", f"{_user_path(user)}/import", params=params,
+                                   content=body, headers=headers, raw=True)
+        outcomes: EventList = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if "error" in item:
+                error = item["error"]
+                raise _error_from(int(error.get("status", 500)), error, self.base_url)
+            if "row" in item:
+                outcomes.append(item)
+        return outcomes
+
+    async def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", "/api/stats")
+        return result
+
+    async def close(self) -> None:
+        if self.blocking:
+            self._client.close()
+        else:
+            await self._client.aclose()
