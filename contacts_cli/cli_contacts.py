@@ -149,17 +149,7 @@ def register(app: typer.Typer) -> None:
         """List contacts, sorted by name (alias: ls)."""
         _list(ctx, Output(json_mode=json_), user, None, limit, all_, cursor)
 
-    @app.command("ls", hidden=True)
-    def ls(
-        ctx: typer.Context,
-        limit: LimitOpt = 50,
-        all_: AllOpt = False,
-        cursor: CursorOpt = None,
-        user: UserOption = "",
-        json_: JsonOption = False,
-    ) -> None:
-        """List contacts (alias of list)."""
-        _list(ctx, Output(json_mode=json_), user, None, limit, all_, cursor)
+    app.command("ls", hidden=True)(list_)
 
     @app.command(rich_help_panel="Contacts")
     def search(
