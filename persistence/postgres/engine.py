@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -40,6 +41,11 @@ from persistence.engine import (
 )
 from persistence.errors import SerializationError, StateRevisionConflict, StorageUnavailable
 from persistence.postgres.config import PostgresConfig, connection_error
+from persistence.postgres.ordering import (
+    HORIZON_SQL,
+    HORIZON_WAIT,
+    MAX_EVENTS_PER_TRANSACTION,
+)
 from persistence.postgres.pool import connection, make_pool
 from persistence.postgres.schema import Names, migrate
 from persistence.postgres.writer import GroupCommitWriter
@@ -137,7 +143,8 @@ class PostgresEngine(Engine):
         self._sql_by_tag = sql.SQL(
             "SELECT {cols} FROM {tag} t JOIN {journal} j "
             "ON j.persistence_id = t.persistence_id AND j.sequence_nr = t.sequence_nr "
-            "WHERE t.tag = %s AND t.ordering > %s ORDER BY t.ordering LIMIT %s"
+            "WHERE t.tag = %s AND t.ordering > %s AND t.ordering < " + HORIZON_SQL + " "
+            "ORDER BY t.ordering LIMIT %s"
         ).format(
             cols=_event_columns("j"),
             tag=n.event_tag,
@@ -237,6 +244,11 @@ class PostgresEngine(Engine):
         if not events:
             return []
         check_append(persistence_id, events, expected_sequence_nr)
+        if len(events) > MAX_EVENTS_PER_TRANSACTION:
+            raise ValueError(
+                f"an append to {persistence_id!r} holds {len(events)} events; PostgreSQL "
+                f"takes at most {MAX_EVENTS_PER_TRANSACTION} in one append"
+            )
         try:
             # One encoder call for the whole batch; only a failure looks at events one by one.
             payloads = encode_json(
@@ -338,6 +350,7 @@ class PostgresEngine(Engine):
     ) -> AsyncIterator[StoredEvent]:
         if max_count is not None and max_count <= 0:
             return
+        await self._await_horizon(f"events tagged {tag!r}")
         async for event in self._stream(
             f"events tagged {tag!r}",
             self._sql_by_tag,
@@ -347,6 +360,33 @@ class PostgresEngine(Engine):
             max_count,
         ):
             yield event
+
+    async def _await_horizon(self, action: str) -> None:
+        """Wait (at most :data:`HORIZON_WAIT` seconds) until every transaction running now
+        has finished, so that a by-tag read returns what was committed before it started.
+
+        Usually one round trip: nothing older is running, or it commits within milliseconds.
+        After the wait, events of transactions still open are held back, never skipped.
+        """
+        deadline = time.monotonic() + HORIZON_WAIT
+        pause = 0.001
+        async with self._connection(action) as conn:
+            cur = await conn.execute(
+                "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
+                "FROM pg_current_snapshot() AS s"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            horizon, target = int(row[0]), int(row[1])
+            while horizon < target and time.monotonic() < deadline:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)
+                cur = await conn.execute(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                horizon = int(row[0])
 
     async def persistence_ids(self) -> list[str]:
         async with self._connection("list persistence ids") as conn:

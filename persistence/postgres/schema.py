@@ -8,13 +8,13 @@ always composed with :mod:`psycopg.sql`; nothing is interpolated as text.
 Tables (``<prefix>`` before each name):
 
 * ``journal``: one row per event, primary key ``(persistence_id, sequence_nr)``, the global
-  ``ordering`` (unique by construction; not indexed, by-tag reads go through ``event_tag``),
-  type, version, JSONB payload, tags, writer, created_at;
+  ``ordering`` (unique by construction, see :mod:`persistence.postgres.ordering`; not indexed,
+  by-tag reads go through ``event_tag``), type, version, JSONB payload, tags, writer,
+  created_at;
 * ``event_tag``: ``(tag, ordering) -> (persistence_id, sequence_nr)`` for by-tag reads in
   ordering order; rows leave with their event;
 * ``highest``: per persistence id the highest sequence number ever written, updated in the
   append's transaction, so it survives deletes and is the append's conflict check;
-* ``ordering``: one counter row; see :mod:`persistence.postgres.writer` for why;
 * ``snapshot``: primary key ``(persistence_id, sequence_nr)``;
 * ``durable_state``: per key revision, value, expiry (partial index on ``expires_at``);
 * ``schema_version``: the migrations applied.
@@ -31,7 +31,6 @@ TABLES = (
     "journal",
     "event_tag",
     "highest",
-    "ordering",
     "snapshot",
     "durable_state",
     "schema_version",
@@ -64,10 +63,6 @@ class Names:
     @property
     def highest(self) -> sql.Composed:
         return self.table("highest")
-
-    @property
-    def ordering(self) -> sql.Composed:
-        return self.table("ordering")
 
     @property
     def snapshot(self) -> sql.Composed:
@@ -114,15 +109,6 @@ def _v1(n: Names) -> list[sql.Composed]:
             )"""
         ).format(highest=n.highest),
         sql.SQL(
-            """CREATE TABLE {ordering} (
-                id boolean PRIMARY KEY DEFAULT true CHECK (id),
-                value bigint NOT NULL
-            )"""
-        ).format(ordering=n.ordering),
-        sql.SQL("INSERT INTO {ordering} (id, value) VALUES (true, 0)").format(
-            ordering=n.ordering
-        ),
-        sql.SQL(
             """CREATE TABLE {snapshot} (
                 persistence_id text NOT NULL,
                 sequence_nr bigint NOT NULL CHECK (sequence_nr >= 0),
@@ -151,7 +137,7 @@ def _v1(n: Names) -> list[sql.Composed]:
 Migration = Callable[[Names], list[sql.Composed]]
 
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
-    (1, "journal, tags, highest, ordering, snapshots, durable state", _v1),
+    (1, "journal, tags, highest, snapshots, durable state", _v1),
 )
 """``(version, description, statements)``; append new versions, never edit applied ones."""
 

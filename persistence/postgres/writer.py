@@ -2,7 +2,8 @@
 
 Every :meth:`GroupCommitWriter.append` call queues a request and awaits its future. While
 batches are in flight (at most ``max_in_flight``), new requests accumulate; each new batch
-takes what is waiting (up to ``max_batch_events``). A batch holds at most one request per
+takes its share of what is waiting (split evenly among the free slots, so that batches
+overlap, and up to ``max_batch_events``). A batch holds at most one request per
 persistence id, no two batches in flight share an id, and a request never overtakes an
 earlier one for the same id: per-id order is kept.
 
@@ -14,18 +15,14 @@ never fails another actor's events in the same batch. If the server refuses the 
 (e.g. an over-long tag), the batch is retried request by request so that only the culprit
 fails.
 
-Global ordering and the gap problem: ``ordering`` is not taken from a sequence (whose values
-become visible out of commit order, so a by-tag reader trusting them skips late commits).
-Each batch instead advances a single counter row by its event count in the same
-transaction, after taking its ``highest`` row locks. The row lock serialises writers from
-that point until COMMIT and is released only once the commit is visible, so any transaction
-that reads the counter after us also commits after us: orderings become visible strictly in
-commit order, and readers need no gap detection and no waiting. An event's ordering is
-``base + its position in the batch``; the positions of a losing request are skipped, so
-orderings are increasing but not contiguous. The price is that the writers of one schema
-commit one after another from the counter update on; group commit makes each of those
-commits carry many events. (One batch in flight per engine is the default: on shared CPUs
-larger batches beat overlapping smaller ones.)
+Global ordering: an event's ordering is derived from its transaction's id and its position
+in the batch (see :mod:`persistence.postgres.ordering`), so writers share no counter and no
+lock beyond their own ids' ``highest`` rows: batches in flight at once (``max_in_flight``),
+or from several engines, commit independently and can share a WAL flush. The positions of a
+losing request are skipped, so orderings are increasing but not contiguous.
+
+A new batch is formed one event-loop turn after the first request arrives (or after a batch
+finishes), so that every caller woken by the previous commit has queued its next append.
 
 The batch's columns travel as JSON text and are split server-side with
 ``jsonb_array_elements``: far cheaper in Python than the driver's per-element array
@@ -49,6 +46,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.engine import NewEvent, StoredEvent
 from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
+from persistence.postgres.ordering import BASE_SQL, MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.pool import connection
 from persistence.postgres.schema import Names
 
@@ -113,9 +111,9 @@ ins AS (
 ),
 won AS (SELECT persistence_id FROM upd UNION ALL SELECT persistence_id FROM ins),
 counter AS (
-    UPDATE {ordering} SET value = value + %(total)s
-    WHERE (SELECT count(*) FROM won) > 0
-    RETURNING value - %(total)s AS base, now() AS ts
+    SELECT """
+        + BASE_SQL
+        + """ AS base, now() AS ts WHERE EXISTS (SELECT 1 FROM won)
 ),
 jrn AS (
     INSERT INTO {journal}
@@ -142,7 +140,6 @@ SELECT (SELECT base FROM counter), (SELECT ts FROM counter),
 """
     ).format(
         highest=names.highest,
-        ordering=names.ordering,
         journal=names.journal,
         event_tag=names.event_tag,
     )
@@ -167,7 +164,7 @@ class GroupCommitWriter:
         target: str,
         *,
         max_batch_events: int = 10_000,
-        max_in_flight: int = 1,
+        max_in_flight: int = 2,
         connect_timeout: float = 5.0,
     ) -> None:
         if max_in_flight < 1:
@@ -177,7 +174,7 @@ class GroupCommitWriter:
         self._names = names
         self._writer_id = writer_id
         self._target = target
-        self._max_batch_events = max_batch_events
+        self._max_batch_events = min(max_batch_events, MAX_EVENTS_PER_TRANSACTION)
         self._connect_timeout = connect_timeout
         self._statement = _batch_statement(names, tagged=False)
         self._tagged_statement = _batch_statement(names, tagged=True)
@@ -188,6 +185,7 @@ class GroupCommitWriter:
         self._busy: set[str] = set()
         self._flushing: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._start_scheduled = False
         self.batches_written = 0
         """How many batch transactions committed (for benchmarks and tests)."""
 
@@ -217,10 +215,18 @@ class GroupCommitWriter:
             if self._flushing:
                 await asyncio.wait(set(self._flushing))
             else:
-                self._kick()
+                self._start_batches()
 
     def _kick(self) -> None:
+        """Start batches one event-loop turn from now, so that callers woken together (by the
+        commit of the previous batch) all join the next one."""
+        if not self._start_scheduled:
+            self._start_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_batches)
+
+    def _start_batches(self) -> None:
         """Start batches while fewer than ``max_in_flight`` are running and requests wait."""
+        self._start_scheduled = False
         while len(self._flushing) < self._max_in_flight and self._pending:
             batch = self._take_batch()
             if not batch:
@@ -240,6 +246,12 @@ class GroupCommitWriter:
         blocked = set(self._busy)
         remaining: deque[AppendRequest] = deque()
         budget = self._max_batch_events
+        free = self._max_in_flight - len(self._flushing)
+        if free > 1:
+            # Share what waits among the free slots, so that batches overlap: one commits
+            # while the next is prepared or executed.
+            waiting = sum(len(r.events) for r in self._pending)
+            budget = min(budget, -(-waiting // free))
         while self._pending:
             request = self._pending.popleft()
             if request.future.done():  # the caller gave up before the write started
@@ -315,34 +327,38 @@ class GroupCommitWriter:
                 return
         self.batches_written += 1
         losers: list[AppendRequest] = []
+        won: list[tuple[AppendRequest, int]] = []
         idx = 0
         for request in batch:
-            if request.persistence_id not in winners:
-                idx += len(request.events)
+            if request.persistence_id in winners:
+                won.append((request, base + idx))
+            else:
                 losers.append(request)
-                continue
-            stored = []
-            # One decode per request: the caller gets its own copy, as a replay would give.
-            payloads = json.loads(request.payloads)
-            for offset, (event, payload) in enumerate(
-                zip(request.events, payloads, strict=True), start=1
-            ):
-                idx += 1
-                stored.append(
+            idx += len(request.events)
+        if won:
+            # One decode for the whole batch: the callers get their own copies, as a replay
+            # would give them.
+            payloads = iter(json.loads("[" + ",".join([r.payloads[1:-1] for r, _ in won]) + "]"))
+            writer_id = self._writer_id
+            for request, first in won:
+                pid = request.persistence_id
+                seq = request.expected_sequence_nr
+                stored = [
                     StoredEvent(
-                        request.persistence_id,
-                        request.expected_sequence_nr + offset,
-                        base + idx,
+                        pid,
+                        seq + offset,
+                        first + offset,
                         timestamp,
                         event.type,
                         event.version,
-                        payload,
+                        next(payloads),
                         frozenset(event.tags),
-                        self._writer_id,
+                        writer_id,
                     )
-                )
-            if not request.future.done():
-                request.future.set_result(stored)
+                    for offset, event in enumerate(request.events, start=1)
+                ]
+                if not request.future.done():
+                    request.future.set_result(stored)
         if losers:
             # The winners are answered first: a failure to read the losers' highest sequence
             # numbers must not turn committed events into reported failures.
@@ -401,7 +417,6 @@ class GroupCommitWriter:
             "pids": encode([r.persistence_id for r in batch]),
             "expected": encode([r.expected_sequence_nr for r in batch]),
             "counts": encode([len(r.events) for r in batch]),
-            "total": idx,
             "e_pid": encode(e_pid),
             "e_seq": encode(e_seq),
             "e_type": encode(e_type),

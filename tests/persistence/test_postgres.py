@@ -418,3 +418,24 @@ async def test_text_postgresql_cannot_store_is_refused_alone(pg_engine: Postgres
     assert isinstance(results[1], SerializationError) and "surrogate" in str(results[1])
     assert isinstance(results[2], ValueError) and "surrogate" in str(results[2])
     assert await pg_engine.persistence_ids() == ["ok"]
+
+
+async def test_by_tag_reads_hold_back_events_behind_an_open_transaction(
+    engine_factory: EngineFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event whose ordering is above an open writing transaction's is held back, so
+    that a reader resuming after it cannot skip what that transaction commits later."""
+    monkeypatch.setattr("persistence.postgres.engine.HORIZON_WAIT", 0.2)
+    engine = await engine_factory()
+    tags = frozenset({"t"})
+    await engine.append("early", [NewEvent("E", {"n": 1}, tags=tags)], 0)
+    async with await psycopg.AsyncConnection.connect(database_url) as blocker:
+        await blocker.execute("SELECT pg_current_xact_id()")  # open, with a transaction id
+        await engine.append("late", [NewEvent("E", {"n": 2}, tags=tags)], 0)
+        assert [e.payload["n"] async for e in engine.events_by_tag("t")] == [1]
+        assert [e.payload["n"] async for e in engine.replay("late")] == [2]
+        await blocker.rollback()
+    events = [e async for e in engine.events_by_tag("t")]
+    assert [e.payload["n"] for e in events] == [1, 2]
+    resumed = engine.events_by_tag("t", after_ordering=events[0].ordering)
+    assert [e.payload["n"] async for e in resumed] == [2]
