@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -41,6 +40,7 @@ from persistence.engine import (
 )
 from persistence.errors import SerializationError, StateRevisionConflict, StorageUnavailable
 from persistence.postgres.config import PostgresConfig, connection_error
+from persistence.postgres.events import events_from_rows
 from persistence.postgres.ordering import (
     HORIZON_SQL,
     HORIZON_WAIT,
@@ -66,43 +66,22 @@ _EVENT_COLUMN_NAMES = (
     "writer",
 )
 def _event_columns(table: str | None = None) -> sql.Composable:
-    """The event columns in :func:`_events` order, the payload as JSON text."""
-    return sql.SQL(", ").join(
-        sql.SQL("{}::text").format(sql.Identifier(*filter(None, (table, c))))
-        if c == "payload"
-        else sql.Identifier(*filter(None, (table, c)))
-        for c in _EVENT_COLUMN_NAMES
-    )
+    """The event columns in :func:`~persistence.postgres.events.events_from_rows` order: the
+    payload as JSON text, and empty tags as NULL (no array to decode for most events)."""
+
+    def column(name: str) -> sql.Composable:
+        ident = sql.Identifier(*filter(None, (table, name)))
+        if name == "payload":
+            return sql.SQL("{}::text").format(ident)
+        if name == "tags":
+            return sql.SQL("NULLIF({}, '{{}}')").format(ident)
+        return ident
+
+    return sql.SQL(", ").join(column(c) for c in _EVENT_COLUMN_NAMES)
 
 
 def _describe_payload(persistence_id: str, number: int, event: NewEvent) -> Callable[[], str]:
     return lambda: f"payload of event #{number} ({event.type}) for {persistence_id!r}"
-
-
-_NO_TAGS: frozenset[str] = frozenset()
-
-
-def _events(rows: list[TupleRow]) -> list[StoredEvent]:
-    """Stored events from a page of rows whose payload column is JSON text.
-
-    The page's payloads are decoded with one ``json.loads`` call: per-call overhead, not
-    parsing, dominates for small events.
-    """
-    payloads = json.loads("[" + ",".join([row[6] for row in rows]) + "]")
-    return [
-        StoredEvent(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            payload,
-            frozenset(row[7]) if row[7] else _NO_TAGS,
-            row[8],
-        )
-        for row, payload in zip(rows, payloads, strict=True)
-    ]
 
 
 class PostgresEngine(Engine):
@@ -270,7 +249,7 @@ class PostgresEngine(Engine):
     ) -> AsyncIterator[StoredEvent]:
         if not check_range(from_sequence_nr, to_sequence_nr, max_count):
             return
-        async for event in self._stream(
+        async for page in self._stream(
             f"replay of {persistence_id!r}",
             self._sql_replay,
             lambda key, limit: [persistence_id, key, to_sequence_nr, limit],
@@ -278,7 +257,8 @@ class PostgresEngine(Engine):
             lambda row: int(row[1]) + 1,
             max_count,
         ):
-            yield event
+            for event in page:
+                yield event
 
     async def _stream(
         self,
@@ -288,8 +268,9 @@ class PostgresEngine(Engine):
         key: int,
         next_key: Callable[[TupleRow], int],
         max_count: int | None,
-    ) -> AsyncIterator[StoredEvent]:
-        """Stream a keyset-paged query, fetching the next page while this one is consumed.
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """Stream the pages of a keyset-paged query, fetching the next page while this one
+        is consumed (pages, not events: one async-generator hop per event is enough).
 
         At most two pages are held; no connection is held while the caller handles events.
         """
@@ -313,8 +294,7 @@ class PostgresEngine(Engine):
                 if len(rows) == limit and (remaining is None or remaining > 0):
                     limit = page_size if remaining is None else min(page_size, remaining)
                     pending = asyncio.ensure_future(fetch(next_key(rows[-1]), limit))
-                for event in _events(rows):
-                    yield event
+                yield events_from_rows(rows)
         finally:
             if pending is not None:
                 pending.cancel()
@@ -351,7 +331,7 @@ class PostgresEngine(Engine):
         if max_count is not None and max_count <= 0:
             return
         await self._await_horizon(f"events tagged {tag!r}")
-        async for event in self._stream(
+        async for page in self._stream(
             f"events tagged {tag!r}",
             self._sql_by_tag,
             lambda key, limit: [tag, key, limit],
@@ -359,7 +339,8 @@ class PostgresEngine(Engine):
             lambda row: int(row[2]),
             max_count,
         ):
-            yield event
+            for event in page:
+                yield event
 
     async def _await_horizon(self, action: str) -> None:
         """Wait (at most :data:`HORIZON_WAIT` seconds) until every transaction running now

@@ -38,11 +38,18 @@ def make_pool(config: PostgresConfig, application_name: str) -> AsyncConnectionP
         max_size=config.pool_max_size,
         kwargs={"autocommit": True, "application_name": application_name},
         check=check_idle_connection,
+        configure=_configure,
         timeout=config.connect_timeout,
         reconnect_timeout=RECONNECT_WINDOW,
         name=application_name,
         open=False,
     )
+
+
+async def _configure(conn: AsyncConnection[object]) -> None:
+    """Sessions in UTC: timestamps then load without a per-value time-zone conversion
+    (about a third of a replayed row's decoding cost); they are the same instants."""
+    await conn.execute("SET TimeZone = 'UTC'")
 
 
 async def check_idle_connection(conn: AsyncConnection[object]) -> None:

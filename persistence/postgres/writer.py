@@ -46,6 +46,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.engine import NewEvent, StoredEvent
 from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
+from persistence.postgres.events import stored_event
 from persistence.postgres.ordering import BASE_SQL, MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.pool import connection
 from persistence.postgres.schema import Names
@@ -344,7 +345,7 @@ class GroupCommitWriter:
                 pid = request.persistence_id
                 seq = request.expected_sequence_nr
                 stored = [
-                    StoredEvent(
+                    stored_event(
                         pid,
                         seq + offset,
                         first + offset,
