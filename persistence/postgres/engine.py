@@ -41,6 +41,7 @@ from persistence.engine import (
 from persistence.errors import SerializationError, StateRevisionConflict, StorageUnavailable
 from persistence.postgres.config import PostgresConfig, connection_error
 from persistence.postgres.events import events_from_rows
+from persistence.postgres.fastpath import plain_append, plain_payloads
 from persistence.postgres.ordering import (
     HORIZON_SQL,
     HORIZON_WAIT,
@@ -222,11 +223,17 @@ class PostgresEngine(Engine):
     ) -> list[StoredEvent]:
         if not events:
             return []
-        check_append(persistence_id, events, expected_sequence_nr)
+        if not plain_append(persistence_id, events, expected_sequence_nr):
+            check_append(persistence_id, events, expected_sequence_nr)
         if len(events) > MAX_EVENTS_PER_TRANSACTION:
             raise ValueError(
                 f"an append to {persistence_id!r} holds {len(events)} events; PostgreSQL "
                 f"takes at most {MAX_EVENTS_PER_TRANSACTION} in one append"
+            )
+        payloads = plain_payloads([event.payload for event in events])
+        if payloads is not None:
+            return await self.writer.append(
+                persistence_id, events, payloads, expected_sequence_nr
             )
         try:
             # One encoder call for the whole batch; only a failure looks at events one by one.

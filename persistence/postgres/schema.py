@@ -18,6 +18,10 @@ Tables (``<prefix>`` before each name):
 * ``snapshot``: primary key ``(persistence_id, sequence_nr)``;
 * ``durable_state``: per key revision, value, expiry (partial index on ``expires_at``);
 * ``schema_version``: the migrations applied.
+
+Ids, tags and keys use the ``"C"`` collation: their indexes compare bytes (cheaper than a
+locale's rules), and ``persistence_ids()`` sorts them in code-point order, as Python does,
+whatever the database's locale.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def _v1(n: Names) -> list[sql.Composed]:
     return [
         sql.SQL(
             """CREATE TABLE {journal} (
-                persistence_id text NOT NULL,
+                persistence_id text COLLATE "C" NOT NULL,
                 sequence_nr bigint NOT NULL CHECK (sequence_nr > 0),
                 ordering bigint NOT NULL,
                 created_at timestamptz NOT NULL,
@@ -95,22 +99,22 @@ def _v1(n: Names) -> list[sql.Composed]:
         ).format(journal=n.journal),
         sql.SQL(
             """CREATE TABLE {tag} (
-                tag text NOT NULL,
+                tag text COLLATE "C" NOT NULL,
                 ordering bigint NOT NULL,
-                persistence_id text NOT NULL,
+                persistence_id text COLLATE "C" NOT NULL,
                 sequence_nr bigint NOT NULL,
                 PRIMARY KEY (tag, ordering)
             )"""
         ).format(tag=n.event_tag),
         sql.SQL(
             """CREATE TABLE {highest} (
-                persistence_id text PRIMARY KEY,
+                persistence_id text COLLATE "C" PRIMARY KEY,
                 highest bigint NOT NULL CHECK (highest >= 0)
             )"""
         ).format(highest=n.highest),
         sql.SQL(
             """CREATE TABLE {snapshot} (
-                persistence_id text NOT NULL,
+                persistence_id text COLLATE "C" NOT NULL,
                 sequence_nr bigint NOT NULL CHECK (sequence_nr >= 0),
                 created_at timestamptz NOT NULL,
                 payload jsonb NOT NULL,
@@ -119,7 +123,7 @@ def _v1(n: Names) -> list[sql.Composed]:
         ).format(snapshot=n.snapshot),
         sql.SQL(
             """CREATE TABLE {state} (
-                key text PRIMARY KEY,
+                key text COLLATE "C" PRIMARY KEY,
                 revision bigint NOT NULL CHECK (revision > 0),
                 value jsonb NOT NULL,
                 updated_at timestamptz NOT NULL,

@@ -77,13 +77,13 @@ def _batch_statement(names: Names, *, tagged: bool) -> sql.Composed:
         """,
 tagged AS (
     INSERT INTO {event_tag} (tag, ordering, persistence_id, sequence_nr)
-    SELECT t.tag, c.base + t.idx::bigint, t.persistence_id, t.sequence_nr::bigint
+    SELECT t.tag, (SELECT base FROM counter) + t.idx::bigint, t.persistence_id,
+           t.sequence_nr::bigint
     FROM ROWS FROM (jsonb_array_elements_text(%(t_pid)s::jsonb),
                     jsonb_array_elements_text(%(t_seq)s::jsonb),
                     jsonb_array_elements_text(%(t_idx)s::jsonb),
                     jsonb_array_elements_text(%(t_tag)s::jsonb))
         AS t(persistence_id, sequence_nr, idx, tag)
-    CROSS JOIN counter c
     WHERE t.persistence_id IN (SELECT persistence_id FROM won)
 )"""
         if tagged
@@ -119,7 +119,8 @@ counter AS (
 jrn AS (
     INSERT INTO {journal}
         (persistence_id, sequence_nr, ordering, created_at, type, version, payload, tags, writer)
-    SELECT e.persistence_id, e.sequence_nr::bigint, c.base + e.idx, c.ts, e.type,
+    SELECT e.persistence_id, e.sequence_nr::bigint, (SELECT base FROM counter) + e.idx,
+           (SELECT ts FROM counter), e.type,
            e.version::int, e.payload,
            CASE WHEN jsonb_typeof(e.tags) = 'array'
                 THEN ARRAY(SELECT jsonb_array_elements_text(e.tags)) ELSE '{{}}'::text[] END,
@@ -131,7 +132,6 @@ jrn AS (
                     jsonb_array_elements(%(e_payload)s::jsonb),
                     jsonb_array_elements(%(e_tags)s::jsonb))
         WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)
-    CROSS JOIN counter c
     WHERE e.persistence_id IN (SELECT persistence_id FROM won)
 )"""
         + tag_cte
