@@ -26,7 +26,7 @@ finishes), so that every caller woken by the previous commit has queued its next
 
 The batch's columns travel as JSON text and are split server-side with
 ``jsonb_array_elements``: far cheaper in Python than the driver's per-element array
-dumping, and the payloads are parsed once, straight into ``jsonb``.
+dumping; the payloads are only validated, and stored as sent (a ``json`` column).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ jrn AS (
                     jsonb_array_elements_text(%(e_seq)s::jsonb),
                     jsonb_array_elements_text(%(e_type)s::jsonb),
                     jsonb_array_elements_text(%(e_version)s::jsonb),
-                    jsonb_array_elements(%(e_payload)s::jsonb),
+                    json_array_elements(%(e_payload)s::json),
                     jsonb_array_elements(%(e_tags)s::jsonb))
         WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)
     WHERE e.persistence_id IN (SELECT persistence_id FROM won)
