@@ -85,6 +85,19 @@ def _describe_payload(persistence_id: str, number: int, event: NewEvent) -> Call
     return lambda: f"payload of event #{number} ({event.type}) for {persistence_id!r}"
 
 
+async def _snapshot_bounds(conn: psycopg.AsyncConnection[TupleRow]) -> tuple[int, int]:
+    """``xmin`` and ``xmax`` of a fresh snapshot: every transaction below ``xmin`` has
+    finished, and every transaction that gets an id from now on gets one of at least ``xmax``."""
+    cur = await conn.execute(
+        "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
+        "FROM pg_current_snapshot() AS s"
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise RuntimeError("pg_current_snapshot() returned no row")
+    return int(row[0]), int(row[1])
+
+
 class PostgresEngine(Engine):
     """Journal, snapshots and durable state in one PostgreSQL schema.
 
@@ -359,22 +372,11 @@ class PostgresEngine(Engine):
         deadline = time.monotonic() + HORIZON_WAIT
         pause = 0.001
         async with self._connection(action) as conn:
-            cur = await conn.execute(
-                "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
-                "FROM pg_current_snapshot() AS s"
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            horizon, target = int(row[0]), int(row[1])
+            horizon, target = await _snapshot_bounds(conn)
             while horizon < target and time.monotonic() < deadline:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)
-                cur = await conn.execute(
-                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-                )
-                row = await cur.fetchone()
-                assert row is not None
-                horizon = int(row[0])
+                horizon, _ = await _snapshot_bounds(conn)
 
     async def persistence_ids(self) -> list[str]:
         async with self._connection("list persistence ids") as conn:
