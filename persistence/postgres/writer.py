@@ -72,7 +72,8 @@ class AppendRequest:
 
 
 def _batch_statement(names: Names, *, tagged: bool) -> sql.Composed:
-    """The whole batch as one statement; ``tagged`` adds the by-tag index rows."""
+    """The whole batch as one statement; ``tagged`` adds the events' tags and the by-tag
+    index rows (a batch without tags sends and splits no tag column)."""
     tag_cte = (
         """,
 tagged AS (
@@ -122,16 +123,29 @@ jrn AS (
     SELECT e.persistence_id, e.sequence_nr::bigint, (SELECT base FROM counter) + e.idx,
            (SELECT ts FROM counter), e.type,
            e.version::int, e.payload,
-           CASE WHEN jsonb_typeof(e.tags) = 'array'
-                THEN ARRAY(SELECT jsonb_array_elements_text(e.tags)) ELSE '{{}}'::text[] END,
+           """
+        + (
+            """CASE WHEN jsonb_typeof(e.tags) = 'array'
+                THEN ARRAY(SELECT jsonb_array_elements_text(e.tags)) ELSE '{{}}'::text[] END"""
+            if tagged
+            else "'{{}}'::text[]"
+        )
+        + """,
            %(writer)s
     FROM ROWS FROM (jsonb_array_elements_text(%(e_pid)s::jsonb),
                     jsonb_array_elements_text(%(e_seq)s::jsonb),
                     jsonb_array_elements_text(%(e_type)s::jsonb),
                     jsonb_array_elements_text(%(e_version)s::jsonb),
-                    json_array_elements(%(e_payload)s::json),
+                    json_array_elements(%(e_payload)s::json)"""
+        + (
+            """,
                     jsonb_array_elements(%(e_tags)s::jsonb))
-        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)
+        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)"""
+            if tagged
+            else """)
+        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, idx)"""
+        )
+        + """
     WHERE e.persistence_id IN (SELECT persistence_id FROM won)
 )"""
         + tag_cte
@@ -423,14 +437,17 @@ class GroupCommitWriter:
             "e_type": encode(e_type),
             "e_version": encode(e_version),
             "e_payload": "[" + ",".join([r.payloads[1:-1] for r in batch]) + "]",
-            "e_tags": encode(e_tags),
             "writer": self._writer_id,
         }
         statement = self._statement
         if t_tag:
             statement = self._tagged_statement
             params.update(
-                t_pid=encode(t_pid), t_seq=encode(t_seq), t_idx=encode(t_idx), t_tag=encode(t_tag)
+                e_tags=encode(e_tags),
+                t_pid=encode(t_pid),
+                t_seq=encode(t_seq),
+                t_idx=encode(t_idx),
+                t_tag=encode(t_tag),
             )
         # One statement on an autocommit connection is one transaction: execute returns
         # only after the server committed it.
