@@ -173,7 +173,6 @@ class Bench:
                 ),
                 [pid, count],
             )
-            await conn.execute(sql.SQL("UPDATE {} SET value = %s").format(n.ordering), [count])
             await conn.execute(sql.SQL("VACUUM ANALYZE {}").format(n.journal))
 
     async def replay(self) -> list[Result]:
@@ -278,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replay-events", type=int, default=1_000_000)
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--page-size", type=int, default=2_000, help="replay page size")
-    parser.add_argument("--in-flight", type=int, default=1, help="group-commit batches in flight")
+    parser.add_argument("--in-flight", type=int, default=2, help="group-commit batches in flight")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.events < 1 or args.ids < 1 or args.batch_size < 1:
         parser.error("--runs, --events, --ids and --batch-size must be positive")

@@ -21,8 +21,10 @@ Guarantees every engine gives (the contract tests in ``tests/persistence`` check
   every event; the next append continues from it.
 * ``replay`` yields events in ``sequence_nr`` order, streaming: it never holds a whole
   journal in memory.
-* ``events_by_tag`` yields events in commit order by ``ordering`` and never skips an
-  event whose ordering became visible late.
+* ``events_by_tag`` yields events in ``ordering`` order and never skips an event whose
+  ordering became visible late: the last ordering a reader saw is a safe ``after_ordering``
+  to resume from. (An engine may hold back events until that holds, e.g. PostgreSQL while
+  an older transaction is still open.)
 """
 
 from __future__ import annotations

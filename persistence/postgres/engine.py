@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -40,6 +40,13 @@ from persistence.engine import (
 )
 from persistence.errors import SerializationError, StateRevisionConflict, StorageUnavailable
 from persistence.postgres.config import PostgresConfig, connection_error
+from persistence.postgres.events import events_from_rows
+from persistence.postgres.fastpath import plain_append, plain_payloads
+from persistence.postgres.ordering import (
+    HORIZON_SQL,
+    HORIZON_WAIT,
+    MAX_EVENTS_PER_TRANSACTION,
+)
 from persistence.postgres.pool import connection, make_pool
 from persistence.postgres.schema import Names, migrate
 from persistence.postgres.writer import GroupCommitWriter
@@ -60,43 +67,35 @@ _EVENT_COLUMN_NAMES = (
     "writer",
 )
 def _event_columns(table: str | None = None) -> sql.Composable:
-    """The event columns in :func:`_events` order, the payload as JSON text."""
-    return sql.SQL(", ").join(
-        sql.SQL("{}::text").format(sql.Identifier(*filter(None, (table, c))))
-        if c == "payload"
-        else sql.Identifier(*filter(None, (table, c)))
-        for c in _EVENT_COLUMN_NAMES
-    )
+    """The event columns in :func:`~persistence.postgres.events.events_from_rows` order: the
+    payload as JSON text, and empty tags as NULL (no array to decode for most events)."""
+
+    def column(name: str) -> sql.Composable:
+        ident = sql.Identifier(*filter(None, (table, name)))
+        if name == "payload":
+            return sql.SQL("{}::text").format(ident)
+        if name == "tags":
+            return sql.SQL("NULLIF({}, '{{}}')").format(ident)
+        return ident
+
+    return sql.SQL(", ").join(column(c) for c in _EVENT_COLUMN_NAMES)
 
 
 def _describe_payload(persistence_id: str, number: int, event: NewEvent) -> Callable[[], str]:
     return lambda: f"payload of event #{number} ({event.type}) for {persistence_id!r}"
 
 
-_NO_TAGS: frozenset[str] = frozenset()
-
-
-def _events(rows: list[TupleRow]) -> list[StoredEvent]:
-    """Stored events from a page of rows whose payload column is JSON text.
-
-    The page's payloads are decoded with one ``json.loads`` call: per-call overhead, not
-    parsing, dominates for small events.
-    """
-    payloads = json.loads("[" + ",".join([row[6] for row in rows]) + "]")
-    return [
-        StoredEvent(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            payload,
-            frozenset(row[7]) if row[7] else _NO_TAGS,
-            row[8],
-        )
-        for row, payload in zip(rows, payloads, strict=True)
-    ]
+async def _snapshot_bounds(conn: psycopg.AsyncConnection[TupleRow]) -> tuple[int, int]:
+    """``xmin`` and ``xmax`` of a fresh snapshot: every transaction below ``xmin`` has
+    finished, and every transaction that gets an id from now on gets one of at least ``xmax``."""
+    cur = await conn.execute(
+        "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
+        "FROM pg_current_snapshot() AS s"
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise RuntimeError("pg_current_snapshot() returned no row")
+    return int(row[0]), int(row[1])
 
 
 class PostgresEngine(Engine):
@@ -137,7 +136,8 @@ class PostgresEngine(Engine):
         self._sql_by_tag = sql.SQL(
             "SELECT {cols} FROM {tag} t JOIN {journal} j "
             "ON j.persistence_id = t.persistence_id AND j.sequence_nr = t.sequence_nr "
-            "WHERE t.tag = %s AND t.ordering > %s ORDER BY t.ordering LIMIT %s"
+            "WHERE t.tag = %s AND t.ordering > %s AND t.ordering < " + HORIZON_SQL + " "
+            "ORDER BY t.ordering LIMIT %s"
         ).format(
             cols=_event_columns("j"),
             tag=n.event_tag,
@@ -236,7 +236,18 @@ class PostgresEngine(Engine):
     ) -> list[StoredEvent]:
         if not events:
             return []
-        check_append(persistence_id, events, expected_sequence_nr)
+        if not plain_append(persistence_id, events, expected_sequence_nr):
+            check_append(persistence_id, events, expected_sequence_nr)
+        if len(events) > MAX_EVENTS_PER_TRANSACTION:
+            raise ValueError(
+                f"an append to {persistence_id!r} holds {len(events)} events; PostgreSQL "
+                f"takes at most {MAX_EVENTS_PER_TRANSACTION} in one append"
+            )
+        payloads = plain_payloads([event.payload for event in events])
+        if payloads is not None:
+            return await self.writer.append(
+                persistence_id, events, payloads, expected_sequence_nr
+            )
         try:
             # One encoder call for the whole batch; only a failure looks at events one by one.
             payloads = encode_json(
@@ -258,7 +269,7 @@ class PostgresEngine(Engine):
     ) -> AsyncIterator[StoredEvent]:
         if not check_range(from_sequence_nr, to_sequence_nr, max_count):
             return
-        async for event in self._stream(
+        async for page in self._stream(
             f"replay of {persistence_id!r}",
             self._sql_replay,
             lambda key, limit: [persistence_id, key, to_sequence_nr, limit],
@@ -266,7 +277,8 @@ class PostgresEngine(Engine):
             lambda row: int(row[1]) + 1,
             max_count,
         ):
-            yield event
+            for event in page:
+                yield event
 
     async def _stream(
         self,
@@ -276,8 +288,9 @@ class PostgresEngine(Engine):
         key: int,
         next_key: Callable[[TupleRow], int],
         max_count: int | None,
-    ) -> AsyncIterator[StoredEvent]:
-        """Stream a keyset-paged query, fetching the next page while this one is consumed.
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """Stream the pages of a keyset-paged query, fetching the next page while this one
+        is consumed (pages, not events: one async-generator hop per event is enough).
 
         At most two pages are held; no connection is held while the caller handles events.
         """
@@ -301,8 +314,7 @@ class PostgresEngine(Engine):
                 if len(rows) == limit and (remaining is None or remaining > 0):
                     limit = page_size if remaining is None else min(page_size, remaining)
                     pending = asyncio.ensure_future(fetch(next_key(rows[-1]), limit))
-                for event in _events(rows):
-                    yield event
+                yield events_from_rows(rows)
         finally:
             if pending is not None:
                 pending.cancel()
@@ -338,7 +350,8 @@ class PostgresEngine(Engine):
     ) -> AsyncIterator[StoredEvent]:
         if max_count is not None and max_count <= 0:
             return
-        async for event in self._stream(
+        await self._await_horizon(f"events tagged {tag!r}")
+        async for page in self._stream(
             f"events tagged {tag!r}",
             self._sql_by_tag,
             lambda key, limit: [tag, key, limit],
@@ -346,7 +359,24 @@ class PostgresEngine(Engine):
             lambda row: int(row[2]),
             max_count,
         ):
-            yield event
+            for event in page:
+                yield event
+
+    async def _await_horizon(self, action: str) -> None:
+        """Wait (at most :data:`HORIZON_WAIT` seconds) until every transaction running now
+        has finished, so that a by-tag read returns what was committed before it started.
+
+        Usually one round trip: nothing older is running, or it commits within milliseconds.
+        After the wait, events of transactions still open are held back, never skipped.
+        """
+        deadline = time.monotonic() + HORIZON_WAIT
+        pause = 0.001
+        async with self._connection(action) as conn:
+            horizon, target = await _snapshot_bounds(conn)
+            while horizon < target and time.monotonic() < deadline:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)
+                horizon, _ = await _snapshot_bounds(conn)
 
     async def persistence_ids(self) -> list[str]:
         async with self._connection("list persistence ids") as conn:

@@ -2,7 +2,8 @@
 
 Every :meth:`GroupCommitWriter.append` call queues a request and awaits its future. While
 batches are in flight (at most ``max_in_flight``), new requests accumulate; each new batch
-takes what is waiting (up to ``max_batch_events``). A batch holds at most one request per
+takes its share of what is waiting (split evenly among the free slots, so that batches
+overlap, and up to ``max_batch_events``). A batch holds at most one request per
 persistence id, no two batches in flight share an id, and a request never overtakes an
 earlier one for the same id: per-id order is kept.
 
@@ -14,22 +15,18 @@ never fails another actor's events in the same batch. If the server refuses the 
 (e.g. an over-long tag), the batch is retried request by request so that only the culprit
 fails.
 
-Global ordering and the gap problem: ``ordering`` is not taken from a sequence (whose values
-become visible out of commit order, so a by-tag reader trusting them skips late commits).
-Each batch instead advances a single counter row by its event count in the same
-transaction, after taking its ``highest`` row locks. The row lock serialises writers from
-that point until COMMIT and is released only once the commit is visible, so any transaction
-that reads the counter after us also commits after us: orderings become visible strictly in
-commit order, and readers need no gap detection and no waiting. An event's ordering is
-``base + its position in the batch``; the positions of a losing request are skipped, so
-orderings are increasing but not contiguous. The price is that the writers of one schema
-commit one after another from the counter update on; group commit makes each of those
-commits carry many events. (One batch in flight per engine is the default: on shared CPUs
-larger batches beat overlapping smaller ones.)
+Global ordering: an event's ordering is derived from its transaction's id and its position
+in the batch (see :mod:`persistence.postgres.ordering`), so writers share no counter and no
+lock beyond their own ids' ``highest`` rows: batches in flight at once (``max_in_flight``),
+or from several engines, commit independently and can share a WAL flush. The positions of a
+losing request are skipped, so orderings are increasing but not contiguous.
+
+A new batch is formed one event-loop turn after the first request arrives (or after a batch
+finishes), so that every caller woken by the previous commit has queued its next append.
 
 The batch's columns travel as JSON text and are split server-side with
 ``jsonb_array_elements``: far cheaper in Python than the driver's per-element array
-dumping, and the payloads are parsed once, straight into ``jsonb``.
+dumping; the payloads are only validated, and stored as sent (a ``json`` column).
 """
 
 from __future__ import annotations
@@ -49,6 +46,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.engine import NewEvent, StoredEvent
 from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
+from persistence.postgres.events import stored_event
+from persistence.postgres.ordering import BASE_SQL, MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.pool import connection
 from persistence.postgres.schema import Names
 
@@ -73,18 +72,19 @@ class AppendRequest:
 
 
 def _batch_statement(names: Names, *, tagged: bool) -> sql.Composed:
-    """The whole batch as one statement; ``tagged`` adds the by-tag index rows."""
+    """The whole batch as one statement; ``tagged`` adds the events' tags and the by-tag
+    index rows (a batch without tags sends and splits no tag column)."""
     tag_cte = (
         """,
 tagged AS (
     INSERT INTO {event_tag} (tag, ordering, persistence_id, sequence_nr)
-    SELECT t.tag, c.base + t.idx::bigint, t.persistence_id, t.sequence_nr::bigint
+    SELECT t.tag, (SELECT base FROM counter) + t.idx::bigint, t.persistence_id,
+           t.sequence_nr::bigint
     FROM ROWS FROM (jsonb_array_elements_text(%(t_pid)s::jsonb),
                     jsonb_array_elements_text(%(t_seq)s::jsonb),
                     jsonb_array_elements_text(%(t_idx)s::jsonb),
                     jsonb_array_elements_text(%(t_tag)s::jsonb))
         AS t(persistence_id, sequence_nr, idx, tag)
-    CROSS JOIN counter c
     WHERE t.persistence_id IN (SELECT persistence_id FROM won)
 )"""
         if tagged
@@ -113,26 +113,39 @@ ins AS (
 ),
 won AS (SELECT persistence_id FROM upd UNION ALL SELECT persistence_id FROM ins),
 counter AS (
-    UPDATE {ordering} SET value = value + %(total)s
-    WHERE (SELECT count(*) FROM won) > 0
-    RETURNING value - %(total)s AS base, now() AS ts
+    SELECT """
+        + BASE_SQL
+        + """ AS base, now() AS ts WHERE EXISTS (SELECT 1 FROM won)
 ),
 jrn AS (
     INSERT INTO {journal}
         (persistence_id, sequence_nr, ordering, created_at, type, version, payload, tags, writer)
-    SELECT e.persistence_id, e.sequence_nr::bigint, c.base + e.idx, c.ts, e.type,
+    SELECT e.persistence_id, e.sequence_nr::bigint, (SELECT base FROM counter) + e.idx,
+           (SELECT ts FROM counter), e.type,
            e.version::int, e.payload,
-           CASE WHEN jsonb_typeof(e.tags) = 'array'
-                THEN ARRAY(SELECT jsonb_array_elements_text(e.tags)) ELSE '{{}}'::text[] END,
+           """
+        + (
+            """CASE WHEN jsonb_typeof(e.tags) = 'array'
+                THEN ARRAY(SELECT jsonb_array_elements_text(e.tags)) ELSE '{{}}'::text[] END"""
+            if tagged
+            else "'{{}}'::text[]"
+        )
+        + """,
            %(writer)s
     FROM ROWS FROM (jsonb_array_elements_text(%(e_pid)s::jsonb),
                     jsonb_array_elements_text(%(e_seq)s::jsonb),
                     jsonb_array_elements_text(%(e_type)s::jsonb),
                     jsonb_array_elements_text(%(e_version)s::jsonb),
-                    jsonb_array_elements(%(e_payload)s::jsonb),
+                    json_array_elements(%(e_payload)s::json)"""
+        + (
+            """,
                     jsonb_array_elements(%(e_tags)s::jsonb))
-        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)
-    CROSS JOIN counter c
+        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)"""
+            if tagged
+            else """)
+        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, idx)"""
+        )
+        + """
     WHERE e.persistence_id IN (SELECT persistence_id FROM won)
 )"""
         + tag_cte
@@ -142,7 +155,6 @@ SELECT (SELECT base FROM counter), (SELECT ts FROM counter),
 """
     ).format(
         highest=names.highest,
-        ordering=names.ordering,
         journal=names.journal,
         event_tag=names.event_tag,
     )
@@ -167,7 +179,7 @@ class GroupCommitWriter:
         target: str,
         *,
         max_batch_events: int = 10_000,
-        max_in_flight: int = 1,
+        max_in_flight: int = 2,
         connect_timeout: float = 5.0,
     ) -> None:
         if max_in_flight < 1:
@@ -177,7 +189,7 @@ class GroupCommitWriter:
         self._names = names
         self._writer_id = writer_id
         self._target = target
-        self._max_batch_events = max_batch_events
+        self._max_batch_events = min(max_batch_events, MAX_EVENTS_PER_TRANSACTION)
         self._connect_timeout = connect_timeout
         self._statement = _batch_statement(names, tagged=False)
         self._tagged_statement = _batch_statement(names, tagged=True)
@@ -188,6 +200,7 @@ class GroupCommitWriter:
         self._busy: set[str] = set()
         self._flushing: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._start_scheduled = False
         self.batches_written = 0
         """How many batch transactions committed (for benchmarks and tests)."""
 
@@ -217,10 +230,18 @@ class GroupCommitWriter:
             if self._flushing:
                 await asyncio.wait(set(self._flushing))
             else:
-                self._kick()
+                self._start_batches()
 
     def _kick(self) -> None:
+        """Start batches one event-loop turn from now, so that callers woken together (by the
+        commit of the previous batch) all join the next one."""
+        if not self._start_scheduled:
+            self._start_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_batches)
+
+    def _start_batches(self) -> None:
         """Start batches while fewer than ``max_in_flight`` are running and requests wait."""
+        self._start_scheduled = False
         while len(self._flushing) < self._max_in_flight and self._pending:
             batch = self._take_batch()
             if not batch:
@@ -240,6 +261,12 @@ class GroupCommitWriter:
         blocked = set(self._busy)
         remaining: deque[AppendRequest] = deque()
         budget = self._max_batch_events
+        free = self._max_in_flight - len(self._flushing)
+        if free > 1:
+            # Share what waits among the free slots, so that batches overlap: one commits
+            # while the next is prepared or executed.
+            waiting = sum(len(r.events) for r in self._pending)
+            budget = min(budget, -(-waiting // free))
         while self._pending:
             request = self._pending.popleft()
             if request.future.done():  # the caller gave up before the write started
@@ -315,34 +342,38 @@ class GroupCommitWriter:
                 return
         self.batches_written += 1
         losers: list[AppendRequest] = []
+        won: list[tuple[AppendRequest, int]] = []
         idx = 0
         for request in batch:
-            if request.persistence_id not in winners:
-                idx += len(request.events)
+            if request.persistence_id in winners:
+                won.append((request, base + idx))
+            else:
                 losers.append(request)
-                continue
-            stored = []
-            # One decode per request: the caller gets its own copy, as a replay would give.
-            payloads = json.loads(request.payloads)
-            for offset, (event, payload) in enumerate(
-                zip(request.events, payloads, strict=True), start=1
-            ):
-                idx += 1
-                stored.append(
-                    StoredEvent(
-                        request.persistence_id,
-                        request.expected_sequence_nr + offset,
-                        base + idx,
+            idx += len(request.events)
+        if won:
+            # One decode for the whole batch: the callers get their own copies, as a replay
+            # would give them.
+            payloads = iter(json.loads("[" + ",".join([r.payloads[1:-1] for r, _ in won]) + "]"))
+            writer_id = self._writer_id
+            for request, first in won:
+                pid = request.persistence_id
+                seq = request.expected_sequence_nr
+                stored = [
+                    stored_event(
+                        pid,
+                        seq + offset,
+                        first + offset,
                         timestamp,
                         event.type,
                         event.version,
-                        payload,
+                        next(payloads),
                         frozenset(event.tags),
-                        self._writer_id,
+                        writer_id,
                     )
-                )
-            if not request.future.done():
-                request.future.set_result(stored)
+                    for offset, event in enumerate(request.events, start=1)
+                ]
+                if not request.future.done():
+                    request.future.set_result(stored)
         if losers:
             # The winners are answered first: a failure to read the losers' highest sequence
             # numbers must not turn committed events into reported failures.
@@ -401,20 +432,22 @@ class GroupCommitWriter:
             "pids": encode([r.persistence_id for r in batch]),
             "expected": encode([r.expected_sequence_nr for r in batch]),
             "counts": encode([len(r.events) for r in batch]),
-            "total": idx,
             "e_pid": encode(e_pid),
             "e_seq": encode(e_seq),
             "e_type": encode(e_type),
             "e_version": encode(e_version),
             "e_payload": "[" + ",".join([r.payloads[1:-1] for r in batch]) + "]",
-            "e_tags": encode(e_tags),
             "writer": self._writer_id,
         }
         statement = self._statement
         if t_tag:
             statement = self._tagged_statement
             params.update(
-                t_pid=encode(t_pid), t_seq=encode(t_seq), t_idx=encode(t_idx), t_tag=encode(t_tag)
+                e_tags=encode(e_tags),
+                t_pid=encode(t_pid),
+                t_seq=encode(t_seq),
+                t_idx=encode(t_idx),
+                t_tag=encode(t_tag),
             )
         # One statement on an autocommit connection is one transaction: execute returns
         # only after the server committed it.

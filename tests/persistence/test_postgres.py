@@ -23,7 +23,9 @@ from persistence import (
     open_engine,
 )
 from persistence.embedded import default_data_dir
+from persistence.engine import encode_json
 from persistence.postgres import PostgresConfig, PostgresEngine
+from persistence.postgres.fastpath import plain_append, plain_payloads
 from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
 from tests.conftest import EngineFactory, private_embedded, unique_schema
 
@@ -418,3 +420,71 @@ async def test_text_postgresql_cannot_store_is_refused_alone(pg_engine: Postgres
     assert isinstance(results[1], SerializationError) and "surrogate" in str(results[1])
     assert isinstance(results[2], ValueError) and "surrogate" in str(results[2])
     assert await pg_engine.persistence_ids() == ["ok"]
+
+
+async def test_by_tag_reads_hold_back_events_behind_an_open_transaction(
+    engine_factory: EngineFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event whose ordering is above an open writing transaction's is held back, so
+    that a reader resuming after it cannot skip what that transaction commits later."""
+    monkeypatch.setattr("persistence.postgres.engine.HORIZON_WAIT", 0.2)
+    engine = await engine_factory()
+    tags = frozenset({"t"})
+    await engine.append("early", [NewEvent("E", {"n": 1}, tags=tags)], 0)
+    async with await psycopg.AsyncConnection.connect(database_url) as blocker:
+        await blocker.execute("SELECT pg_current_xact_id()")  # open, with a transaction id
+        await engine.append("late", [NewEvent("E", {"n": 2}, tags=tags)], 0)
+        assert [e.payload["n"] async for e in engine.events_by_tag("t")] == [1]
+        assert [e.payload["n"] async for e in engine.replay("late")] == [2]
+        await blocker.rollback()
+    events = [e async for e in engine.events_by_tag("t")]
+    assert [e.payload["n"] for e in events] == [1, 2]
+    resumed = engine.events_by_tag("t", after_ordering=events[0].ordering)
+    assert [e.payload["n"] async for e in resumed] == [2]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"a": [1, 2.5, None, True, False], "b": {"c": "d\\u0000e", "e": ""}},
+        ["tab\tand \"quotes\" and \\ backslash", 10**30, -0.0, 1e-7],
+        [{"x": "Zoë"}],
+        [{"x": "\x00"}],
+        [float("nan")],
+        [{1, 2}],
+        [{"k": object()}],
+    ],
+    ids=["plain", "escapes", "non-ascii", "nul", "nan", "set", "object"],
+)
+def test_the_payload_fast_path_matches_encode_json_or_defers(payload: object) -> None:
+    text = plain_payloads([payload])
+    try:
+        expected: str | None = encode_json([payload], "payload")
+    except SerializationError:
+        expected = None
+    assert text is None or text == expected
+    assert (text is None) == (expected is None or not expected.isascii() or "\\u0000" in expected)
+
+
+def test_the_payload_fast_path_defers_cycles() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    assert plain_payloads([cycle]) is None
+
+
+@pytest.mark.parametrize(
+    ("pid", "event", "expected", "plain"),
+    [
+        ("p", NewEvent("E", {}, tags=frozenset({"t"})), 0, True),
+        ("p\x00", NewEvent("E", {}), 0, False),
+        ("p", NewEvent("E\x00", {}), 0, False),
+        ("p", NewEvent("E", {}, tags=frozenset({"t\x00"})), 0, False),
+        ("p", NewEvent("É", {}), 0, False),
+        ("p", NewEvent("E", {}), -1, False),
+        ("p", NewEvent("E", {}), 2**63 - 1, False),
+    ],
+)
+def test_the_argument_fast_path_only_passes_what_check_append_passes(
+    pid: str, event: NewEvent, expected: int, plain: bool
+) -> None:
+    assert plain_append(pid, [event], expected) is plain
