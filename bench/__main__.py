@@ -17,6 +17,7 @@ BENCHMARKS = [
     "journal_bench",
     "http_bench",
     "cli_bench",
+    "user_bench",
 ]
 
 

@@ -9,6 +9,7 @@ stream the user's journal directly, so a long replay never blocks that user's ma
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -46,6 +47,7 @@ from contacts_cli.user_actor import (
     Import,
     ListContacts,
     Remove,
+    SnapshotIfBehind,
     Update,
     check_user_id,
     decode_journaled,
@@ -58,6 +60,21 @@ from persistence.errors import PersistenceError, StorageUnavailable
 log = logging.getLogger("contacts_cli.local")
 
 _RESOLVE_ATTEMPTS = 5
+_DEFAULT_GC_THRESHOLD = (700, 10, 10)
+GC_THRESHOLD = (50_000, 20, 10)
+"""The process's cyclic-GC thresholds while it hosts user actors (unless someone chose others).
+
+A large user's state is hundreds of thousands of long-lived objects, and an import chunk
+allocates as many more; at CPython's default (a young collection every 700 allocations) the
+collector keeps promoting and rescanning them, a third of a 100,000-row import's time. The
+state has no reference cycles (reference counting frees it), so collecting less often costs
+only a few megabytes of young objects."""
+
+
+def tune_gc() -> None:
+    """Apply :data:`GC_THRESHOLD` if the thresholds are still CPython's defaults."""
+    if gc.get_threshold() == _DEFAULT_GC_THRESHOLD:
+        gc.set_threshold(*GC_THRESHOLD)
 
 
 class RowError:
@@ -103,6 +120,7 @@ class LocalBackend:
         :meth:`close`. A given engine is used as it is and left open.
         """
         settings = settings or Settings.from_env()
+        tune_gc()
         owns = engine is None
         if engine is None:
             engine = await _open_engine(settings)
@@ -122,11 +140,22 @@ class LocalBackend:
             return
         self._closed = True
         try:
+            await self._snapshot_behind_users()
             await self.system.__aexit__(None, None, None)
             await drain_snapshots()
         finally:
             if self._owns_engine:
                 await self.engine.close()
+
+    async def _snapshot_behind_users(self) -> None:
+        """Ask each user actor this backend talked to for a last snapshot if it is far enough
+        behind (see ``UserActor``), so the next start after a big import replays nothing.
+        Best effort: a snapshot is an optimisation, the journal has everything."""
+        for user, ref in list(self._refs.items()):
+            try:
+                await query(ref, SnapshotIfBehind(), self.settings.query_timeout)
+            except Exception as exc:  # an actor that stopped or cannot answer: nothing to do
+                log.debug("no closing snapshot for %r: %r", user, exc)
 
     async def __aenter__(self) -> LocalBackend:
         return self

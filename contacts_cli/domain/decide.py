@@ -173,6 +173,7 @@ def plan_import(
             "policy", f"must be one of {', '.join(DUPLICATE_POLICIES)}, not {command.policy!r}"
         )
     plan = ImportPlan()
+    created: dict[str, Mapping[str, Any]] = {}  # contacts are only built if a later row merges
     batch: dict[str, Contact] = {}
     batch_emails: dict[str, str] = {}
     for row in command.rows:
@@ -185,9 +186,9 @@ def plan_import(
             continue
         match = None if command.policy == "create" else _find_duplicate(state, batch_emails, fields)
         if match is None:
-            contact_id = _fresh_id(state, new_id, batch)
+            contact_id = _fresh_id(state, new_id, created)
             plan.events.append(ContactCreated(contact_id, fields, now))
-            batch[contact_id] = new_contact(contact_id, fields, now)
+            created[contact_id] = fields
             _remember_emails(batch_emails, contact_id, fields["emails"])
             plan.outcomes.append(RowOutcome(row.ref, "created", contact_id))
             continue
@@ -202,7 +203,11 @@ def plan_import(
                 )
             )
             continue
-        current = batch.get(match_id) or require_contact(state, match_id)
+        current = batch.get(match_id)
+        if current is None:
+            fresh = created.get(match_id)
+            current = (new_contact(match_id, fresh, now) if fresh is not None
+                       else require_contact(state, match_id))
         changes, errors = _merge_changes(current, fields)
         if errors:
             plan.outcomes.append(
@@ -278,9 +283,9 @@ def _find_duplicate(
     state: ContactsState, batch_emails: Mapping[str, str], fields: Mapping[str, Any]
 ) -> tuple[str, str] | None:
     for email in fields["emails"]:
-        ids = state.ids_with_email(email)
-        if ids:
-            return ids[0], email
+        match = state.first_with_email(email)
+        if match is not None:
+            return match, email
         batch_id = batch_emails.get(email_key(email))
         if batch_id is not None:
             return batch_id, email

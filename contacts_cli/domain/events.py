@@ -94,7 +94,7 @@ def event_from_payload(
             f"{type_name} version {version} is newer than this code understands ({current})"
         )
     chain = UPCASTERS if upcasters is None else upcasters
-    data = dict(payload)
+    data = payload if version == current else dict(payload)  # upcasters get their own copy
     while version < current:
         step = chain.get((type_name, version))
         if step is None:
@@ -117,8 +117,10 @@ def _json_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
+_EDITABLE = frozenset(EDITABLE_FIELDS)
+
+
 def _fields_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(values) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}")
+    if not values.keys() <= _EDITABLE:
+        raise ValueError(f"unknown fields {sorted(set(values) - _EDITABLE)}")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}

@@ -61,10 +61,19 @@ class Contact:
 
 def new_contact(contact_id: str, fields: Mapping[str, Any], at: datetime) -> Contact:
     """The contact a ``ContactCreated`` describes: version 1, created and updated at ``at``."""
+    if fields.keys() == _EDITABLE:  # every field given (as events hold them): no kwargs
+        return Contact(
+            contact_id, fields["name"], tuple(fields["emails"]), tuple(fields["phones"]),
+            fields["company"], fields["title"], fields["address"], fields["birthday"],
+            fields["notes"], tuple(fields["labels"]), at, at, 1,
+        )
     values: dict[str, Any] = {
         name: tuple(value) if name in LIST_FIELDS else value for name, value in fields.items()
     }
     return Contact(id=contact_id, **values, created_at=at, updated_at=at, version=1)
+
+
+_EDITABLE = frozenset(EDITABLE_FIELDS)
 
 
 def _jsonable(value: Any) -> Any:

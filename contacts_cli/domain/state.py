@@ -12,14 +12,22 @@ contacts; ``decide`` only reads it. Indexes:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from itertools import pairwise
+from operator import attrgetter
 from typing import Any
 
 from contacts_cli.domain.errors import ContactNotFound
-from contacts_cli.domain.model import Contact, contact_from_dict, contact_to_dict
+from contacts_cli.domain.model import (
+    Contact,
+    contact_from_dict,
+    format_timestamp,
+    parse_timestamp,
+)
 from contacts_cli.domain.validation import email_key
 
-SNAPSHOT_SCHEMA = 1
+SNAPSHOT_SCHEMA = 2
 
 SortKey = tuple[str, str]
 
@@ -30,7 +38,12 @@ def sort_key(contact: Contact) -> SortKey:
 
 
 class ContactsState:
-    """All live contacts of one user plus derived indexes (never serialised themselves)."""
+    """All live contacts of one user plus derived indexes (never serialised themselves).
+
+    The email index and the name order are built on first use, so a state loaded from a
+    snapshot is ready as soon as its contacts are (a restart that only adds a contact never
+    pays for them); once built, every write keeps them in step.
+    """
 
     __slots__ = (
         "_by_email",
@@ -44,21 +57,29 @@ class ContactsState:
 
     def __init__(self) -> None:
         self._contacts: dict[str, Contact] = {}
-        self._by_email: dict[str, list[str]] = {}
-        self._keys: dict[str, SortKey] = {}
+        self._by_email: dict[str, list[str]] | None = None
+        self._keys: dict[str, SortKey] | None = None
         self._order: list[SortKey] = []
         self._pending: list[SortKey] = []
         self._stale = False
         self.search_cache: dict[str, dict[str, str]] = {}
         """Per contact id, the folded text the search uses; writes drop stale entries."""
 
+    @classmethod
+    def of(cls, contacts: dict[str, Contact]) -> ContactsState:
+        """A state holding ``contacts`` (id -> contact, creation order); takes the dict."""
+        state = cls()
+        state._contacts = contacts
+        return state
+
     def copy(self) -> ContactsState:
         """An independent state with the same contacts (contacts themselves are immutable)."""
-        other = ContactsState()
-        other._contacts = dict(self._contacts)
-        other._by_email = {key: list(ids) for key, ids in self._by_email.items()}
-        other._keys = dict(self._keys)
-        other._order = list(self.ordered_keys())
+        other = ContactsState.of(dict(self._contacts))
+        if self._by_email is not None:
+            other._by_email = {key: list(ids) for key, ids in self._by_email.items()}
+        if self._keys is not None:
+            other._order = list(self.ordered_keys())
+            other._keys = dict(self._keys)
         return other
 
     # -- reads ---------------------------------------------------------------------------
@@ -85,10 +106,21 @@ class ContactsState:
 
     def ids_with_email(self, email: str) -> list[str]:
         """Ids of live contacts having ``email`` (any case), oldest first."""
-        return list(self._by_email.get(email_key(email), ()))
+        return list(self._email_index().get(email_key(email), ()))
+
+    def first_with_email(self, email: str) -> str | None:
+        """The oldest live contact having ``email`` (any case), without copying a list."""
+        ids = self._email_index().get(email_key(email))
+        return ids[0] if ids else None
 
     def ordered_keys(self) -> list[SortKey]:
         """The name order of all live contacts; callers must not mutate the list."""
+        if self._keys is None:
+            self._keys = {c.id: sort_key(c) for c in self._contacts.values()}
+            self._order = sorted(self._keys.values())
+            self._pending.clear()
+            self._stale = False
+            return self._order
         if self._pending:
             self._order.extend(self._pending)
             self._pending.clear()
@@ -105,40 +137,57 @@ class ContactsState:
             self._stale = False
         return self._order
 
+    def _email_index(self) -> dict[str, list[str]]:
+        index = self._by_email
+        if index is None:
+            index = {}
+            for contact in self._contacts.values():
+                for email in contact.emails:
+                    index.setdefault(email_key(email), []).append(contact.id)
+            self._by_email = index
+        return index
+
     # -- writes (only evolve and snapshot loading call these) ----------------------------
     def put(self, contact: Contact) -> None:
-        """Insert or replace a contact, keeping every index in step."""
+        """Insert or replace a contact, keeping every built index in step."""
         previous = self._contacts.get(contact.id)
         self._contacts[contact.id] = contact
-        self.search_cache.pop(contact.id, None)
-        if previous is not None:
-            if previous.emails != contact.emails:
+        if self.search_cache:
+            self.search_cache.pop(contact.id, None)
+        if self._by_email is not None:
+            if previous is None:
+                self._index_emails(contact)
+            elif previous.emails != contact.emails:
                 self._unindex_emails(previous)
                 self._index_emails(contact)
-        else:
-            self._index_emails(contact)
-        key = sort_key(contact)
-        old_key = self._keys.get(contact.id)
-        if old_key != key:
-            self._keys[contact.id] = key
-            self._pending.append(key)
-            if old_key is not None:
-                self._stale = True
+        keys = self._keys
+        if keys is not None:
+            key = (contact.name.casefold(), contact.id)
+            old_key = keys.get(contact.id)
+            if old_key != key:
+                keys[contact.id] = key
+                self._pending.append(key)
+                if old_key is not None:
+                    self._stale = True
 
     def discard(self, contact_id: str) -> Contact | None:
         contact = self._contacts.pop(contact_id, None)
         if contact is not None:
             self.search_cache.pop(contact_id, None)
-            self._unindex_emails(contact)
-            del self._keys[contact_id]
-            self._stale = True
+            if self._by_email is not None:
+                self._unindex_emails(contact)
+            if self._keys is not None:
+                del self._keys[contact_id]
+                self._stale = True
         return contact
 
     def _index_emails(self, contact: Contact) -> None:
+        assert self._by_email is not None
         for email in contact.emails:
             self._by_email.setdefault(email_key(email), []).append(contact.id)
 
     def _unindex_emails(self, contact: Contact) -> None:
+        assert self._by_email is not None
         for email in contact.emails:
             key = email_key(email)
             ids = self._by_email.get(key)
@@ -150,30 +199,126 @@ class ContactsState:
                 del self._by_email[key]
 
 
+COLUMNS: tuple[str, ...] = (
+    "id", "name", "emails", "phones", "company", "title", "address", "birthday", "notes",
+    "labels", "created_at", "updated_at", "version",
+)
+"""The columns of a schema-2 snapshot, in :class:`Contact` field order."""
+_LIST_COLUMNS = frozenset(("emails", "phones", "labels"))
+_TIME_COLUMNS = frozenset(("created_at", "updated_at"))
+
+
+def iter_snapshot_columns(contacts: Sequence[Contact]) -> Iterator[tuple[str, list[Any]]]:
+    """The contacts as schema-2 columns, one ``(name, values)`` at a time (so a caller can
+    yield to the event loop between them), then ``("times", ...)``: timestamps are stored
+    as indexes into that table of the distinct ones (an import chunk shares one)."""
+    times: dict[datetime, int] = {}
+    for name in COLUMNS:
+        values: list[Any] = list(map(attrgetter(name), contacts))
+        if name in _TIME_COLUMNS:
+            values = [times.setdefault(t, len(times)) for t in values]
+        yield name, values
+    yield "times", [format_timestamp(t) for t in times]
+
+
+def pack_column(values: list[Any]) -> Any:
+    """A column as stored: ``{"same": v}`` when every value is ``v`` (empty fields, version
+    1); for integers, ``{"runs": [[v, n], ...]}`` (n times v: timestamps an import chunk
+    shares) or ``{"steps": [[v, n], ...]}`` (v, v + 1, ... n values: positions) when that is
+    much shorter; else the list itself."""
+    if len(values) > 1 and values.count(values[0]) == len(values) and (
+        not isinstance(values[0], int | float) or all(type(v) is type(values[0]) for v in values)
+    ):  # (True == 1 == 1.0: numbers must also agree in type)
+        return {"same": values[0]}
+    if len(values) < 8 or not all(type(v) is int for v in values):
+        return values
+    pairs = list(pairwise(values))
+    limit = len(values) // 4
+    for kind, breaks in (
+        ("runs", [i for i, (a, b) in enumerate(pairs, 1) if a != b]),
+        ("steps", [i for i, (a, b) in enumerate(pairs, 1) if b != a + 1]),
+    ):
+        if len(breaks) < limit:
+            starts = [0, *breaks]
+            ends = [*breaks, len(values)]
+            return {kind: [[values[a], b - a] for a, b in zip(starts, ends, strict=True)]}
+    return values
+
+
+def unpack_column(name: str, stored: Any, count: int) -> list[Any]:
+    if isinstance(stored, list):
+        values = stored
+    elif isinstance(stored, dict) and "same" in stored:
+        values = [stored["same"]] * count
+    elif isinstance(stored, dict) and isinstance(stored.get("runs"), list):
+        values = []
+        for value, run in stored["runs"]:
+            values += [value] * run
+    elif isinstance(stored, dict) and isinstance(stored.get("steps"), list):
+        values = []
+        for start, run in stored["steps"]:
+            values += range(start, start + run)
+    else:
+        raise ValueError(f"column {name!r} is neither a list nor a packed column")
+    if len(values) != count:
+        raise ValueError(f"column {name!r} does not have {count} values")
+    return values
+
+
 def state_to_snapshot(state: ContactsState) -> dict[str, Any]:
-    """A JSON snapshot: the contacts in creation order; indexes are rebuilt on load."""
-    return {"schema": SNAPSHOT_SCHEMA, "contacts": [contact_to_dict(c) for c in state]}
+    """A JSON snapshot (schema 2, columnar): contacts in creation order, no indexes."""
+    snapshot: dict[str, Any] = {"schema": SNAPSHOT_SCHEMA}
+    for name, values in iter_snapshot_columns(list(state)):
+        if name in _LIST_COLUMNS:
+            values = [list(v) for v in values]
+        snapshot[name] = values if name in ("id", "times") else pack_column(values)
+    return snapshot
 
 
 def state_from_snapshot(data: Mapping[str, Any]) -> ContactsState:
-    """Rebuild a state (and its indexes) from :func:`state_to_snapshot` output.
+    """Rebuild a state from :func:`state_to_snapshot` output (or a schema-1 snapshot, a list
+    of contact objects). Indexes are built on first use.
 
     A snapshot that does not load raises ``ValueError``: recovery must fail loudly rather
     than continue from a partial state.
     """
     schema = data.get("schema")
-    if schema != SNAPSHOT_SCHEMA:
+    if schema not in (1, SNAPSHOT_SCHEMA):
         raise ValueError(f"unsupported contacts snapshot schema {schema!r}")
-    state = ContactsState()
     try:
-        for item in data["contacts"]:
-            contact = contact_from_dict(item)
-            if contact.id in state:
-                raise ValueError(f"contact {contact.id!r} appears twice")
-            state.put(contact)
-    except (KeyError, TypeError, ValueError) as exc:
+        if schema == 1:
+            contacts = [contact_from_dict(item) for item in data["contacts"]]
+        else:
+            contacts = _contacts_from_columns(data)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"corrupt contacts snapshot: {exc!r}") from exc
-    return state
+    by_id = dict(zip([c.id for c in contacts], contacts, strict=True))
+    if len(by_id) != len(contacts):
+        seen: set[str] = set()
+        for contact in contacts:
+            if contact.id in seen:
+                raise ValueError(f"contact {contact.id!r} appears twice")
+            seen.add(contact.id)
+    return ContactsState.of(by_id)
+
+
+def _contacts_from_columns(data: Mapping[str, Any]) -> list[Contact]:
+    if not isinstance(data["id"], list):
+        raise ValueError("column 'id' is not a list")
+    count = len(data["id"])
+    columns: list[Any] = []
+    times = [parse_timestamp(t) for t in data["times"]]
+    for name in COLUMNS:
+        values = unpack_column(name, data[name], count)
+        if name in _LIST_COLUMNS:
+            values = [tuple(v) for v in values]
+        elif name in _TIME_COLUMNS:
+            values = [times[i] for i in values]
+        columns.append(values)
+    for name in ("id", "name"):
+        if not all(isinstance(v, str) for v in columns[COLUMNS.index(name)]):
+            raise ValueError(f"column {name!r} holds a value that is not a string")
+    return list(map(Contact, *columns))
 
 
 def require_contact(state: ContactsState, contact_id: str) -> Contact:

@@ -12,10 +12,12 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from contacts_cli.domain.errors import FieldError, ValidationError
 from contacts_cli.domain.model import EDITABLE_FIELDS, LIST_FIELDS, READ_ONLY_FIELDS
@@ -38,6 +40,18 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
 _BIRTHDAY = re.compile(r"^(?:(\d{4})-?(\d{2})-?(\d{2})|--(\d{2})-?(\d{2}))$")
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_EMAIL = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)")
+"""An unquoted ASCII dot-atom local part and an ASCII hostname: the shape of nearly every
+real address, for which :func:`normalise_email` can skip most of email-validator's work."""
+_PLAIN_EMAIL_MAX = 254
+_PLAIN_LOCAL_MAX = 64
+_CASE_INSENSITIVE_LOCAL = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+_DOMAIN_MEMO_MAX = 10_000
+_domain_memo: dict[str, str | None] = {}
+"""Per domain as written: its normalised form per email-validator, or None if it refused it."""
+_PHONE_MEMO_MAX = 100_000
+
 
 def default_region() -> str:
     """The region used for phone numbers written without ``+country`` (env, else ``US``)."""
@@ -53,7 +67,46 @@ def email_key(email: str) -> str:
 
 
 def normalise_email(value: str) -> str:
-    """Syntax-check an email (no DNS) and return its normalised form; raises ``ValueError``."""
+    """Syntax-check an email (no DNS) and return its normalised form; raises ``ValueError``.
+
+    A plain ASCII address (dot-atom local part of at most 64 characters, ASCII hostname,
+    at most 254 characters) takes a fast path whose result is email-validator's own: its
+    domain is checked by email-validator once per distinct domain (special-use names, TLD
+    rules, label lengths...), the local part by a strict regex that only admits what
+    email-validator accepts unchanged. Anything else, and any refusal, goes through
+    email-validator in full, so its error messages are the ones reported.
+    """
+    match = _PLAIN_EMAIL.fullmatch(value) if len(value) <= _PLAIN_EMAIL_MAX else None
+    if match is not None:
+        local, domain = match.groups()
+        if len(local) <= _PLAIN_LOCAL_MAX:
+            normal_domain = _domain_memo.get(domain, "")
+            if normal_domain == "":
+                normal_domain = _normalise_domain(domain)
+            if normal_domain is not None:
+                if local.lower() in _CASE_INSENSITIVE_LOCAL:
+                    local = local.lower()
+                return f"{local}@{normal_domain}"
+    return _validate_email_fully(value)
+
+
+def _normalise_domain(domain: str) -> str | None:
+    """email-validator's normal form of ``domain`` if it is plain ASCII there too, else None."""
+    try:
+        result = validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        normal = None
+    else:
+        # Only a domain that stays the same ASCII text (lower-cased) qualifies: IDNA forms
+        # change length, which the whole-address length limits would then have to follow.
+        normal = result.domain if result.domain == result.ascii_domain == domain.lower() else None
+    if len(_domain_memo) >= _DOMAIN_MEMO_MAX:
+        _domain_memo.clear()
+    _domain_memo[domain] = normal
+    return normal
+
+
+def _validate_email_fully(value: str) -> str:
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -62,9 +115,27 @@ def normalise_email(value: str) -> str:
 
 
 def normalise_phone(value: str, region: str | None = None) -> str:
-    """Parse a phone number and return it in E.164 (plus `` ext. N``); raises ``ValueError``."""
+    """Parse a phone number and return it in E.164 (plus `` ext. N``); raises ``ValueError``.
+
+    Results are memoised per (text, region): phonenumbers is a pure function of them, and
+    imports often repeat numbers (switchboards, shared lines)."""
+    ok, text = _phone(value, region or default_region())
+    if not ok:
+        raise ValueError(text)
+    return text
+
+
+@lru_cache(maxsize=_PHONE_MEMO_MAX)
+def _phone(value: str, region: str) -> tuple[bool, str]:
     try:
-        number = phonenumbers.parse(value, region or default_region())
+        return True, _normalise_phone(value, region)
+    except ValueError as exc:
+        return False, str(exc)
+
+
+def _normalise_phone(value: str, region: str) -> str:
+    try:
+        number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
         reason = {
             phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "has an invalid country code",

@@ -21,6 +21,7 @@ from contacts_cli.domain import (
     UpdateContact,
     ValidationError,
     VersionConflict,
+    contact_to_dict,
     decide,
     event_from_payload,
     event_to_payload,
@@ -30,6 +31,7 @@ from contacts_cli.domain import (
     state_to_snapshot,
 )
 from contacts_cli.domain.decide import Command
+from contacts_cli.domain.state import pack_column, unpack_column
 from tests.domain.conftest import T0, at, ids
 
 
@@ -210,13 +212,33 @@ def test_snapshot_round_trip_rebuilds_indexes(new_id: Callable[[], str]) -> None
     assert loaded == state
     with pytest.raises(ValueError, match="schema"):
         state_from_snapshot({"schema": 99, "contacts": []})
+    assert snapshot["schema"] == 2 and snapshot["id"] == ["id-00001", "id-00002"]
+    assert snapshot["version"] == [2, 1] and snapshot["title"] == {"same": None}
     broken = json.loads(json.dumps(snapshot))
+    del broken["name"][0]
+    with pytest.raises(ValueError, match="corrupt contacts snapshot"):
+        state_from_snapshot(broken)
+    twice = {**snapshot, "id": [snapshot["id"][0]] * 2}
+    with pytest.raises(ValueError, match="appears twice"):
+        state_from_snapshot(twice)
+
+
+def test_schema_1_snapshots_still_load(new_id: Callable[[], str]) -> None:
+    state = ContactsState()
+    run(state, CreateContact({"name": "Zed", "emails": ["z@x.org"]}), T0, new_id)
+    run(state, CreateContact({"name": "amy", "labels": ["x"]}), at(1), new_id)
+    run(state, UpdateContact("id-00001", {"company": "Acme"}), at(2), new_id)
+    old = json.loads(json.dumps({"schema": 1, "contacts": [contact_to_dict(c) for c in state]}))
+    loaded = state_from_snapshot(old)
+    assert loaded == state
+    assert loaded.ids_with_email("Z@X.org") == ["id-00001"]
+    assert [k[1] for k in loaded.ordered_keys()] == ["id-00002", "id-00001"]
+    broken = json.loads(json.dumps(old))
     del broken["contacts"][0]["created_at"]
     with pytest.raises(ValueError, match="corrupt contacts snapshot"):
         state_from_snapshot(broken)
-    twice = {"schema": 1, "contacts": snapshot["contacts"] * 2}
     with pytest.raises(ValueError, match="appears twice"):
-        state_from_snapshot(twice)
+        state_from_snapshot({"schema": 1, "contacts": old["contacts"] * 2})
 
 
 @pytest.mark.parametrize("expected", [0, -1, True, "1"])
@@ -230,3 +252,15 @@ def test_expected_version_must_be_a_positive_integer(
     assert info.value.to_list() == [
         {"field": "expected_version", "message": "must be a positive integer"}
     ]
+
+
+@pytest.mark.parametrize("values", [
+    [1] * 10, list(range(5, 100)), [0] * 50 + [1] * 50, [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5],
+    ["a"] * 3, [None] * 9, [1, "x", 2, 3, 4, 5, 6, 7, 8, 9], [True] * 2 + [1] * 8,
+    list(range(10)) + list(range(3, 20)), [], [7], [1.0] + [1] * 9,
+])
+def test_snapshot_columns_pack_and_unpack_exactly(values: list[object]) -> None:
+    packed = json.loads(json.dumps(pack_column(values)))
+    unpacked = unpack_column("c", packed, len(values))
+    assert unpacked == values
+    assert [type(v) for v in unpacked] == [type(v) for v in values]

@@ -183,3 +183,10 @@ def test_patch_validates_only_given_fields() -> None:
         "nick": "unknown field",
         "version": "is set by the server and cannot be given",
     }
+
+
+def test_phone_memo_gives_the_same_answer_and_error_twice() -> None:
+    for _ in range(2):
+        assert normalise_phone("+1 415 555 0100") == "+14155550100"
+        with pytest.raises(ValueError, match="is too short"):
+            normalise_phone("+1 415", "US")

@@ -84,16 +84,18 @@ async def test_import_is_one_journal_write_per_chunk(backend: LocalBackend) -> N
 async def test_snapshot_once_per_write_and_recovery_from_it(
     settings: Settings, engine: PostgresEngine
 ) -> None:
-    backend = await LocalBackend.open(settings, engine=engine)
-    await run_import(backend, "big", [{"name": f"P{i:04d}"} for i in range(1200)],
-                     chunk_size=1000)
-    assert await snapshot_at(engine, "contacts-user/big", 1000) == 1000  # not 500: per write
+    backend = await LocalBackend.open(settings.with_(snapshot_every=100), engine=engine)
+    await run_import(backend, "big", [{"name": f"P{i:04d}"} for i in range(250)],
+                     chunk_size=200)
+    assert await snapshot_at(engine, "contacts-user/big", 200) == 200  # not 100: per write
     await drain_snapshots()
-    for i in range(310):
+    # The interval is now the last snapshot's 200 contacts: 250 + 150 creates reach 400.
+    for i in range(160):
         await backend.create("big", {"name": f"Q{i:03d}"}, idempotency_key=f"q{i}")
-    assert await snapshot_at(engine, "contacts-user/big", 1500) == 1500
+    assert await snapshot_at(engine, "contacts-user/big", 400) == 400
     expected = await backend.list("big", limit=1000)
-    await backend.close()
+    await backend.close()  # 10 events behind: fewer than snapshot_every, no closing snapshot
+    assert (await engine.load_snapshot("contacts-user/big")).sequence_nr == 400  # type: ignore[union-attr]
 
     restarted = await LocalBackend.open(settings, engine=engine)
     try:
@@ -101,10 +103,37 @@ async def test_snapshot_once_per_write_and_recovery_from_it(
         assert await restarted.list("big", limit=1000) == expected
         after = restarted.runtime_metrics()
         assert after["replays"] - before["replays"] == 1
-        assert after["events_replayed"] - before["events_replayed"] == 10  # 1501..1510
+        assert after["events_replayed"] - before["events_replayed"] == 10  # 401..410
         again = await restarted.create("big", {"name": "Q005"}, idempotency_key="q5")
         assert again["name"] == "Q005"
-        assert await restarted.user_count("big") == 1510
+        assert await restarted.user_count("big") == 410
+    finally:
+        await restarted.close()
+
+
+async def test_snapshot_interval_doubles_and_close_snapshots_a_user_far_behind(
+    settings: Settings, engine: PostgresEngine
+) -> None:
+    pid = "contacts-user/grower"
+    backend = await LocalBackend.open(settings.with_(snapshot_every=100), engine=engine)
+    try:
+        for chunk in range(4):  # writes end at 300, 600, 900, 1000
+            size = 300 if chunk < 3 else 100
+            await run_import(backend, "grower", [{"name": f"G{chunk}-{i}"} for i in range(size)],
+                             chunk_size=size)
+            await drain_snapshots()
+        # at 300 (>= 100), at 600 (>= 300 since), not at 900 or 1000 (< 600 since)
+        assert (await engine.load_snapshot(pid)).sequence_nr == 600  # type: ignore[union-attr]
+        expected = await backend.list("grower", limit=1000)
+    finally:
+        await backend.close()
+    assert (await engine.load_snapshot(pid)).sequence_nr == 1000  # type: ignore[union-attr]
+
+    restarted = await LocalBackend.open(settings, engine=engine)
+    try:
+        before = restarted.runtime_metrics()
+        assert await restarted.list("grower", limit=1000) == expected
+        assert restarted.runtime_metrics()["events_replayed"] == before["events_replayed"]
     finally:
         await restarted.close()
 
@@ -139,18 +168,3 @@ async def test_an_actor_that_does_not_answer_in_time_is_a_timeout(
                              chunk_size=3000)
     finally:
         await backend.close()
-
-
-async def test_a_large_user_snapshots_every_tenth_of_its_contacts(backend: LocalBackend) -> None:
-    engine = backend.engine
-    pid = "contacts-user/large"
-    for chunk in range(6):  # a snapshot still being written postpones the next one: wait
-        await run_import(backend, "large", [{"name": f"L{chunk}-{i}"} for i in range(1000)])
-        await drain_snapshots()
-    assert await snapshot_at(engine, pid, 6000) == 6000
-    for i in range(665):  # not 500 events later: the interval grew to len(contacts) // 10
-        await backend.create("large", {"name": f"M{i}"})
-    await drain_snapshots()
-    assert (await engine.load_snapshot(pid)).sequence_nr == 6000  # type: ignore[union-attr]
-    await backend.create("large", {"name": "M665"})  # 6666 - 6000 == 6666 // 10
-    assert await snapshot_at(engine, pid, 6666) == 6666

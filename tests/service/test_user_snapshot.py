@@ -1,0 +1,86 @@
+"""The user actor's snapshot payload: columnar (version 2) round trips exactly, keys included,
+and snapshots written in the row-wise version 1 format still load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from contacts_cli.domain import ContactCreated, ContactRemoved, ContactUpdated, contact_to_dict
+from contacts_cli.user_actor import (
+    Journaled,
+    UserActor,
+    UserState,
+    decode_state,
+    encode_state,
+    encode_state_text,
+)
+from persistence.errors import JournalIntegrityError
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+FIELDS = {"name": "", "emails": (), "phones": (), "company": None, "title": None,
+          "address": None, "birthday": None, "notes": None, "labels": ()}
+
+
+def sample_state() -> UserState:
+    state = UserState()
+    for i in range(250):
+        fields = {**FIELDS, "name": f"Person {i}", "emails": (f"p{i}@example.org",) if i % 3
+                  else (), "labels": ("a", "b") if i % 7 == 0 else (),
+                  "company": "Acme" if i % 2 else None}
+        key = f"import-abc#{i}" if i % 5 else (f"http-{i}" if i % 2 else None)
+        state.apply(Journaled(ContactCreated(f"id-{i:04d}", fields, T0 + timedelta(
+            seconds=i // 100)), key, "fp" if key and key.startswith("http") else None))
+    state.apply(Journaled(ContactUpdated("id-0001", {"title": "Dr"}, T0 + timedelta(1)),
+                          "import-def#1"))
+    state.apply(Journaled(ContactRemoved("id-0005", T0 + timedelta(2))))
+    return state
+
+
+def test_text_and_dict_encodings_round_trip_contacts_and_keys() -> None:
+    state = sample_state()
+    text = asyncio.run(encode_state_text(list(state.contacts), list(state.keys.items())))
+    for payload in (text, json.loads(json.dumps(encode_state(state)))):
+        loaded = decode_state(payload)
+        assert loaded.contacts == state.contacts
+        assert list(loaded.keys.items()) == list(state.keys.items())
+        assert loaded.contacts.ids_with_email("P1@EXAMPLE.ORG") == ["id-0001"]
+    # the key of a removed contact still names it
+    assert decode_state(text).keys["http-5"].contact_id == "id-0005"
+
+
+def test_version_1_rows_still_load() -> None:
+    state = sample_state()
+    old = {
+        "contacts": {"schema": 1, "contacts": [contact_to_dict(c) for c in state.contacts]},
+        "keys": [[k, e.contact_id, e.fingerprint, e.at.isoformat(), e.outcome]
+                 for k, e in state.keys.items()],
+    }
+    actor = UserActor("someone")
+    loaded = actor.decode_snapshot(json.dumps(old), 1)  # type: ignore[arg-type]
+    assert loaded.contacts == state.contacts
+    assert loaded.keys == state.keys
+    with pytest.raises(JournalIntegrityError, match="version 3"):
+        actor.decode_snapshot(json.dumps(old), 3)  # type: ignore[arg-type]
+
+
+def test_damaged_keys_fail_recovery_and_bad_values_fail_loudly_when_first_used() -> None:
+    state = sample_state()
+    payload = json.loads(json.dumps(encode_state(state)))
+    assert isinstance(payload["keys"]["suffix"], list)
+    for damage in ("n", "suffix", "prefixes"):
+        damaged = json.loads(json.dumps(payload))
+        if damage == "suffix":
+            del damaged["keys"]["suffix"][0]
+        else:
+            del damaged["keys"][damage]
+        with pytest.raises(ValueError):
+            decode_state(damaged)
+    bad_value = json.loads(json.dumps(payload))
+    bad_value["keys"]["prefix"] = {"same": 99}  # no such prefix
+    loaded = decode_state(bad_value)
+    with pytest.raises(JournalIntegrityError, match="corrupt idempotency keys"):
+        _ = loaded.keys
