@@ -38,6 +38,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -46,7 +48,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.engine import NewEvent, StoredEvent
 from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
-from persistence.postgres.events import stored_event
+from persistence.postgres.events import stored_events
 from persistence.postgres.ordering import BASE_SQL, MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.pool import connection
 from persistence.postgres.schema import Names
@@ -54,6 +56,8 @@ from persistence.postgres.schema import Names
 _log = logging.getLogger(__name__)
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+_kind = attrgetter("type", "version")
 
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MAX_ATTEMPTS = 5
@@ -71,9 +75,44 @@ class AppendRequest:
     future: asyncio.Future[list[StoredEvent]] = field(repr=False)
 
 
+class _Columns:
+    """The per-event columns of some requests as flat lists, built once per batch: bulk list
+    operations instead of a Python loop over every event."""
+
+    __slots__ = ("events", "payloads", "pids", "seqs")
+
+    def __init__(self, requests: list[AppendRequest]) -> None:
+        self.events: list[NewEvent] = []
+        self.pids: list[str] = []
+        self.seqs: list[int] = []
+        if len(requests) == 1:
+            self.payloads = requests[0].payloads
+        else:
+            self.payloads = "[" + ",".join([r.payloads[1:-1] for r in requests]) + "]"
+        events, pids, seqs = self.events, self.pids, self.seqs
+        for request in requests:
+            first = request.expected_sequence_nr + 1
+            n = len(request.events)
+            if n == 1:  # the common case of many actors' single events
+                events.append(request.events[0])
+                pids.append(request.persistence_id)
+                seqs.append(first)
+            else:
+                events += request.events
+                pids += [request.persistence_id] * n
+                seqs += range(first, first + n)
+
+
 def _batch_statement(names: Names, *, tagged: bool) -> sql.Composed:
     """The whole batch as one statement; ``tagged`` adds the events' tags and the by-tag
-    index rows (a batch without tags sends and splits no tag column)."""
+    index rows (a batch without tags sends and splits no tag column).
+
+    Per event, only the payload (and the tags) travel as a column: the events' persistence
+    id, sequence number, position, type and version are expanded server-side from *runs*
+    (consecutive events of one request with the same type and version; one run for a batch
+    of alike events), because splitting a JSON array costs the server about 0.3 ms per
+    thousand elements, a third of the insert's own cost.
+    """
     tag_cte = (
         """,
 tagged AS (
@@ -93,11 +132,11 @@ tagged AS (
     return sql.SQL(
         """
 WITH req AS (
-    SELECT r.persistence_id, r.expected::bigint, r.n::bigint
+    SELECT r.persistence_id, r.expected::bigint, r.n::bigint, r.i
     FROM ROWS FROM (jsonb_array_elements_text(%(pids)s::jsonb),
                     jsonb_array_elements_text(%(expected)s::jsonb),
                     jsonb_array_elements_text(%(counts)s::jsonb))
-        AS r(persistence_id, expected, n)
+        WITH ORDINALITY AS r(persistence_id, expected, n, i)
 ),
 upd AS (
     UPDATE {highest} AS h SET highest = r.expected + r.n
@@ -117,12 +156,24 @@ counter AS (
         + BASE_SQL
         + """ AS base, now() AS ts WHERE EXISTS (SELECT 1 FROM won)
 ),
+run AS (
+    SELECT r.persistence_id, r.expected + u.skip::bigint AS seq, u.start::bigint, u.n::bigint,
+           u.type, u.version::int
+    FROM ROWS FROM (jsonb_array_elements_text(%(r_req)s::jsonb),
+                    jsonb_array_elements_text(%(r_skip)s::jsonb),
+                    jsonb_array_elements_text(%(r_start)s::jsonb),
+                    jsonb_array_elements_text(%(r_n)s::jsonb),
+                    jsonb_array_elements_text(%(r_type)s::jsonb),
+                    jsonb_array_elements_text(%(r_version)s::jsonb))
+        AS u(req, skip, start, n, type, version)
+    JOIN req r ON r.i = u.req::bigint
+    WHERE r.persistence_id IN (SELECT persistence_id FROM won)
+),
 jrn AS (
     INSERT INTO {journal}
         (persistence_id, sequence_nr, ordering, created_at, type, version, payload, tags, writer)
-    SELECT e.persistence_id, e.sequence_nr::bigint, (SELECT base FROM counter) + e.idx,
-           (SELECT ts FROM counter), e.type,
-           e.version::int, e.payload,
+    SELECT u.persistence_id, u.seq + g.k, (SELECT base FROM counter) + u.start + g.k,
+           (SELECT ts FROM counter), u.type, u.version, e.payload,
            """
         + (
             """CASE WHEN jsonb_typeof(e.tags) = 'array'
@@ -132,21 +183,19 @@ jrn AS (
         )
         + """,
            %(writer)s
-    FROM ROWS FROM (jsonb_array_elements_text(%(e_pid)s::jsonb),
-                    jsonb_array_elements_text(%(e_seq)s::jsonb),
-                    jsonb_array_elements_text(%(e_type)s::jsonb),
-                    jsonb_array_elements_text(%(e_version)s::jsonb),
-                    json_array_elements(%(e_payload)s::json)"""
+    FROM run u
+    CROSS JOIN LATERAL generate_series(1::bigint, u.n) AS g(k)
+    JOIN ROWS FROM (json_array_elements(%(e_payload)s::json)"""
         + (
             """,
                     jsonb_array_elements(%(e_tags)s::jsonb))
-        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, tags, idx)"""
+        WITH ORDINALITY AS e(payload, tags, idx)"""
             if tagged
             else """)
-        WITH ORDINALITY AS e(persistence_id, sequence_nr, type, version, payload, idx)"""
+        WITH ORDINALITY AS e(payload, idx)"""
         )
         + """
-    WHERE e.persistence_id IN (SELECT persistence_id FROM won)
+        ON e.idx = u.start + g.k
 )"""
         + tag_cte
         + """
@@ -212,16 +261,33 @@ class GroupCommitWriter:
         expected_sequence_nr: int,
     ) -> list[StoredEvent]:
         """Queue one append and return its stored events once its batch has committed."""
+        return await self.submit(persistence_id, events, payloads, expected_sequence_nr)
+
+    def submit(
+        self,
+        persistence_id: str,
+        events: Sequence[NewEvent],
+        payloads: str,
+        expected_sequence_nr: int,
+    ) -> asyncio.Future[list[StoredEvent]]:
+        """Queue one append; the future resolves once its batch has committed.
+
+        :meth:`append` without its coroutine frame: the engine awaits this future directly,
+        which saves one frame per append and per wake-up on the hot path.
+        """
         if self._closed:
             raise StorageUnavailable(
                 f"append to {persistence_id!r} refused: the engine for {self._target} is closed"
             )
-        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[StoredEvent]] = loop.create_future()
         self._pending.append(
             AppendRequest(persistence_id, expected_sequence_nr, events, payloads, future)
         )
-        self._kick()
-        return await future
+        if not self._start_scheduled:  # _kick, inlined: this runs once per append
+            self._start_scheduled = True
+            loop.call_soon(self._start_batches)
+        return future
 
     async def close(self) -> None:
         """Refuse new appends and wait until every queued one has been written or failed."""
@@ -315,9 +381,10 @@ class GroupCommitWriter:
         return exc
 
     async def _write(self, batch: list[AppendRequest]) -> None:
+        columns = _Columns(batch)
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                base, timestamp, winners = await self._transact(batch)
+                base, timestamp, winners = await self._transact(batch, columns)
                 break
             except _RETRYABLE:
                 if attempt == _MAX_ATTEMPTS:
@@ -341,39 +408,13 @@ class GroupCommitWriter:
                 await self._one_by_one(batch)
                 return
         self.batches_written += 1
-        losers: list[AppendRequest] = []
-        won: list[tuple[AppendRequest, int]] = []
-        idx = 0
-        for request in batch:
-            if request.persistence_id in winners:
-                won.append((request, base + idx))
-            else:
-                losers.append(request)
-            idx += len(request.events)
+        if len(winners) == len(batch):
+            won, losers = batch, []
+        else:
+            won = [r for r in batch if r.persistence_id in winners]
+            losers = [r for r in batch if r.persistence_id not in winners]
         if won:
-            # One decode for the whole batch: the callers get their own copies, as a replay
-            # would give them.
-            payloads = iter(json.loads("[" + ",".join([r.payloads[1:-1] for r, _ in won]) + "]"))
-            writer_id = self._writer_id
-            for request, first in won:
-                pid = request.persistence_id
-                seq = request.expected_sequence_nr
-                stored = [
-                    stored_event(
-                        pid,
-                        seq + offset,
-                        first + offset,
-                        timestamp,
-                        event.type,
-                        event.version,
-                        next(payloads),
-                        frozenset(event.tags),
-                        writer_id,
-                    )
-                    for offset, event in enumerate(request.events, start=1)
-                ]
-                if not request.future.done():
-                    request.future.set_result(stored)
+            self._answer(batch, won, columns if won is batch else _Columns(won), base, timestamp)
         if losers:
             # The winners are answered first: a failure to read the losers' highest sequence
             # numbers must not turn committed events into reported failures.
@@ -388,35 +429,116 @@ class GroupCommitWriter:
                         )
                     )
 
+    def _answer(
+        self,
+        batch: list[AppendRequest],
+        won: list[AppendRequest],
+        columns: _Columns,
+        base: int,
+        timestamp: datetime,
+    ) -> None:
+        """Resolve the winners' futures with their stored events (``columns`` are theirs).
+
+        The winners' payloads are decoded with one ``json.loads`` (the callers get their own
+        copies, as a replay would give them) and the events are built column by column.
+        """
+        # An event's ordering is its position in the batch as sent: the losers' positions
+        # are skipped, not reused.
+        orderings: list[int] = []
+        if won is batch:
+            orderings += range(base + 1, base + 1 + len(columns.events))
+        else:
+            winners = {r.persistence_id for r in won}
+            idx = base
+            for request in batch:
+                n = len(request.events)
+                if request.persistence_id in winners:
+                    orderings += range(idx + 1, idx + 1 + n)
+                idx += n
+        stored = stored_events(
+            columns.pids,
+            columns.seqs,
+            orderings,
+            timestamp,
+            columns.events,
+            json.loads(columns.payloads),
+            self._writer_id,
+        )
+        start = 0
+        for request in won:
+            end = start + len(request.events)
+            if not request.future.done():
+                request.future.set_result(stored[start:end])
+            start = end
+
     async def _one_by_one(self, batch: list[AppendRequest]) -> None:
         """Something in one request broke the shared statement: write the requests one by
         one, so that only the culprit fails."""
         for request in batch:
             await self._flush([request])
 
-    async def _transact(self, batch: list[AppendRequest]) -> tuple[int, datetime, set[str]]:
+    async def _transact(
+        self, batch: list[AppendRequest], columns: _Columns
+    ) -> tuple[int, datetime, set[str]]:
         # Every array goes as JSON text: one C-encoded string per column is much cheaper
         # than the driver's per-element array dumping, and the server splits it in C.
-        e_pid: list[str] = []
-        e_seq: list[int] = []
-        e_type: list[str] = []
-        e_version: list[int] = []
-        e_tags: list[list[str] | None] = []
-        t_pid: list[str] = []
-        t_seq: list[int] = []
-        t_idx: list[int] = []
-        t_tag: list[str] = []
-        idx = 0
-        for request in batch:
-            pid = request.persistence_id
-            seq = request.expected_sequence_nr
-            for event in request.events:
-                idx += 1
-                seq += 1
-                e_pid.append(pid)
-                e_seq.append(seq)
-                e_type.append(event.type)
-                e_version.append(event.version)
+        encode = _JSON.encode
+        events = columns.events
+        # Runs: consecutive events of one request alike in type and version.
+        r_req: list[int] = []
+        r_skip: list[int] = []
+        r_start: list[int] = []
+        r_n: list[int] = []
+        r_type: list[str] = []
+        r_version: list[int] = []
+        start = 0
+        for number, request in enumerate(batch, start=1):
+            request_events = request.events
+            if len(request_events) == 1:  # the common case of many actors' single events
+                event = request_events[0]
+                r_req.append(number)
+                r_skip.append(0)
+                r_start.append(start)
+                r_n.append(1)
+                r_type.append(event.type)
+                r_version.append(event.version)
+                start += 1
+                continue
+            skip = 0
+            for (type_, version), alike in groupby(request_events, key=_kind):
+                n = len(list(alike))
+                r_req.append(number)
+                r_skip.append(skip)
+                r_start.append(start)
+                r_n.append(n)
+                r_type.append(type_)
+                r_version.append(version)
+                skip += n
+                start += n
+        params: dict[str, object] = {
+            "pids": encode([r.persistence_id for r in batch]),
+            "expected": encode([r.expected_sequence_nr for r in batch]),
+            "counts": encode([len(r.events) for r in batch]),
+            "r_req": encode(r_req),
+            "r_skip": encode(r_skip),
+            "r_start": encode(r_start),
+            "r_n": encode(r_n),
+            "r_type": encode(r_type),
+            "r_version": encode(r_version),
+            "e_payload": columns.payloads,
+            "writer": self._writer_id,
+        }
+        statement = self._statement
+        if any([event.tags for event in events]):
+            statement = self._tagged_statement
+            e_tags: list[list[str] | None] = []
+            t_pid: list[str] = []
+            t_seq: list[int] = []
+            t_idx: list[int] = []
+            t_tag: list[str] = []
+            for idx, (pid, seq, event) in enumerate(
+                zip(columns.pids, columns.seqs, events, strict=True), start=1
+            ):
                 if event.tags:
                     tags = sorted(event.tags)
                     e_tags.append(tags)
@@ -427,21 +549,6 @@ class GroupCommitWriter:
                         t_tag.append(tag)
                 else:
                     e_tags.append(None)
-        encode = _JSON.encode
-        params: dict[str, object] = {
-            "pids": encode([r.persistence_id for r in batch]),
-            "expected": encode([r.expected_sequence_nr for r in batch]),
-            "counts": encode([len(r.events) for r in batch]),
-            "e_pid": encode(e_pid),
-            "e_seq": encode(e_seq),
-            "e_type": encode(e_type),
-            "e_version": encode(e_version),
-            "e_payload": "[" + ",".join([r.payloads[1:-1] for r in batch]) + "]",
-            "writer": self._writer_id,
-        }
-        statement = self._statement
-        if t_tag:
-            statement = self._tagged_statement
             params.update(
                 e_tags=encode(e_tags),
                 t_pid=encode(t_pid),
