@@ -48,7 +48,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.engine import NewEvent, StoredEvent
 from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
-from persistence.postgres.events import stored_events
+from persistence.postgres.events import stamp, unstamped_events
 from persistence.postgres.ordering import BASE_SQL, MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.pool import connection
 from persistence.postgres.schema import Names
@@ -240,8 +240,13 @@ class GroupCommitWriter:
         self._target = target
         self._max_batch_events = min(max_batch_events, MAX_EVENTS_PER_TRANSACTION)
         self._connect_timeout = connect_timeout
-        self._statement = _batch_statement(names, tagged=False)
-        self._tagged_statement = _batch_statement(names, tagged=True)
+        self._statements = {
+            tagged: _batch_statement(names, tagged=tagged) for tagged in (False, True)
+        }
+        self._rendered: dict[bool, bytes] = {}
+        """The statements as bytes, rendered with the first connection: psycopg renders a
+        ``Composed`` query anew on every execute (tens of microseconds for this one), but
+        caches the conversion of a bytes query."""
         self._highest_query = sql.SQL(
             "SELECT persistence_id, highest FROM {} WHERE persistence_id = ANY(%s)"
         ).format(names.highest)
@@ -382,9 +387,21 @@ class GroupCommitWriter:
 
     async def _write(self, batch: list[AppendRequest]) -> None:
         columns = _Columns(batch)
+        prepared: list[StoredEvent] | None = None
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                base, timestamp, winners = await self._transact(batch, columns)
+                written = asyncio.ensure_future(self._transact(batch, columns))
+                if prepared is None:
+                    # While the server executes and commits the statement (one loop turn
+                    # lets it go out), decode the payloads and build the stored events:
+                    # Python's share of a large batch then overlaps the server's.
+                    try:
+                        await asyncio.sleep(0)
+                        prepared = self._prepare(columns)
+                    except BaseException:
+                        written.cancel()  # as if the statement itself had been interrupted
+                        raise
+                base, timestamp, winners = await written
                 break
             except _RETRYABLE:
                 if attempt == _MAX_ATTEMPTS:
@@ -408,13 +425,11 @@ class GroupCommitWriter:
                 await self._one_by_one(batch)
                 return
         self.batches_written += 1
-        if len(winners) == len(batch):
-            won, losers = batch, []
-        else:
-            won = [r for r in batch if r.persistence_id in winners]
-            losers = [r for r in batch if r.persistence_id not in winners]
-        if won:
-            self._answer(batch, won, columns if won is batch else _Columns(won), base, timestamp)
+        if prepared is None:  # unreachable: the first attempt prepared, or raised
+            prepared = self._prepare(columns)
+        losers = [r for r in batch if r.persistence_id not in winners]
+        if len(losers) < len(batch):
+            self._answer(batch, winners if losers else None, prepared, base, timestamp)
         if losers:
             # The winners are answered first: a failure to read the losers' highest sequence
             # numbers must not turn committed events into reported failures.
@@ -429,46 +444,43 @@ class GroupCommitWriter:
                         )
                     )
 
-    def _answer(
-        self,
-        batch: list[AppendRequest],
-        won: list[AppendRequest],
-        columns: _Columns,
-        base: int,
-        timestamp: datetime,
-    ) -> None:
-        """Resolve the winners' futures with their stored events (``columns`` are theirs).
-
-        The winners' payloads are decoded with one ``json.loads`` (the callers get their own
-        copies, as a replay would give them) and the events are built column by column.
-        """
-        # An event's ordering is its position in the batch as sent: the losers' positions
-        # are skipped, not reused.
-        orderings: list[int] = []
-        if won is batch:
-            orderings += range(base + 1, base + 1 + len(columns.events))
-        else:
-            winners = {r.persistence_id for r in won}
-            idx = base
-            for request in batch:
-                n = len(request.events)
-                if request.persistence_id in winners:
-                    orderings += range(idx + 1, idx + 1 + n)
-                idx += n
-        stored = stored_events(
+    def _prepare(self, columns: _Columns) -> list[StoredEvent]:
+        """The batch's stored events but for ordering and timestamp. The payloads are decoded
+        with one ``json.loads`` of the text sent: the callers get their own copies, as a
+        replay would give them."""
+        return unstamped_events(
             columns.pids,
             columns.seqs,
-            orderings,
-            timestamp,
             columns.events,
             json.loads(columns.payloads),
             self._writer_id,
         )
+
+    def _answer(
+        self,
+        batch: list[AppendRequest],
+        winners: set[str] | None,
+        prepared: list[StoredEvent],
+        base: int,
+        timestamp: datetime,
+    ) -> None:
+        """Stamp the winners' events (``winners``; ``None``: every request won) and resolve
+        their futures.
+
+        An event's ordering is ``base`` plus its position in the batch as sent: the losers'
+        positions are skipped, not reused.
+        """
+        if winners is None:
+            stamp(prepared, range(base + 1, base + 1 + len(prepared)), timestamp)
         start = 0
-        for request in won:
+        for request in batch:
             end = start + len(request.events)
-            if not request.future.done():
-                request.future.set_result(stored[start:end])
+            if winners is None or request.persistence_id in winners:
+                mine = prepared[start:end]
+                if winners is not None:
+                    stamp(mine, range(base + start + 1, base + end + 1), timestamp)
+                if not request.future.done():
+                    request.future.set_result(mine)
             start = end
 
     async def _one_by_one(self, batch: list[AppendRequest]) -> None:
@@ -528,9 +540,8 @@ class GroupCommitWriter:
             "e_payload": columns.payloads,
             "writer": self._writer_id,
         }
-        statement = self._statement
-        if any([event.tags for event in events]):
-            statement = self._tagged_statement
+        tagged = any([event.tags for event in events])
+        if tagged:
             e_tags: list[list[str] | None] = []
             t_pid: list[str] = []
             t_seq: list[int] = []
@@ -561,7 +572,10 @@ class GroupCommitWriter:
         async with connection(self._pool, self._connect_timeout) as conn:
             if not conn.autocommit:
                 raise RuntimeError("the group-commit writer needs autocommit connections")
-            cur = await conn.execute(statement, params, prepare=True)
+            query = self._rendered.get(tagged)
+            if query is None:
+                query = self._rendered[tagged] = self._statements[tagged].as_bytes(conn)
+            cur = await conn.execute(query, params, prepare=True)
             row = await cur.fetchone()
         if row is None:
             raise RuntimeError("the group-commit statement returned no row")
