@@ -1,6 +1,7 @@
 """Group commit: appends from many actors share one transaction, and one round trip.
 
-Every :meth:`GroupCommitWriter.append` call queues a request and awaits its future. While
+Every :meth:`GroupCommitWriter.append` (or :meth:`~GroupCommitWriter.submit`) call queues a
+request and awaits its future. While
 batches are in flight (at most ``max_in_flight``), new requests accumulate; each new batch
 takes its share of what is waiting (split evenly among the free slots, so that batches
 overlap, and up to ``max_batch_events``). A batch holds at most one request per
@@ -26,7 +27,17 @@ finishes), so that every caller woken by the previous commit has queued its next
 
 The batch's columns travel as JSON text and are split server-side with
 ``jsonb_array_elements``: far cheaper in Python than the driver's per-element array
-dumping; the payloads are only validated, and stored as sent (a ``json`` column).
+dumping; the payloads are only validated, and stored as sent (a ``json`` column). Splitting
+costs the server about 0.3 ms per thousand elements, so per event only the payload (and the
+tags) is a column of its own; persistence id, sequence number, position, type and version
+come from the requests or from *runs* of alike events, in one of three statement shapes
+(see :func:`_batch_statement`): every request one event, one append of alike events, or
+anything else.
+
+While the statement executes and commits, the writer decodes the sent payloads (the
+callers get their own copies, as a replay would give them) and builds the stored events;
+only their ordering and timestamp, which the commit decides, are set afterwards, before
+any caller sees them. Python's share of a large batch thus overlaps the server's.
 """
 
 from __future__ import annotations
@@ -103,18 +114,147 @@ class _Columns:
                 seqs += range(first, first + n)
 
 
-def _batch_statement(names: Names, *, tagged: bool, single: bool) -> sql.Composed:
-    """The whole batch as one statement; ``tagged`` adds the events' tags and the by-tag
-    index rows (a batch without tags sends and splits no tag column); ``single`` is for a
-    batch of one run, whose events need no join with their run (a hash join costs about
-    a sixth of the statement for a batch of a thousand).
+_RUN_COLUMNS = ("r_req", "r_skip", "r_start", "r_n", "r_type", "r_version")
 
-    Per event, only the payload (and the tags) travel as a column: the events' persistence
-    id, sequence number, position, type and version are expanded server-side from *runs*
-    (consecutive events of one request with the same type and version; one run for a batch
-    of alike events), because splitting a JSON array costs the server about 0.3 ms per
-    thousand elements, a third of the insert's own cost.
+
+def _runs(
+    batch: list[AppendRequest],
+) -> tuple[list[int], list[int], list[int], list[int], list[str], list[int]]:
+    """The batch's runs, as the columns named in :data:`_RUN_COLUMNS`: consecutive events
+    of one request alike in type and version; per run its request's number (from 1), the
+    events of that request before it, its events before it in the batch, its length, its
+    type and version."""
+    r_req: list[int] = []
+    r_skip: list[int] = []
+    r_start: list[int] = []
+    r_n: list[int] = []
+    r_type: list[str] = []
+    r_version: list[int] = []
+    start = 0
+    for number, request in enumerate(batch, start=1):
+        skip = 0
+        for (type_, version), alike in groupby(request.events, key=_kind):
+            n = len(list(alike))
+            r_req.append(number)
+            r_skip.append(skip)
+            r_start.append(start)
+            r_n.append(n)
+            r_type.append(type_)
+            r_version.append(version)
+            skip += n
+            start += n
+    return r_req, r_skip, r_start, r_n, r_type, r_version
+
+
+SINGLES, ONE_RUN, RUNS = "singles", "one run", "runs"
+"""The shapes of a batch, each with its own statement: every request one event (many actors
+persisting one event each), one append of alike events (one actor persisting many), or
+anything else."""
+
+
+def _batch_statement(names: Names, *, tagged: bool, shape: str) -> sql.Composed:
+    """The whole batch as one statement; ``tagged`` adds the events' tags and the by-tag
+    index rows (a batch without tags sends and splits no tag column).
+
+    Per event, only the payload (and the tags) travel as a column of their own: splitting
+    a JSON array costs the server about 0.3 ms per thousand elements, a third of the
+    insert's own cost. The events' persistence id, sequence number, position, type and
+    version come from the requests (:data:`SINGLES`: one event each, so every column is
+    zipped with the requests') or from *runs*, consecutive events of one request with the
+    same type and version, expanded server-side (:data:`RUNS`). :data:`ONE_RUN` pairs
+    every payload with the batch's only run without the join on positions that
+    :data:`RUNS` needs (about a sixth of the statement for a thousand events).
     """
+    if shape not in (SINGLES, ONE_RUN, RUNS):
+        raise ValueError(f"unknown batch shape {shape!r}")
+    tags_value = (
+        """CASE WHEN jsonb_typeof({src}.tags) = 'array'
+                THEN ARRAY(SELECT jsonb_array_elements_text({src}.tags))
+                ELSE '{{}}'::text[] END"""
+        if tagged
+        else "'{{}}'::text[]"
+    )
+    tags_column = (
+        """,
+                    jsonb_array_elements(%(e_tags)s::jsonb))"""
+        if tagged
+        else ")"
+    )
+    tags_name = "tags, " if tagged else ""
+    if shape == SINGLES:
+        req = (
+            """
+    SELECT r.persistence_id, r.expected::bigint, 1::bigint AS n, r.type, r.version::int,
+           r.payload, """
+            + ("r.tags, " if tagged else "")
+            + """r.i
+    FROM ROWS FROM (jsonb_array_elements_text(%(pids)s::jsonb),
+                    jsonb_array_elements_text(%(expected)s::jsonb),
+                    jsonb_array_elements_text(%(r_type)s::jsonb),
+                    jsonb_array_elements_text(%(r_version)s::jsonb),
+                    json_array_elements(%(e_payload)s::json)"""
+            + tags_column
+            + """
+        WITH ORDINALITY AS r(persistence_id, expected, type, version, payload, """
+            + tags_name
+            + "i)"
+        )
+        rows = (
+            """
+    SELECT r.persistence_id, r.expected + 1, (SELECT base FROM counter) + r.i,
+           (SELECT ts FROM counter), r.type, r.version, r.payload,
+           """
+            + tags_value.replace("{src}", "r")
+            + """, %(writer)s
+    FROM req r
+    WHERE r.persistence_id IN (SELECT persistence_id FROM won)"""
+        )
+        runs = ""
+    else:
+        req = """
+    SELECT r.persistence_id, r.expected::bigint, r.n::bigint, r.i
+    FROM ROWS FROM (jsonb_array_elements_text(%(pids)s::jsonb),
+                    jsonb_array_elements_text(%(expected)s::jsonb),
+                    jsonb_array_elements_text(%(counts)s::jsonb))
+        WITH ORDINALITY AS r(persistence_id, expected, n, i)"""
+        runs = """
+run AS (
+    SELECT r.persistence_id, r.expected + u.skip::bigint AS seq, u.start::bigint, u.n::bigint,
+           u.type, u.version::int
+    FROM ROWS FROM (jsonb_array_elements_text(%(r_req)s::jsonb),
+                    jsonb_array_elements_text(%(r_skip)s::jsonb),
+                    jsonb_array_elements_text(%(r_start)s::jsonb),
+                    jsonb_array_elements_text(%(r_n)s::jsonb),
+                    jsonb_array_elements_text(%(r_type)s::jsonb),
+                    jsonb_array_elements_text(%(r_version)s::jsonb))
+        AS u(req, skip, start, n, type, version)
+    JOIN req r ON r.i = u.req::bigint
+    WHERE r.persistence_id IN (SELECT persistence_id FROM won)
+),"""
+        k = "e.idx" if shape == ONE_RUN else "g.k"
+        rows = (
+            f"""
+    SELECT u.persistence_id, u.seq + {k}, (SELECT base FROM counter) + u.start + {k},
+           (SELECT ts FROM counter), u.type, u.version, e.payload,
+           """
+            + tags_value.replace("{src}", "e")
+            + """, %(writer)s
+    FROM run u"""
+            + (
+                """
+    CROSS JOIN ROWS FROM (json_array_elements(%(e_payload)s::json)"""
+                if shape == ONE_RUN
+                else """
+    CROSS JOIN LATERAL generate_series(1::bigint, u.n) AS g(k)
+    JOIN ROWS FROM (json_array_elements(%(e_payload)s::json)"""
+            )
+            + tags_column
+            + """
+        WITH ORDINALITY AS e(payload, """
+            + tags_name
+            + "idx)"
+            + ("" if shape == ONE_RUN else "\n        ON e.idx = u.start + g.k")
+        )
     tag_cte = (
         """,
 tagged AS (
@@ -133,12 +273,9 @@ tagged AS (
     )
     return sql.SQL(
         """
-WITH req AS (
-    SELECT r.persistence_id, r.expected::bigint, r.n::bigint, r.i
-    FROM ROWS FROM (jsonb_array_elements_text(%(pids)s::jsonb),
-                    jsonb_array_elements_text(%(expected)s::jsonb),
-                    jsonb_array_elements_text(%(counts)s::jsonb))
-        WITH ORDINALITY AS r(persistence_id, expected, n, i)
+WITH req AS ("""
+        + req
+        + """
 ),
 upd AS (
     UPDATE {highest} AS h SET highest = r.expected + r.n
@@ -157,53 +294,13 @@ counter AS (
     SELECT """
         + BASE_SQL
         + """ AS base, now() AS ts WHERE EXISTS (SELECT 1 FROM won)
-),
-run AS (
-    SELECT r.persistence_id, r.expected + u.skip::bigint AS seq, u.start::bigint, u.n::bigint,
-           u.type, u.version::int
-    FROM ROWS FROM (jsonb_array_elements_text(%(r_req)s::jsonb),
-                    jsonb_array_elements_text(%(r_skip)s::jsonb),
-                    jsonb_array_elements_text(%(r_start)s::jsonb),
-                    jsonb_array_elements_text(%(r_n)s::jsonb),
-                    jsonb_array_elements_text(%(r_type)s::jsonb),
-                    jsonb_array_elements_text(%(r_version)s::jsonb))
-        AS u(req, skip, start, n, type, version)
-    JOIN req r ON r.i = u.req::bigint
-    WHERE r.persistence_id IN (SELECT persistence_id FROM won)
-),
+),"""
+        + runs
+        + """
 jrn AS (
     INSERT INTO {journal}
-        (persistence_id, sequence_nr, ordering, created_at, type, version, payload, tags, writer)
-    SELECT u.persistence_id, u.seq + {k}, (SELECT base FROM counter) + u.start + {k},
-           (SELECT ts FROM counter), u.type, u.version, e.payload,
-           """
-        + (
-            """CASE WHEN jsonb_typeof(e.tags) = 'array'
-                THEN ARRAY(SELECT jsonb_array_elements_text(e.tags)) ELSE '{{}}'::text[] END"""
-            if tagged
-            else "'{{}}'::text[]"
-        )
-        + """,
-           %(writer)s
-    FROM run u"""
-        + (
-            """
-    CROSS JOIN ROWS FROM (json_array_elements(%(e_payload)s::json)"""
-            if single
-            else """
-    CROSS JOIN LATERAL generate_series(1::bigint, u.n) AS g(k)
-    JOIN ROWS FROM (json_array_elements(%(e_payload)s::json)"""
-        )
-        + (
-            """,
-                    jsonb_array_elements(%(e_tags)s::jsonb))
-        WITH ORDINALITY AS e(payload, tags, idx)"""
-            if tagged
-            else """)
-        WITH ORDINALITY AS e(payload, idx)"""
-        )
-        + ("" if single else """
-        ON e.idx = u.start + g.k""")
+        (persistence_id, sequence_nr, ordering, created_at, type, version, payload, tags, writer)"""
+        + rows
         + """
 )"""
         + tag_cte
@@ -215,7 +312,6 @@ SELECT (SELECT base FROM counter), (SELECT ts FROM counter),
         highest=names.highest,
         journal=names.journal,
         event_tag=names.event_tag,
-        k=sql.SQL("e.idx" if single else "g.k"),
     )
 
 
@@ -251,11 +347,11 @@ class GroupCommitWriter:
         self._max_batch_events = min(max_batch_events, MAX_EVENTS_PER_TRANSACTION)
         self._connect_timeout = connect_timeout
         self._statements = {
-            (tagged, single): _batch_statement(names, tagged=tagged, single=single)
+            (tagged, shape): _batch_statement(names, tagged=tagged, shape=shape)
             for tagged in (False, True)
-            for single in (False, True)
+            for shape in (SINGLES, ONE_RUN, RUNS)
         }
-        self._rendered: dict[tuple[bool, bool], bytes] = {}
+        self._rendered: dict[tuple[bool, str], bytes] = {}
         """The statements as bytes, rendered with the first connection: psycopg renders a
         ``Composed`` query anew on every execute (tens of microseconds for this one), but
         caches the conversion of a bytes query."""
@@ -508,50 +604,22 @@ class GroupCommitWriter:
         # than the driver's per-element array dumping, and the server splits it in C.
         encode = _JSON.encode
         events = columns.events
-        # Runs: consecutive events of one request alike in type and version.
-        r_req: list[int] = []
-        r_skip: list[int] = []
-        r_start: list[int] = []
-        r_n: list[int] = []
-        r_type: list[str] = []
-        r_version: list[int] = []
-        start = 0
-        for number, request in enumerate(batch, start=1):
-            request_events = request.events
-            if len(request_events) == 1:  # the common case of many actors' single events
-                event = request_events[0]
-                r_req.append(number)
-                r_skip.append(0)
-                r_start.append(start)
-                r_n.append(1)
-                r_type.append(event.type)
-                r_version.append(event.version)
-                start += 1
-                continue
-            skip = 0
-            for (type_, version), alike in groupby(request_events, key=_kind):
-                n = len(list(alike))
-                r_req.append(number)
-                r_skip.append(skip)
-                r_start.append(start)
-                r_n.append(n)
-                r_type.append(type_)
-                r_version.append(version)
-                skip += n
-                start += n
         params: dict[str, object] = {
             "pids": encode([r.persistence_id for r in batch]),
             "expected": encode([r.expected_sequence_nr for r in batch]),
-            "counts": encode([len(r.events) for r in batch]),
-            "r_req": encode(r_req),
-            "r_skip": encode(r_skip),
-            "r_start": encode(r_start),
-            "r_n": encode(r_n),
-            "r_type": encode(r_type),
-            "r_version": encode(r_version),
             "e_payload": columns.payloads,
             "writer": self._writer_id,
         }
+        if len(events) == len(batch):
+            shape = SINGLES
+            params["r_type"] = encode([event.type for event in events])
+            params["r_version"] = encode([event.version for event in events])
+        else:
+            runs = _runs(batch)
+            shape = ONE_RUN if len(runs[0]) == 1 else RUNS
+            params["counts"] = encode([len(r.events) for r in batch])
+            for name, column in zip(_RUN_COLUMNS, runs, strict=True):
+                params[name] = encode(column)
         tagged = any([event.tags for event in events])
         if tagged:
             e_tags: list[list[str] | None] = []
@@ -584,7 +652,7 @@ class GroupCommitWriter:
         async with connection(self._pool, self._connect_timeout) as conn:
             if not conn.autocommit:
                 raise RuntimeError("the group-commit writer needs autocommit connections")
-            kind = (tagged, len(r_n) == 1)
+            kind = (tagged, shape)
             query = self._rendered.get(kind)
             if query is None:
                 query = self._rendered[kind] = self._statements[kind].as_bytes(conn)

@@ -242,6 +242,30 @@ async def test_a_mixed_batch_is_stored_as_returned(engine_factory: EngineFactory
     assert [e async for e in pg_engine.events_by_tag("t2")] == [stored_mixed[4]]
 
 
+async def test_a_batch_of_single_events_is_stored_as_returned(
+    engine_factory: EngineFactory,
+) -> None:
+    """The shape of many actors appending one event each, with a tag and a loser."""
+    pg_engine = await engine_factory(max_batches_in_flight=1)  # all in one batch
+    await pg_engine.append("loser", [NewEvent("E", {})], 0)
+    results = await asyncio.gather(
+        pg_engine.append("a", [NewEvent("A", {"a": 1}, version=2)], 0),
+        pg_engine.append("loser", [NewEvent("E", {"late": True})], 0),
+        pg_engine.append("b", [NewEvent("B", {"b": 1}, tags=frozenset({"t"}))], 0),
+        return_exceptions=True,
+    )
+    assert pg_engine.writer.batches_written == 2
+    assert isinstance(results[1], ConcurrencyConflict)
+    a, b = results[0], results[2]
+    assert isinstance(a, list) and isinstance(b, list)
+    assert [e async for e in pg_engine.replay("a")] == a
+    assert [e async for e in pg_engine.replay("b")] == b
+    assert (a[0].type, a[0].version, a[0].sequence_nr) == ("A", 2, 1)
+    assert b[0].ordering - a[0].ordering == 2  # the loser's position is skipped
+    assert [e async for e in pg_engine.events_by_tag("t")] == b
+    assert await pg_engine.highest_sequence_nr("loser") == 1
+
+
 async def test_per_id_order_is_kept_for_pipelined_appends(pg_engine: PostgresEngine) -> None:
     """Appends queued without awaiting each other keep their order within one id."""
     calls = [pg_engine.append("p", [NewEvent("E", {"k": k})], k) for k in range(30)]
