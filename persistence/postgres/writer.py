@@ -70,6 +70,12 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 _kind = attrgetter("type", "version")
 
+_OVERLAP_MIN_EVENTS = 200
+"""Batches from this size prepare their stored events while the server commits. A smaller
+batch prepares them afterwards: its share is small, and the task and loop turn that the
+overlap needs cost about as much as they save when Python itself is the bottleneck (many
+actors appending single events)."""
+
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MAX_ATTEMPTS = 5
 
@@ -496,8 +502,12 @@ class GroupCommitWriter:
     async def _write(self, batch: list[AppendRequest]) -> None:
         columns = _Columns(batch)
         prepared: list[StoredEvent] | None = None
+        overlap = len(columns.events) >= _OVERLAP_MIN_EVENTS
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
+                if not overlap:
+                    base, timestamp, winners = await self._transact(batch, columns)
+                    break
                 written = asyncio.ensure_future(self._transact(batch, columns))
                 if prepared is None:
                     # While the server executes and commits the statement (one loop turn
@@ -533,7 +543,7 @@ class GroupCommitWriter:
                 await self._one_by_one(batch)
                 return
         self.batches_written += 1
-        if prepared is None:  # unreachable: the first attempt prepared, or raised
+        if prepared is None:  # a small batch: prepared after the commit
             prepared = self._prepare(columns)
         losers = [r for r in batch if r.persistence_id not in winners]
         if len(losers) < len(batch):

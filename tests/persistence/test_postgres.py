@@ -266,6 +266,29 @@ async def test_a_batch_of_single_events_is_stored_as_returned(
     assert await pg_engine.highest_sequence_nr("loser") == 1
 
 
+async def test_a_large_batch_with_a_loser_is_stored_as_returned(
+    engine_factory: EngineFactory,
+) -> None:
+    """A batch large enough to prepare its events while the server commits: the loser's
+    prepared events are dropped, the winners' are stamped with their own orderings."""
+    pg_engine = await engine_factory(max_batches_in_flight=1)  # all in one batch
+    await pg_engine.append("loser", [NewEvent("E", {})], 0)
+    results = await asyncio.gather(
+        pg_engine.append("big-1", [NewEvent("B", {"n": n}) for n in range(300)], 0),
+        pg_engine.append("loser", [NewEvent("E", {"n": n}) for n in range(200)], 0),
+        pg_engine.append("big-2", [NewEvent("C", {"n": n}, version=2) for n in range(300)], 0),
+        return_exceptions=True,
+    )
+    assert pg_engine.writer.batches_written == 2
+    assert isinstance(results[1], ConcurrencyConflict)
+    big1, big2 = results[0], results[2]
+    assert isinstance(big1, list) and isinstance(big2, list)
+    assert [e async for e in pg_engine.replay("big-1")] == big1
+    assert [e async for e in pg_engine.replay("big-2")] == big2
+    assert big2[0].ordering - big1[-1].ordering == 201  # the loser's 200 positions skipped
+    assert [e.payload["n"] for e in big2] == list(range(300))
+
+
 async def test_per_id_order_is_kept_for_pipelined_appends(pg_engine: PostgresEngine) -> None:
     """Appends queued without awaiting each other keep their order within one id."""
     calls = [pg_engine.append("p", [NewEvent("E", {"k": k})], k) for k in range(30)]
