@@ -580,3 +580,4 @@ def test_the_argument_fast_path_only_passes_what_check_append_passes(
     pid: str, event: NewEvent, expected: int, plain: bool
 ) -> None:
     assert plain_append(pid, [event], expected) is plain
+    assert plain_append(pid, [event, event], expected) is plain  # the path for several
