@@ -245,7 +245,7 @@ class PostgresEngine(Engine):
             )
         payloads = plain_payloads([event.payload for event in events])
         if payloads is not None:
-            return await self.writer.append(
+            return await self.writer.submit(
                 persistence_id, events, payloads, expected_sequence_nr
             )
         try:
@@ -258,7 +258,7 @@ class PostgresEngine(Engine):
             for i, event in enumerate(events, start=1):
                 encode_json(event.payload, _describe_payload(persistence_id, i, event))
             raise
-        return await self.writer.append(persistence_id, events, payloads, expected_sequence_nr)
+        return await self.writer.submit(persistence_id, events, payloads, expected_sequence_nr)
 
     async def replay(
         self,

@@ -10,12 +10,15 @@ unset.
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from psycopg.rows import TupleRow
 
-from persistence.engine import Json, StoredEvent
+from persistence.engine import Json, NewEvent, StoredEvent
 
 _FIELDS = (
     "persistence_id",
@@ -45,6 +48,9 @@ _set_writer = _slot["writer_id"]
 
 NO_TAGS: frozenset[str] = frozenset()
 
+_consume = deque[None](maxlen=0).extend
+"""Runs an iterator to its end and keeps nothing (the ``map`` calls below set slots)."""
+
 
 def stored_event(
     persistence_id: str,
@@ -69,6 +75,42 @@ def stored_event(
     _set_tags(event, tags)
     _set_writer(event, writer_id)
     return event
+
+
+def unstamped_events(
+    persistence_ids: Sequence[str],
+    sequence_nrs: Sequence[int],
+    events: Sequence[NewEvent],
+    payloads: Sequence[Json],
+    writer_id: str,
+) -> list[StoredEvent]:
+    """The stored forms of ``events`` (all columns of equal length) but for their ordering
+    and timestamp, which only the commit decides: :func:`stamp` sets them.
+
+    Built column by column: each slot is set by ``map`` over a whole column, in C, which is
+    about a third cheaper than :func:`stored_event` per event for a large batch. The
+    objects must not escape before :func:`stamp` has run.
+    """
+    n = len(events)
+    if not len(persistence_ids) == len(sequence_nrs) == len(payloads) == n:
+        raise ValueError("unstamped_events needs columns of equal length")
+    out: list[StoredEvent] = list(map(_new, repeat(StoredEvent, n)))
+    _consume(map(_set_pid, out, persistence_ids))
+    _consume(map(_set_seq, out, sequence_nrs))
+    _consume(map(_set_type, out, [event.type for event in events]))
+    _consume(map(_set_version, out, [event.version for event in events]))
+    _consume(map(_set_payload, out, payloads))
+    _consume(map(_set_tags, out, map(frozenset, [event.tags for event in events])))
+    _consume(map(_set_writer, out, repeat(writer_id, n)))
+    return out
+
+
+def stamp(events: list[StoredEvent], orderings: range, timestamp: datetime) -> None:
+    """Set the ordering and timestamp of events made by :func:`unstamped_events`."""
+    if len(orderings) != len(events):
+        raise ValueError("stamp needs one ordering per event")
+    _consume(map(_set_ordering, events, orderings))
+    _consume(map(_set_timestamp, events, repeat(timestamp, len(events))))
 
 
 def events_from_rows(rows: list[TupleRow]) -> list[StoredEvent]:

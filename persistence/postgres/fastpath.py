@@ -39,6 +39,12 @@ def plain_append(persistence_id: str, events: Sequence[NewEvent], expected: int)
     """Whether ``check_append`` certainly accepts these arguments (False: ask it)."""
     if expected < 0 or expected + len(events) > MAX_SEQUENCE_NR:
         return False
+    if len(events) == 1:  # many actors' single events: no lists to build
+        event = events[0]
+        joined = persistence_id + event.type
+        if event.tags:
+            joined += "".join(event.tags)
+        return joined.isascii() and "\x00" not in joined
     texts = [event.type for event in events]
     texts.append(persistence_id)
     texts += [tag for event in events if event.tags for tag in event.tags]

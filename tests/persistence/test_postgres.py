@@ -197,6 +197,98 @@ async def test_group_commit_shares_transactions(pg_engine: PostgresEngine) -> No
     assert len(await pg_engine.persistence_ids()) == 200
 
 
+async def test_a_mixed_batch_is_stored_as_returned(engine_factory: EngineFactory) -> None:
+    """One batch holding requests of several runs (types and versions changing within one
+    append), single events, tagged events and a loser: every winner's events are stored
+    exactly as returned, in order, and the loser's positions are skipped, not reused."""
+    pg_engine = await engine_factory(max_batches_in_flight=1)  # all in one batch
+    await pg_engine.append("loser", [NewEvent("E", {})], 0)
+    mixed = [
+        NewEvent("A", {"k": 0}),
+        NewEvent("A", {"k": 1}),
+        NewEvent("B", {"k": 2}),
+        NewEvent("B", {"k": 3}, version=2),
+        NewEvent("A", {"k": 4}, tags=frozenset({"t1", "t2"})),
+        NewEvent("A", {"k": 5}),
+    ]
+    results = await asyncio.gather(
+        pg_engine.append("single-1", [NewEvent("S", {"s": 1})], 0),
+        pg_engine.append("mixed", mixed, 0),
+        pg_engine.append("loser", [NewEvent("E", {"late": True})], 0),
+        pg_engine.append("single-2", [NewEvent("T", {"s": 2}, version=3)], 0),
+        pg_engine.append("alike", [NewEvent("C", {"c": c}) for c in range(5)], 0),
+        return_exceptions=True,
+    )
+    assert pg_engine.writer.batches_written == 2  # the first append, then this one batch
+    conflict = results[2]
+    assert isinstance(conflict, ConcurrencyConflict) and conflict.actual_sequence_nr == 1
+    written = [r for r in results if isinstance(r, list)]
+    assert len(written) == 4
+    for stored in written:
+        pid = stored[0].persistence_id
+        assert [e async for e in pg_engine.replay(pid)] == stored
+        assert [e.sequence_nr for e in stored] == list(range(1, len(stored) + 1))
+    stored_mixed = results[1]
+    assert isinstance(stored_mixed, list)
+    assert [(e.type, e.version, e.payload["k"]) for e in stored_mixed] == [
+        ("A", 1, 0), ("A", 1, 1), ("B", 1, 2), ("B", 2, 3), ("A", 1, 4), ("A", 1, 5)
+    ]
+    orderings = [e.ordering for stored in written for e in stored]
+    assert orderings == sorted(orderings) and len(set(orderings)) == len(orderings)
+    assert len({e.timestamp for stored in written for e in stored}) == 1
+    # The loser held position 9 (after single-1 and mixed's six): skipped.
+    base = written[0][0].ordering - 1
+    assert [e.ordering - base for e in written[2]] == [9]
+    assert [e async for e in pg_engine.events_by_tag("t2")] == [stored_mixed[4]]
+
+
+async def test_a_batch_of_single_events_is_stored_as_returned(
+    engine_factory: EngineFactory,
+) -> None:
+    """The shape of many actors appending one event each, with a tag and a loser."""
+    pg_engine = await engine_factory(max_batches_in_flight=1)  # all in one batch
+    await pg_engine.append("loser", [NewEvent("E", {})], 0)
+    results = await asyncio.gather(
+        pg_engine.append("a", [NewEvent("A", {"a": 1}, version=2)], 0),
+        pg_engine.append("loser", [NewEvent("E", {"late": True})], 0),
+        pg_engine.append("b", [NewEvent("B", {"b": 1}, tags=frozenset({"t"}))], 0),
+        return_exceptions=True,
+    )
+    assert pg_engine.writer.batches_written == 2
+    assert isinstance(results[1], ConcurrencyConflict)
+    a, b = results[0], results[2]
+    assert isinstance(a, list) and isinstance(b, list)
+    assert [e async for e in pg_engine.replay("a")] == a
+    assert [e async for e in pg_engine.replay("b")] == b
+    assert (a[0].type, a[0].version, a[0].sequence_nr) == ("A", 2, 1)
+    assert b[0].ordering - a[0].ordering == 2  # the loser's position is skipped
+    assert [e async for e in pg_engine.events_by_tag("t")] == b
+    assert await pg_engine.highest_sequence_nr("loser") == 1
+
+
+async def test_a_large_batch_with_a_loser_is_stored_as_returned(
+    engine_factory: EngineFactory,
+) -> None:
+    """A batch large enough to prepare its events while the server commits: the loser's
+    prepared events are dropped, the winners' are stamped with their own orderings."""
+    pg_engine = await engine_factory(max_batches_in_flight=1)  # all in one batch
+    await pg_engine.append("loser", [NewEvent("E", {})], 0)
+    results = await asyncio.gather(
+        pg_engine.append("big-1", [NewEvent("B", {"n": n}) for n in range(300)], 0),
+        pg_engine.append("loser", [NewEvent("E", {"n": n}) for n in range(200)], 0),
+        pg_engine.append("big-2", [NewEvent("C", {"n": n}, version=2) for n in range(300)], 0),
+        return_exceptions=True,
+    )
+    assert pg_engine.writer.batches_written == 2
+    assert isinstance(results[1], ConcurrencyConflict)
+    big1, big2 = results[0], results[2]
+    assert isinstance(big1, list) and isinstance(big2, list)
+    assert [e async for e in pg_engine.replay("big-1")] == big1
+    assert [e async for e in pg_engine.replay("big-2")] == big2
+    assert big2[0].ordering - big1[-1].ordering == 201  # the loser's 200 positions skipped
+    assert [e.payload["n"] for e in big2] == list(range(300))
+
+
 async def test_per_id_order_is_kept_for_pipelined_appends(pg_engine: PostgresEngine) -> None:
     """Appends queued without awaiting each other keep their order within one id."""
     calls = [pg_engine.append("p", [NewEvent("E", {"k": k})], k) for k in range(30)]
@@ -488,3 +580,4 @@ def test_the_argument_fast_path_only_passes_what_check_append_passes(
     pid: str, event: NewEvent, expected: int, plain: bool
 ) -> None:
     assert plain_append(pid, [event], expected) is plain
+    assert plain_append(pid, [event, event], expected) is plain  # the path for several
