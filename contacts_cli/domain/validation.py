@@ -178,7 +178,52 @@ def phone_digits(value: str) -> str:
 
 
 def validate_new(raw: Mapping[str, Any], *, region: str | None = None) -> dict[str, Any]:
-    """Validate a whole new contact: every editable field, ``name`` required."""
+    """Validate a whole new contact: every editable field, ``name`` required.
+
+    The same result and errors as :func:`validate_new_general`, cheaper for the usual input
+    (an import validates every row): a printable string holds no line break or control
+    character and, if ASCII, is already NFC, so it skips those checks; anything else (or any
+    value that fails) goes the general way, which words the errors.
+    """
+    errors: list[FieldError] = []
+    if type(raw) is not dict or not raw.keys() <= _EDITABLE_SET:
+        _check_keys(raw, errors)
+    get = raw.get
+    out: dict[str, Any] = {}
+    for name, is_list, limit in _NEW_PLAN:
+        value = get(name)
+        if is_list:
+            out[name] = _list_field(name, value, region, errors) if value is not None else ()
+            continue
+        if type(value) is str and value.isprintable():
+            text = value.strip() if value.isascii() else unicodedata.normalize("NFC", value).strip()
+            if text and len(text) <= limit and name != "birthday":
+                out[name] = text
+                continue
+        elif value is None and name != "name":
+            out[name] = None
+            continue
+        if name == "name" and (value is None or (isinstance(value, str) and not value.strip())):
+            errors.append(FieldError("name", "is required"))
+            continue
+        out[name] = _field(name, value, region, errors)
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+_EDITABLE_SET = frozenset(EDITABLE_FIELDS)
+_NEW_PLAN: tuple[tuple[str, bool, int], ...] = tuple(
+    (name, name in LIST_FIELDS, MAX_ITEM_LENGTH[name] if name in LIST_FIELDS
+     else MAX_TEXT_LENGTH[name])
+    for name in EDITABLE_FIELDS
+)
+
+
+def validate_new_general(
+    raw: Mapping[str, Any], *, region: str | None = None
+) -> dict[str, Any]:
+    """:func:`validate_new` without its fast paths: the reference it is tested against."""
     errors: list[FieldError] = []
     _check_keys(raw, errors)
     out: dict[str, Any] = {}
@@ -187,7 +232,7 @@ def validate_new(raw: Mapping[str, Any], *, region: str | None = None) -> dict[s
         if name == "name" and (value is None or (isinstance(value, str) and not value.strip())):
             errors.append(FieldError("name", "is required"))
             continue
-        out[name] = _field(name, value, region, errors)
+        out[name] = _field(name, value, region, errors, fast=False)
     if errors:
         raise ValidationError(errors)
     return out
@@ -224,9 +269,11 @@ def _check_keys(raw: Mapping[str, Any], errors: list[FieldError]) -> None:
             errors.append(FieldError(str(key), "unknown field"))
 
 
-def _field(name: str, value: Any, region: str | None, errors: list[FieldError]) -> Any:
+def _field(
+    name: str, value: Any, region: str | None, errors: list[FieldError], *, fast: bool = True
+) -> Any:
     if name in LIST_FIELDS:
-        return _list_field(name, value, region, errors)
+        return _list_field(name, value, region, errors, fast=fast)
     if value is None:
         return None
     if not isinstance(value, str):
@@ -260,7 +307,7 @@ def _clean_text(
 
 
 def _list_field(
-    name: str, value: Any, region: str | None, errors: list[FieldError]
+    name: str, value: Any, region: str | None, errors: list[FieldError], *, fast: bool = True
 ) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -269,14 +316,20 @@ def _list_field(
     if not isinstance(value, list | tuple):
         errors.append(FieldError(name, "must be a list of strings"))
         return ()
+    limit = MAX_ITEM_LENGTH[name]
     out: list[str] = []
     seen: set[str] = set()
     for index, item in enumerate(value):
-        path = f"{name}[{index}]"
-        if not isinstance(item, str):
-            errors.append(FieldError(path, "must be a string"))
+        if fast and type(item) is str and item.isprintable():
+            # printable: no line break or control character; ASCII: already NFC
+            text = item.strip() if item.isascii() else unicodedata.normalize("NFC", item).strip()
+            if len(text) > limit:
+                text = _clean_text(f"{name}[{index}]", item, limit, False, errors)
+        elif not isinstance(item, str):
+            errors.append(FieldError(f"{name}[{index}]", "must be a string"))
             continue
-        text = _clean_text(path, item, MAX_ITEM_LENGTH[name], False, errors)
+        else:
+            text = _clean_text(f"{name}[{index}]", item, limit, False, errors)
         if not text:
             continue
         try:
@@ -287,7 +340,7 @@ def _list_field(
             elif ";" in text:
                 raise ValueError("must not contain ';'")
         except ValueError as exc:
-            errors.append(FieldError(path, str(exc)))
+            errors.append(FieldError(f"{name}[{index}]", str(exc)))
             continue
         key = text.casefold()
         if key not in seen:
