@@ -483,11 +483,15 @@ class _ActorBehaviour(_PersistentCore[S]):
     ) -> tuple[int, Json] | None:
         due: tuple[int, Json] | None = None
         state = self.state
-        for written in stored:
-            # fold what the journal holds, decoded as replay will: live == recovered
-            where = f"event #{written.sequence_nr} of {self.persistence_id!r}"
-            event = self.codec.decode(written.type, written.version, written.payload, where)
-            state = self.actor.on_event(state, event)
+        codec = self.codec
+        on_event = self.actor.on_event
+        for given, written in zip(events, stored, strict=True):
+            if codec.folds_as_written(given):
+                event = given
+            else:  # fold what the journal holds, decoded as replay will: live == recovered
+                where = f"event #{written.sequence_nr} of {self.persistence_id!r}"
+                event = codec.decode(written.type, written.version, written.payload, where)
+            state = on_event(state, event)
             self.state = state
             if self.schedule.due(written.sequence_nr, state, event):
                 payload = self.encode_snapshot_payload(written.sequence_nr, state)

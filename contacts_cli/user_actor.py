@@ -28,7 +28,9 @@ from contacts_cli.domain import (
     Contact,
     ContactCreated,
     ContactNotFound,
+    ContactRemoved,
     ContactsState,
+    ContactUpdated,
     CreateContact,
     DomainError,
     Event,
@@ -53,6 +55,7 @@ from contacts_cli.domain import (
 )
 from contacts_cli.domain.decide import DuplicatePolicy
 from contacts_cli.domain.events import EVENT_VERSIONS
+from contacts_cli.domain.model import EDITABLE_FIELDS
 from contacts_cli.domain.state import (
     SNAPSHOT_SCHEMA,
     iter_snapshot_columns,
@@ -121,6 +124,7 @@ def decode_journaled(type_name: str, version: int, payload: Mapping[str, Any]) -
 
 
 _JOURNAL_ONLY = frozenset(("idempotency_key", "fingerprint"))
+_EDITABLE = frozenset(EDITABLE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,6 +545,19 @@ class ContactsCodec(EventCodec[Journaled]):
     def encode(self, event: Journaled) -> EncodedEvent:
         type_name, version, payload = encode_journaled(event)
         return EncodedEvent(type_name, version, payload)
+
+    def folds_as_written(self, event: Journaled) -> bool:
+        """True for the events the command handlers make: their values come from validation
+        (text, ``None``, tuples of text), their fields are editable ones and their instant is
+        in UTC, so decoding their payload gives them back equal; anything else is decoded."""
+        inner = event.event
+        if inner.at.tzinfo is not UTC:
+            return False
+        if isinstance(inner, ContactCreated):
+            return inner.fields.keys() <= _EDITABLE
+        if isinstance(inner, ContactUpdated):
+            return inner.changes.keys() <= _EDITABLE
+        return isinstance(inner, ContactRemoved)
 
     def current_version(self, type_name: str) -> int:
         try:
