@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,7 +44,6 @@ from contacts_cli.domain import (
     contact_to_dict,
     decide,
     event_from_payload,
-    event_to_payload,
     evolve,
     get_contact,
     list_contacts,
@@ -54,7 +53,7 @@ from contacts_cli.domain import (
     state_to_snapshot,
 )
 from contacts_cli.domain.decide import DuplicatePolicy
-from contacts_cli.domain.events import EVENT_VERSIONS
+from contacts_cli.domain.events import EVENT_VERSIONS, event_to_encodable
 from contacts_cli.domain.model import EDITABLE_FIELDS
 from contacts_cli.domain.state import (
     SNAPSHOT_SCHEMA,
@@ -104,7 +103,7 @@ class Journaled:
 
 def encode_journaled(item: Journaled) -> tuple[str, int, dict[str, Any]]:
     """``(type, version, payload)``: the domain payload plus the key, if any."""
-    type_name, version, payload = event_to_payload(item.event)
+    type_name, version, payload = event_to_encodable(item.event)
     if item.idempotency_key is not None:
         payload["idempotency_key"] = item.idempotency_key
         if item.fingerprint is not None:
@@ -382,7 +381,29 @@ def fingerprint(data: Mapping[str, Any]) -> str:
 
 
 def new_contact_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID as text, drawn from a pool filled from ``os.urandom`` in
+    bulk: ``str(uuid.uuid4())`` per contact was a tenth of an import's domain work."""
+    if not _id_pool:
+        _id_pool.extend(uuid4_texts(_ID_POOL_SIZE))
+    return _id_pool.pop()
+
+
+def uuid4_texts(count: int) -> list[str]:
+    """``count`` random UUIDs in their canonical text form, as ``str(uuid.uuid4())`` gives:
+    the version nibble set to 4, the variant bits to ``10``, 122 random bits each."""
+    digits = os.urandom(16 * count).hex()
+    variant = _VARIANT
+    texts = []
+    for start in range(0, 32 * count, 32):
+        h = digits[start:start + 32]
+        texts.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:]}")
+    return texts
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+_ID_POOL_SIZE = 1024
+_id_pool: list[str] = []
+os.register_at_fork(after_in_child=_id_pool.clear)  # a forked child never reuses the parent's
 
 
 def to_backend_error(error: DomainError) -> BackendError:

@@ -93,3 +93,4 @@ def test_mappings_other_than_dict_take_the_general_key_check() -> None:
     raw = MappingProxyType({"name": "Ada", "nickname": "Ace"})
     assert outcome(validate_new, raw) == outcome(validate_new_general, raw)
     assert outcome(validate_new, raw)[0] == "errors"
+
