@@ -10,6 +10,7 @@ durable, so everything the summary reports survives a crash.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import hashlib
@@ -307,38 +308,68 @@ class ImportJob:
         summary = self.summary = ImportSummary(dry_run=dry_run, errors_file=self.errors_path)
         with self._open() as (rows, raw, total):
             bar = _Progress(total, label) if self.progress else None
+            # One chunk in flight while the next is read: the backend (another process in
+            # client mode; awaiting PostgreSQL in-process) works meanwhile. Chunks are still
+            # sent and counted one after the other, each once its write is durable.
+            sending: asyncio.Task[None] | None = None
             try:
                 chunk: list[ParsedRow] = []
                 index = 0
                 for parsed in rows:
                     chunk.append(parsed)
                     if len(chunk) >= self.chunk_size:
-                        await self._chunk(backend, index, chunk, dry_run, errors_file)
+                        sending = await self._pipeline(sending, backend, index, chunk, dry_run,
+                                                       errors_file)
                         index += 1
                         chunk = []
                         if bar is not None:
                             bar.update(_position(raw), summary.rows)
+                    elif sending is not None and len(chunk) % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # let the chunk in flight move on
                 if chunk:
-                    await self._chunk(backend, index, chunk, dry_run, errors_file)
+                    sending = await self._pipeline(sending, backend, index, chunk, dry_run,
+                                                   errors_file)
+                if sending is not None:
+                    await sending
             except ImportFileError as exc:
                 raise Invalid([(f"line {exc.line}", exc.message)]) from None
             except UnicodeDecodeError as exc:
                 raise Invalid([("file", f"is not valid {self.encoding} ({exc.reason}); pass "
                                         "--encoding, e.g. --encoding cp1252")]) from None
             finally:
+                if sending is not None and not sending.done():
+                    sending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await sending
                 if bar is not None:
                     bar.close()
         return summary
 
-    async def _chunk(self, backend: ContactsBackend, index: int, chunk: list[ParsedRow],
-                     dry_run: bool, errors_file: ErrorsFile | None) -> None:
+    async def _pipeline(self, sending: asyncio.Task[None] | None, backend: ContactsBackend,
+                        index: int, chunk: list[ParsedRow], dry_run: bool,
+                        errors_file: ErrorsFile | None) -> asyncio.Task[None] | None:
+        """Prepare ``chunk``, wait for the chunk in flight, then start sending this one (or,
+        with no event loop, as client mode drives its coroutines, send it and return None)."""
         good = [(p.line, p.data) for p in chunk if p.ok and p.data is not None]
+        key = chunk_key(index, self.policy, good) if good else ""
+        if sending is not None:
+            await sending
+        send = self._chunk(backend, chunk, good, key, dry_run, errors_file)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            await send
+            return None
+        return loop.create_task(send)
+
+    async def _chunk(self, backend: ContactsBackend, chunk: list[ParsedRow],
+                     good: list[tuple[int, dict[str, Any]]], key: str,
+                     dry_run: bool, errors_file: ErrorsFile | None) -> None:
         results: list[tuple[int, dict[str, Any] | None, list[tuple[str, str]]]] = [
             (p.line, None, [(e.field, e.message) for e in p.errors] or [("record", "empty")])
             for p in chunk if not p.ok
         ]
         if good:
-            key = chunk_key(index, self.policy, good)
             outcomes = await send_chunk(backend, self.user, [d for _, d in good], key,
                                         self.policy, dry_run)
             for outcome in outcomes:
@@ -354,6 +385,9 @@ class ImportJob:
             errors_file.flush()
 
 
+_YIELD_EVERY = 256
+
+
 def _position(raw: Any) -> int:
     try:
         return int(raw.tell())
@@ -365,6 +399,11 @@ async def send_chunk(backend: ContactsBackend, user: str, rows: list[dict[str, A
                      policy: DuplicatePolicy, dry_run: bool) -> list[dict[str, Any]]:
     """One chunk to the backend under ``key``; rows are numbered 1..n in both modes, so
     their per-row keys (``<key>#<n>``) are the same in-process and through the server."""
+    by_chunk = getattr(backend, "import_chunk", None)
+    if by_chunk is not None:
+        result: list[dict[str, Any]] = await by_chunk(user, rows, key, policy=policy,
+                                                      dry_run=dry_run)
+        return result
     numbered = getattr(backend, "import_numbered", None)
     if numbered is not None:
         async def items() -> AsyncIterator[tuple[int, dict[str, Any]]]:
@@ -374,11 +413,6 @@ async def send_chunk(backend: ContactsBackend, user: str, rows: list[dict[str, A
         return [o async for o in numbered(user, items(), policy=policy,
                                           chunk_size=len(rows) + 1, dry_run=dry_run,
                                           idempotency_key=key)]
-    by_chunk = getattr(backend, "import_chunk", None)
-    if by_chunk is not None:
-        result: list[dict[str, Any]] = await by_chunk(user, rows, key, policy=policy,
-                                                      dry_run=dry_run)
-        return result
 
     async def plain() -> AsyncIterator[dict[str, Any]]:
         for row in rows:

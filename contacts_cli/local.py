@@ -357,6 +357,25 @@ class LocalBackend:
                                                     idempotency_key):
                 yield outcome
 
+    async def import_chunk(self, user: str, rows: list[dict[str, Any]],
+                           idempotency_key: str | None, *, policy: DuplicatePolicy = "skip",
+                           dry_run: bool = False) -> list[dict[str, Any]]:
+        """One chunk, rows numbered 1..n as :meth:`import_numbered` numbers them, in one
+        command: what ``contacts import`` sends, without a coroutine step per row."""
+        check_user_id(user)
+        if policy not in DUPLICATE_POLICIES:
+            raise Invalid([("policy", f"must be one of {', '.join(DUPLICATE_POLICIES)}")])
+        chunk: list[ImportRow] = []
+        early: list[dict[str, Any]] = []
+        for number, row in enumerate(rows, 1):
+            if isinstance(row, RowError):
+                early.append(_rejected(number, row.errors))
+            elif not isinstance(row, Mapping):
+                early.append(_rejected(number, [("row", "must be an object of contact fields")]))
+            else:
+                chunk.append(ImportRow(number, row))
+        return await self._import_chunk(user, chunk, early, policy, dry_run, idempotency_key)
+
     async def _import_chunk(
         self, user: str, chunk: list[ImportRow], early: list[dict[str, Any]],
         policy: DuplicatePolicy, dry_run: bool, key: str | None,
