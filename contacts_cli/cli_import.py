@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 import json
+import json.encoder
 import os
 import shutil
 import sys
@@ -41,13 +42,27 @@ MAX_REJECTS_SHOWN = 1000
 def chunk_key(index: int, policy: str, rows: list[tuple[int, dict[str, Any]]]) -> str:
     """The idempotency key of one chunk: its position, the policy and every row (line and
     fields), hashed; the same file imported again yields the same keys."""
-    encode = _KEY_ENCODER.encode  # json.dumps(data, sort_keys=True, ensure_ascii=False)
+    encode = _key_json
     text = "".join([f"{line}\t{encode(data)}\n" for line, data in rows])
     digest = hashlib.sha256(f"{KEY_VERSION}\n{index}\n{policy}\n{text}".encode())
     return "import-" + digest.hexdigest()[:48]
 
 
-_KEY_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+def _key_json(data: dict[str, Any]) -> str:
+    """``json.dumps(data, sort_keys=True, ensure_ascii=False)``, with its encoder built once
+    (``json.dumps`` builds one per call) and no cycle check (rows read from a file have no
+    cycles; one would end in RecursionError)."""
+    if _C_KEY_ENCODER is None:
+        return json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return "".join(_C_KEY_ENCODER(data, 0))
+
+
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_KEY_ENCODER: Any = (
+    _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring, None,
+                    ": ", ", ", True, False, True)
+    if _c_make_encoder is not None else None
+)
 
 
 @dataclass

@@ -21,6 +21,8 @@ def original_chunk_key(index: int, policy: str, rows: list[tuple[int, dict[str, 
 
 def test_chunk_keys_are_those_of_the_row_by_row_digest() -> None:
     rows = [(2, {"name": "Zoë", "emails": ["z@e.org"], "company": "\u00c5 \"q\" \\ \n"}),
-            (3, {"phones": ["+1 415"], "name": "B", "labels": ["a", "b"]}), (9, {"name": ""})]
+            (3, {"phones": ["+1 415"], "name": "B", "labels": ["a", "b"]}), (9, {"name": ""}),
+            (11, {"name": 1.5, "x": None, "y": True, "z": {"b": 1, "a": [1e100, -0.0, 2**70]},
+                  "n": float("nan"), "\u00e9": "\ud7ff\U0001f600"})]
     for index, policy, chunk in ((0, "skip", rows), (7, "update", rows[1:]), (1, "create", [])):
         assert chunk_key(index, policy, chunk) == original_chunk_key(index, policy, chunk)
