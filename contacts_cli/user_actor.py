@@ -142,7 +142,7 @@ class UserState:
     Keys loaded from a snapshot are decoded on first use: most commands never look at them.
     """
 
-    __slots__ = ("_keys", "_load_keys", "contacts")
+    __slots__ = ("_keys", "_load_keys", "_swept_at", "contacts")
 
     def __init__(
         self,
@@ -154,6 +154,7 @@ class UserState:
         self.contacts = ContactsState() if contacts is None else contacts
         self._keys = keys if keys is not None or load_keys is not None else {}
         self._load_keys = load_keys
+        self._swept_at: datetime | None = None
 
     @property
     def keys(self) -> dict[str, KeyEntry]:
@@ -176,7 +177,9 @@ class UserState:
             keys[item.idempotency_key] = KeyEntry(
                 item.event.contact_id, item.fingerprint, at, outcome
             )
-            self._forget_before(at - IDEMPOTENCY_RETENTION)
+            if at != self._swept_at:  # an import chunk's events share one instant
+                self._swept_at = at
+                self._forget_before(at - IDEMPOTENCY_RETENTION)
         return self
 
     def _forget_before(self, cutoff: datetime) -> None:

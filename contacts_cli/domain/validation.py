@@ -193,7 +193,15 @@ def validate_new(raw: Mapping[str, Any], *, region: str | None = None) -> dict[s
     for name, is_list, limit in _NEW_PLAN:
         value = get(name)
         if is_list:
-            out[name] = _list_field(name, value, region, errors) if value is not None else ()
+            if value is None:
+                out[name] = ()
+                continue
+            if type(value) is list and len(value) == 1:
+                single = _single_item(name, value[0], limit, region)
+                if single is not None:
+                    out[name] = single
+                    continue
+            out[name] = _list_field(name, value, region, errors)
             continue
         if type(value) is str and value.isprintable():
             text = value.strip() if value.isascii() else unicodedata.normalize("NFC", value).strip()
@@ -210,6 +218,24 @@ def validate_new(raw: Mapping[str, Any], *, region: str | None = None) -> dict[s
     if errors:
         raise ValidationError(errors)
     return out
+
+
+def _single_item(name: str, item: Any, limit: int, region: str | None) -> tuple[str] | None:
+    """A list of one plain item (the usual import cell) as :func:`_list_field` gives it, or
+    None if that item is blank or needs the general path (which then words any error)."""
+    if type(item) is not str or not item.isprintable():
+        return None
+    text = item.strip() if item.isascii() else unicodedata.normalize("NFC", item).strip()
+    if not text or len(text) > limit:
+        return None
+    try:
+        if name == "emails":
+            return (normalise_email(text),)
+        if name == "phones":
+            return (normalise_phone(text, region),)
+    except ValueError:
+        return None
+    return None if ";" in text else (text,)
 
 
 _EDITABLE_SET = frozenset(EDITABLE_FIELDS)
