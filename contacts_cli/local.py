@@ -333,6 +333,25 @@ class LocalBackend:
         ``idempotency_key`` each row is journaled under ``<key>#<row>``, so re-sending the
         same rows with the same key creates nothing twice, even after a crash.
         """
+        async for outcomes in self.import_numbered_chunks(
+            user, rows, policy=policy, chunk_size=chunk_size, dry_run=dry_run,
+            idempotency_key=idempotency_key,
+        ):
+            for outcome in outcomes:
+                yield outcome
+
+    async def import_numbered_chunks(
+        self,
+        user: str,
+        rows: AsyncIterable[tuple[int, Any]],
+        *,
+        policy: DuplicatePolicy = "skip",
+        chunk_size: int = 1000,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """:meth:`import_numbered`, one list of outcomes per chunk once it is durable (so the
+        HTTP route writes a chunk's outcome lines in one piece)."""
         check_user_id(user)
         if policy not in DUPLICATE_POLICIES:
             raise Invalid([("policy", f"must be one of {', '.join(DUPLICATE_POLICIES)}")])
@@ -348,14 +367,11 @@ class LocalBackend:
             else:
                 chunk.append(ImportRow(number, row))
             if len(chunk) >= chunk_size:
-                for outcome in await self._import_chunk(user, chunk, early, policy, dry_run,
-                                                        idempotency_key):
-                    yield outcome
+                yield await self._import_chunk(user, chunk, early, policy, dry_run,
+                                               idempotency_key)
                 chunk, early = [], []
         if chunk or early:
-            for outcome in await self._import_chunk(user, chunk, early, policy, dry_run,
-                                                    idempotency_key):
-                yield outcome
+            yield await self._import_chunk(user, chunk, early, policy, dry_run, idempotency_key)
 
     async def import_chunk(self, user: str, rows: list[dict[str, Any]],
                            idempotency_key: str | None, *, policy: DuplicatePolicy = "skip",

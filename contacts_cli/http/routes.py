@@ -221,19 +221,21 @@ async def import_contacts(request: Request) -> Response:
         if media not in {JSONL, "application/jsonl", "application/json-lines", "text/plain",
                          "application/json", "application/octet-stream"}:
             raise HttpProblem(415, f"Content-Type must be {JSONL}, got {media!r}")
-    outcomes = service.backend.import_numbered(
+    chunks = service.backend.import_numbered_chunks(
         user, _numbered(json_lines(request, service.settings.max_line_bytes)),
         policy=policy, chunk_size=chunk_size, dry_run=dry_run, idempotency_key=key,
     )
-    first = await anext(aiter(outcomes), None)
+    first = await anext(aiter(chunks), None)
 
     async def body() -> AsyncIterator[bytes]:
+        # A chunk's outcome lines go out in one piece, once the chunk is durable.
         counts = {"created": 0, "updated": 0, "skipped": 0, "rejected": 0}
         pending = first
-        iterator = aiter(outcomes)
+        iterator = aiter(chunks)
         while pending is not None:
-            counts[pending["outcome"]] = counts.get(pending["outcome"], 0) + 1
-            yield _line(pending)
+            for outcome in pending:
+                counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1
+            yield b"".join([_line(outcome) for outcome in pending])
             try:
                 pending = await anext(iterator, None)
             except BackendError as error:
@@ -268,4 +270,7 @@ class RequestBodyStreamingResponse(StreamingResponse):
 
 
 def _line(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    return (_LINE_ENCODER(value) + "\n").encode()
+
+
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
