@@ -7,6 +7,7 @@ between HTTP (paths, headers, status codes) and backend calls.
 from __future__ import annotations
 
 import json
+import json.encoder
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -270,7 +271,14 @@ class RequestBodyStreamingResponse(StreamingResponse):
 
 
 def _line(value: dict[str, Any]) -> bytes:
-    return (_LINE_ENCODER(value) + "\n").encode()
+    """One JSON line, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
+    writes it, with the encoder built once (an import writes one per row)."""
+    return ("".join(_LINE_ENCODER(value, 0)) + "\n").encode()
 
 
-_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_LINE_ENCODER: Any = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, json.JSONEncoder().default, json.encoder.encode_basestring, None, ":", ",",
+    False, False, True,
+) if getattr(json.encoder, "c_make_encoder", None) is not None else (
+    lambda value, _level: (json.dumps(value, ensure_ascii=False, separators=(",", ":")),)
+)
