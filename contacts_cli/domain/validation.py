@@ -181,21 +181,20 @@ def validate_new(raw: Mapping[str, Any], *, region: str | None = None) -> dict[s
     """Validate a whole new contact: every editable field, ``name`` required.
 
     The same result and errors as :func:`validate_new_general`, cheaper for the usual input
-    (an import validates every row): a printable string holds no line break or control
-    character and, if ASCII, is already NFC, so it skips those checks; anything else (or any
-    value that fails) goes the general way, which words the errors.
+    (an import validates every row): only the fields given are looked at, and a printable
+    string holds no line break or control character and, if ASCII, is already NFC, so it
+    skips those checks. A contact with any problem is validated again the general way, so
+    its errors are worded and ordered exactly as that path gives them.
     """
-    errors: list[FieldError] = []
     if type(raw) is not dict or not raw.keys() <= _EDITABLE_SET:
-        _check_keys(raw, errors)
-    get = raw.get
-    out: dict[str, Any] = {}
-    for name, is_list, limit in _NEW_PLAN:
-        value = get(name)
+        return validate_new_general(raw, region=region)
+    errors: list[FieldError] = []
+    out = dict(_NEW_DEFAULTS)
+    for name, value in raw.items():
+        if value is None:
+            continue
+        is_list, limit = _NEW_PLAN[name]
         if is_list:
-            if value is None:
-                out[name] = ()
-                continue
             if type(value) is list and len(value) == 1:
                 single = _single_item(name, value[0], limit, region)
                 if single is not None:
@@ -208,16 +207,20 @@ def validate_new(raw: Mapping[str, Any], *, region: str | None = None) -> dict[s
             if text and len(text) <= limit and name != "birthday":
                 out[name] = text
                 continue
-        elif value is None and name != "name":
-            out[name] = None
-            continue
-        if name == "name" and (value is None or (isinstance(value, str) and not value.strip())):
-            errors.append(FieldError("name", "is required"))
-            continue
         out[name] = _field(name, value, region, errors)
-    if errors:
-        raise ValidationError(errors)
+    if errors or out["name"] is None:
+        return validate_new_general(raw, region=region)  # words and orders the errors
     return out
+
+
+_EDITABLE_SET = frozenset(EDITABLE_FIELDS)
+_NEW_PLAN: dict[str, tuple[bool, int]] = {
+    name: (True, MAX_ITEM_LENGTH[name]) if name in LIST_FIELDS else (False, MAX_TEXT_LENGTH[name])
+    for name in EDITABLE_FIELDS
+}
+_NEW_DEFAULTS: dict[str, Any] = {
+    name: () if name in LIST_FIELDS else None for name in EDITABLE_FIELDS
+}
 
 
 def _single_item(name: str, item: Any, limit: int, region: str | None) -> tuple[str] | None:
@@ -237,13 +240,6 @@ def _single_item(name: str, item: Any, limit: int, region: str | None) -> tuple[
         return None
     return None if ";" in text else (text,)
 
-
-_EDITABLE_SET = frozenset(EDITABLE_FIELDS)
-_NEW_PLAN: tuple[tuple[str, bool, int], ...] = tuple(
-    (name, name in LIST_FIELDS, MAX_ITEM_LENGTH[name] if name in LIST_FIELDS
-     else MAX_TEXT_LENGTH[name])
-    for name in EDITABLE_FIELDS
-)
 
 
 def validate_new_general(
