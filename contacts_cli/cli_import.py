@@ -326,24 +326,32 @@ class ImportJob:
             # One chunk in flight while the next is read: the backend (another process in
             # client mode; awaiting PostgreSQL in-process) works meanwhile. Chunks are still
             # sent and counted one after the other, each once its write is durable.
+            # A full chunk is sent once the next row is read, so it can say whether more
+            # follow (the actor then defers a snapshot to the import's last chunk).
             sending: asyncio.Task[None] | None = None
             try:
                 chunk: list[ParsedRow] = []
+                full: list[ParsedRow] | None = None
                 index = 0
                 for parsed in rows:
-                    chunk.append(parsed)
-                    if len(chunk) >= self.chunk_size:
-                        sending = await self._pipeline(sending, backend, index, chunk, dry_run,
-                                                       errors_file)
+                    if full is not None:
+                        sending = await self._pipeline(sending, backend, index, full, dry_run,
+                                                       errors_file, more=True)
                         index += 1
-                        chunk = []
+                        full = None
                         if bar is not None:
                             bar.update(_position(raw), summary.rows)
+                    chunk.append(parsed)
+                    if len(chunk) >= self.chunk_size:
+                        full, chunk = chunk, []
                     elif sending is not None and len(chunk) % _YIELD_EVERY == 0:
                         await asyncio.sleep(0)  # let the chunk in flight move on
+                if full is not None:
+                    sending = await self._pipeline(sending, backend, index, full, dry_run,
+                                                   errors_file, more=False)
                 if chunk:
                     sending = await self._pipeline(sending, backend, index, chunk, dry_run,
-                                                   errors_file)
+                                                   errors_file, more=False)
                 if sending is not None:
                     await sending
             except ImportFileError as exc:
@@ -362,14 +370,15 @@ class ImportJob:
 
     async def _pipeline(self, sending: asyncio.Task[None] | None, backend: ContactsBackend,
                         index: int, chunk: list[ParsedRow], dry_run: bool,
-                        errors_file: ErrorsFile | None) -> asyncio.Task[None] | None:
+                        errors_file: ErrorsFile | None, *,
+                        more: bool) -> asyncio.Task[None] | None:
         """Prepare ``chunk``, wait for the chunk in flight, then start sending this one (or,
         with no event loop, as client mode drives its coroutines, send it and return None)."""
         good = [(p.line, p.data) for p in chunk if p.ok and p.data is not None]
         key = chunk_key(index, self.policy, good) if good else ""
         if sending is not None:
             await sending
-        send = self._chunk(backend, chunk, good, key, dry_run, errors_file)
+        send = self._chunk(backend, chunk, good, key, dry_run, errors_file, more)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -379,14 +388,14 @@ class ImportJob:
 
     async def _chunk(self, backend: ContactsBackend, chunk: list[ParsedRow],
                      good: list[tuple[int, dict[str, Any]]], key: str,
-                     dry_run: bool, errors_file: ErrorsFile | None) -> None:
+                     dry_run: bool, errors_file: ErrorsFile | None, more: bool) -> None:
         results: list[tuple[int, dict[str, Any] | None, list[tuple[str, str]]]] = [
             (p.line, None, [(e.field, e.message) for e in p.errors] or [("record", "empty")])
             for p in chunk if not p.ok
         ]
         if good:
             outcomes = await send_chunk(backend, self.user, [d for _, d in good], key,
-                                        self.policy, dry_run)
+                                        self.policy, dry_run, more=more)
             for outcome in outcomes:
                 line = good[int(outcome["row"]) - 1][0]
                 results.append((line, outcome, []))
@@ -411,13 +420,15 @@ def _position(raw: Any) -> int:
 
 
 async def send_chunk(backend: ContactsBackend, user: str, rows: list[dict[str, Any]], key: str,
-                     policy: DuplicatePolicy, dry_run: bool) -> list[dict[str, Any]]:
+                     policy: DuplicatePolicy, dry_run: bool, *,
+                     more: bool = False) -> list[dict[str, Any]]:
     """One chunk to the backend under ``key``; rows are numbered 1..n in both modes, so
-    their per-row keys (``<key>#<n>``) are the same in-process and through the server."""
+    their per-row keys (``<key>#<n>``) are the same in-process and through the server.
+    ``more``: the next chunk follows at once (a hint: the backend may defer a snapshot)."""
     by_chunk = getattr(backend, "import_chunk", None)
     if by_chunk is not None:
         result: list[dict[str, Any]] = await by_chunk(user, rows, key, policy=policy,
-                                                      dry_run=dry_run)
+                                                      dry_run=dry_run, more=more)
         return result
     numbered = getattr(backend, "import_numbered", None)
     if numbered is not None:

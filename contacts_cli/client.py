@@ -217,16 +217,18 @@ class HttpBackend:
                 yield outcome
 
     async def import_chunk(self, user: str, rows: ContactList, idempotency_key: str | None, *,
-                           policy: DuplicatePolicy = "skip",
-                           dry_run: bool = False) -> EventList:
+                           policy: DuplicatePolicy = "skip", dry_run: bool = False,
+                           more: bool = False) -> EventList:
         """One request for ``rows`` (numbered 1..n by their body line); the outcomes come back
-        as JSON Lines once the chunk is durable. An in-band error line raises."""
+        as JSON Lines once the chunk is durable. An in-band error line raises. ``more``: the
+        next chunk of the same import follows at once (the server may defer a snapshot)."""
         encode = _row_json
         body = "".join([f"{encode(row)}\n" for row in rows]).encode()
         headers = {"Content-Type": "application/x-ndjson"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         params = {"policy": policy, "dry_run": "true" if dry_run else "false",
+                  "more": "true" if more else "false",
                   "chunk_size": str(max(1, min(len(rows), 10_000)))}
         text = await self._request("POST", f"{_user_path(user)}/import", params=params,
                                    content=body, headers=headers, raw=True)

@@ -349,9 +349,11 @@ class LocalBackend:
         chunk_size: int = 1000,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        more: bool = False,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """:meth:`import_numbered`, one list of outcomes per chunk once it is durable (so the
-        HTTP route writes a chunk's outcome lines in one piece)."""
+        HTTP route writes a chunk's outcome lines in one piece). ``more``: the caller sends
+        more rows of the same import right after these (see ``Import``)."""
         check_user_id(user)
         if policy not in DUPLICATE_POLICIES:
             raise Invalid([("policy", f"must be one of {', '.join(DUPLICATE_POLICIES)}")])
@@ -368,16 +370,18 @@ class LocalBackend:
                 chunk.append(ImportRow(number, row))
             if len(chunk) >= chunk_size:
                 yield await self._import_chunk(user, chunk, early, policy, dry_run,
-                                               idempotency_key)
+                                               idempotency_key, more)
                 chunk, early = [], []
         if chunk or early:
-            yield await self._import_chunk(user, chunk, early, policy, dry_run, idempotency_key)
+            yield await self._import_chunk(user, chunk, early, policy, dry_run, idempotency_key,
+                                           more)
 
     async def import_chunk(self, user: str, rows: list[dict[str, Any]],
                            idempotency_key: str | None, *, policy: DuplicatePolicy = "skip",
-                           dry_run: bool = False) -> list[dict[str, Any]]:
+                           dry_run: bool = False, more: bool = False) -> list[dict[str, Any]]:
         """One chunk, rows numbered 1..n as :meth:`import_numbered` numbers them, in one
-        command: what ``contacts import`` sends, without a coroutine step per row."""
+        command: what ``contacts import`` sends, without a coroutine step per row. ``more``:
+        the next chunk of the same import follows at once (see ``Import``)."""
         check_user_id(user)
         if policy not in DUPLICATE_POLICIES:
             raise Invalid([("policy", f"must be one of {', '.join(DUPLICATE_POLICIES)}")])
@@ -390,16 +394,18 @@ class LocalBackend:
                 early.append(_rejected(number, [("row", "must be an object of contact fields")]))
             else:
                 chunk.append(ImportRow(number, row))
-        return await self._import_chunk(user, chunk, early, policy, dry_run, idempotency_key)
+        return await self._import_chunk(user, chunk, early, policy, dry_run, idempotency_key,
+                                        more)
 
     async def _import_chunk(
         self, user: str, chunk: list[ImportRow], early: list[dict[str, Any]],
-        policy: DuplicatePolicy, dry_run: bool, key: str | None,
+        policy: DuplicatePolicy, dry_run: bool, key: str | None, more: bool = False,
     ) -> list[dict[str, Any]]:
         outcomes: list[dict[str, Any]] = list(early)
         if chunk:
             outcomes += await self._ask(
-                user, Import(chunk, policy, dry_run, key), self.settings.import_chunk_timeout
+                user, Import(chunk, policy, dry_run, key, more),
+                self.settings.import_chunk_timeout,
             )
         outcomes.sort(key=lambda o: int(o["row"]))
         return outcomes

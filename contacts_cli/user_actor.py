@@ -69,6 +69,10 @@ USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 IDEMPOTENCY_RETENTION = timedelta(days=7)
 """How long a journaled idempotency key is remembered (keys older than this are forgotten)."""
 
+IMPORT_SNAPSHOT_DEFERRAL = 100_000
+"""How far (in events) a streaming import may run past the last snapshot before one is taken
+anyway, bounding what a crash in the middle of a large import replays."""
+
 SNAPSHOT_VERSION = 2
 """1: a JSON list of contact objects; 2: columns (one list per field), keys as columns too."""
 READABLE_SNAPSHOT_VERSIONS = (1, 2)
@@ -345,12 +349,16 @@ class Remove:
 
 @dataclass(frozen=True, slots=True)
 class Import:
-    """One chunk of rows: decided together and persisted with one ``persist_all``."""
+    """One chunk of rows: decided together and persisted with one ``persist_all``.
+
+    ``more``: the sender has the next chunk of the same import ready, so a snapshot falling
+    due now waits for the last chunk (see :class:`UserActor`)."""
 
     rows: Sequence[ImportRow]
     policy: DuplicatePolicy = "skip"
     dry_run: bool = False
     idempotency_key: str | None = None
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,6 +629,12 @@ class UserActor(PersistentActor[UserState]):
     shutdown (:class:`SnapshotIfBehind`, sent by ``LocalBackend.close``) an actor that is
     ``snapshot_every`` events or more behind snapshots once more, so a restart after a big
     import replays nothing.
+
+    While an import streams (its chunks say ``more``), a snapshot falling due waits for the
+    import's last chunk, unless the journal is :data:`IMPORT_SNAPSHOT_DEFERRAL` events or more
+    past the last snapshot: a snapshot taken half-way through is outdated a moment later, and
+    encoding and storing it competes with the import for the CPU. A crash during the import
+    replays at most that many events more.
     """
 
     snapshot_version = SNAPSHOT_VERSION
@@ -670,7 +684,10 @@ class UserActor(PersistentActor[UserState]):
                 await ctx.persist_all(items)
 
         ctx.reply(await self.commands.handle(state, command, persist))
-        if self.snapshot_due(ctx.sequence_nr, state):
+        if self.snapshot_due(ctx.sequence_nr, state) and not (
+            isinstance(command, Import) and command.more
+            and ctx.sequence_nr - self._last_snapshot < IMPORT_SNAPSHOT_DEFERRAL
+        ):
             self._snapshot_in_background(ctx, state)
 
     def on_recovery_complete(self, state: UserState) -> None:

@@ -216,6 +216,7 @@ async def import_contacts(request: Request) -> Response:
     policy = _POLICIES[raw_policy]
     chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1, 10_000)
     dry_run = request.query_params.get("dry_run", "false").lower() in {"1", "true", "yes"}
+    more = request.query_params.get("more", "false").lower() in {"1", "true", "yes"}
     declared = request.headers.get("content-type")
     if declared is not None:
         media = declared.split(";", 1)[0].strip().lower()
@@ -224,7 +225,7 @@ async def import_contacts(request: Request) -> Response:
             raise HttpProblem(415, f"Content-Type must be {JSONL}, got {media!r}")
     chunks = service.backend.import_numbered_chunks(
         user, _numbered(json_lines(request, service.settings.max_line_bytes)),
-        policy=policy, chunk_size=chunk_size, dry_run=dry_run, idempotency_key=key,
+        policy=policy, chunk_size=chunk_size, dry_run=dry_run, idempotency_key=key, more=more,
     )
     first = await anext(aiter(chunks), None)
 

@@ -138,6 +138,33 @@ async def test_snapshot_interval_grows_and_close_snapshots_a_user_far_behind(
         await restarted.close()
 
 
+@pytest.mark.parametrize("deferral", [None, 300])
+async def test_a_streaming_import_snapshots_at_its_last_chunk(
+    settings: Settings, engine: PostgresEngine, monkeypatch: pytest.MonkeyPatch,
+    deferral: int | None,
+) -> None:
+    from contacts_cli import user_actor
+
+    if deferral is not None:
+        monkeypatch.setattr(user_actor, "IMPORT_SNAPSHOT_DEFERRAL", deferral)
+    pid = "contacts-user/streamer"
+    backend = await LocalBackend.open(settings.with_(snapshot_every=100), engine=engine)
+    try:
+        seen = []
+        for n in range(3):  # 200 events per chunk; the first two say more follow
+            rows = [{"name": f"S{n}-{i}"} for i in range(200)]
+            await backend.import_chunk("streamer", rows, f"k{n}", more=n < 2)
+            await drain_snapshots()
+            snapshot = await engine.load_snapshot(pid)
+            seen.append(snapshot.sequence_nr if snapshot is not None else None)
+        # deferred while the import streams; taken at its last chunk, or once the journal
+        # is the deferral limit past the last snapshot (then 600 is not due: 2 x 400)
+        assert seen == ([None, None, 600] if deferral is None else [None, 400, 400])
+    finally:
+        await backend.close()
+    assert (await engine.load_snapshot(pid)).sequence_nr == 600  # type: ignore[union-attr]
+
+
 async def test_idle_user_actor_passivates_and_comes_back(
     settings: Settings, engine: PostgresEngine
 ) -> None:
