@@ -85,8 +85,9 @@ def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
             yield ParsedRow.failed(start, f"malformed CSV: {message}")
             continue
         consumed = reader.line_num
-        if not any(cell.strip() for cell in record):
-            continue
+        first = record[0] if record else ""
+        if (not first or first.isspace()) and not any(cell.strip() for cell in record):
+            continue  # a blank record (the first cell, usually a name, settles most at once)
         if header is None:
             header = [cell.strip() for cell in record]
             mapper = _mapper_for(header, start)
