@@ -115,15 +115,17 @@ async def json_lines(request: Request, max_line_bytes: int) -> AsyncIterator[Lin
     try:
         async for chunk in request.stream():
             buffer += chunk
+            start = 0  # consumed lines are dropped once per chunk, not moved up per line
             while True:
-                end = buffer.find(b"\n")
+                end = buffer.find(b"\n", start)
                 if end < 0:
+                    del buffer[:start]
                     if len(buffer) > max_line_bytes:
                         overlong = True
                         buffer.clear()
                     break
-                raw = bytes(buffer[:end])
-                del buffer[: end + 1]
+                raw = bytes(buffer[start:end])
+                start = end + 1
                 number += 1
                 if overlong or len(raw) > max_line_bytes:
                     overlong = False
