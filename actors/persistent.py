@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 
+_NO_TAGS: frozenset[str] = frozenset()
+
+
 class NoEngineConfigured(RuntimeError):
     """A persistent or durable-state actor started in a system created without an engine."""
 
@@ -311,11 +314,17 @@ class _PersistentCore(Behaviour, Generic[S]):
         if journal is None:
             raise RuntimeError(f"{self.persistence_id!r}: persist called before recovery")
         batch = []
+        encode = self.codec.encode
+        tags_for = self._tags_for
         for event in events:
-            encoded = self.codec.encode(event)
-            tags = frozenset(self._tags_for(event))
-            if not all(isinstance(tag, str) and tag for tag in tags):
-                raise ValueError(f"tags_for must give non-empty strings, got {list(tags)!r}")
+            encoded = encode(event)
+            given = tags_for(event)
+            if given == () or given == _NO_TAGS:  # the common case: no set to build or check
+                tags = _NO_TAGS
+            else:
+                tags = frozenset(given)
+                if not all(isinstance(tag, str) and tag for tag in tags):
+                    raise ValueError(f"tags_for must give non-empty strings, got {list(tags)!r}")
             batch.append(NewEvent(encoded.type, encoded.payload, encoded.version, tags))
         stored = await journal.write(batch)
         ctx.system.metrics.observe_persist(journal.last_write_seconds, len(stored))
@@ -483,11 +492,15 @@ class _ActorBehaviour(_PersistentCore[S]):
     ) -> tuple[int, Json] | None:
         due: tuple[int, Json] | None = None
         state = self.state
-        for written in stored:
-            # fold what the journal holds, decoded as replay will: live == recovered
-            where = f"event #{written.sequence_nr} of {self.persistence_id!r}"
-            event = self.codec.decode(written.type, written.version, written.payload, where)
-            state = self.actor.on_event(state, event)
+        codec = self.codec
+        on_event = self.actor.on_event
+        for given, written in zip(events, stored, strict=True):
+            if codec.folds_as_written(given):
+                event = given
+            else:  # fold what the journal holds, decoded as replay will: live == recovered
+                where = f"event #{written.sequence_nr} of {self.persistence_id!r}"
+                event = codec.decode(written.type, written.version, written.payload, where)
+            state = on_event(state, event)
             self.state = state
             if self.schedule.due(written.sequence_nr, state, event):
                 payload = self.encode_snapshot_payload(written.sequence_nr, state)

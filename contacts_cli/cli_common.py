@@ -155,8 +155,13 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def run(ctx: typer.Context, out: Output, job: Callable[[ContactsBackend], Awaitable[T]]) -> T:
-    """Open the backend, run ``job`` with it, close it, and turn errors into exit codes."""
+def run(ctx: typer.Context, out: Output, job: Callable[[ContactsBackend], Awaitable[T]], *,
+        event_loop: bool = False) -> T:
+    """Open the backend, run ``job`` with it, close it, and turn errors into exit codes.
+
+    Client mode drives a command without an event loop (starting one costs more than a short
+    command takes) unless ``event_loop``: a long job that overlaps its requests with its own
+    work (``contacts import``) gets one, and the asynchronous HTTP client."""
     settings = settings_of(ctx)
 
     async def main(backend: ContactsBackend | None = None) -> T:
@@ -172,6 +177,10 @@ def run(ctx: typer.Context, out: Output, job: Callable[[ContactsBackend], Awaita
                            else (None, False))
         if url:
             try:
+                if event_loop:
+                    import asyncio
+
+                    return asyncio.run(main(http_backend(url, settings, blocking=False)))
                 return drive(main(http_backend(url, settings, blocking=True)))
             except Exception as exc:
                 # A discovered server that refuses connections (it died without removing its

@@ -10,11 +10,13 @@ durable, so everything the summary reports survives a crash.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import hashlib
 import io
 import json
+import json.encoder
 import os
 import shutil
 import sys
@@ -40,12 +42,27 @@ MAX_REJECTS_SHOWN = 1000
 def chunk_key(index: int, policy: str, rows: list[tuple[int, dict[str, Any]]]) -> str:
     """The idempotency key of one chunk: its position, the policy and every row (line and
     fields), hashed; the same file imported again yields the same keys."""
-    digest = hashlib.sha256(f"{KEY_VERSION}\n{index}\n{policy}\n".encode())
-    for line, data in rows:
-        digest.update(f"{line}\t".encode())
-        digest.update(json.dumps(data, sort_keys=True, ensure_ascii=False).encode())
-        digest.update(b"\n")
+    encode = _key_json
+    text = "".join([f"{line}\t{encode(data)}\n" for line, data in rows])
+    digest = hashlib.sha256(f"{KEY_VERSION}\n{index}\n{policy}\n{text}".encode())
     return "import-" + digest.hexdigest()[:48]
+
+
+def _key_json(data: dict[str, Any]) -> str:
+    """``json.dumps(data, sort_keys=True, ensure_ascii=False)``, with its encoder built once
+    (``json.dumps`` builds one per call) and no cycle check (rows read from a file have no
+    cycles; one would end in RecursionError)."""
+    if _C_KEY_ENCODER is None:
+        return json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return "".join(_C_KEY_ENCODER(data, 0))
+
+
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_KEY_ENCODER: Any = (
+    _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring, None,
+                    ": ", ", ", True, False, True)
+    if _c_make_encoder is not None else None
+)
 
 
 @dataclass
@@ -306,40 +323,79 @@ class ImportJob:
         summary = self.summary = ImportSummary(dry_run=dry_run, errors_file=self.errors_path)
         with self._open() as (rows, raw, total):
             bar = _Progress(total, label) if self.progress else None
+            # One chunk in flight while the next is read: the backend (another process in
+            # client mode; awaiting PostgreSQL in-process) works meanwhile. Chunks are still
+            # sent and counted one after the other, each once its write is durable.
+            # A full chunk is sent once the next row is read, so it can say whether more
+            # follow (the actor then defers a snapshot to the import's last chunk).
+            sending: asyncio.Task[None] | None = None
             try:
                 chunk: list[ParsedRow] = []
+                full: list[ParsedRow] | None = None
                 index = 0
                 for parsed in rows:
-                    chunk.append(parsed)
-                    if len(chunk) >= self.chunk_size:
-                        await self._chunk(backend, index, chunk, dry_run, errors_file)
+                    if full is not None:
+                        sending = await self._pipeline(sending, backend, index, full, dry_run,
+                                                       errors_file, more=True)
                         index += 1
-                        chunk = []
+                        full = None
                         if bar is not None:
                             bar.update(_position(raw), summary.rows)
+                    chunk.append(parsed)
+                    if len(chunk) >= self.chunk_size:
+                        full, chunk = chunk, []
+                    elif sending is not None and len(chunk) % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # let the chunk in flight move on
+                if full is not None:
+                    sending = await self._pipeline(sending, backend, index, full, dry_run,
+                                                   errors_file, more=False)
                 if chunk:
-                    await self._chunk(backend, index, chunk, dry_run, errors_file)
+                    sending = await self._pipeline(sending, backend, index, chunk, dry_run,
+                                                   errors_file, more=False)
+                if sending is not None:
+                    await sending
             except ImportFileError as exc:
                 raise Invalid([(f"line {exc.line}", exc.message)]) from None
             except UnicodeDecodeError as exc:
                 raise Invalid([("file", f"is not valid {self.encoding} ({exc.reason}); pass "
                                         "--encoding, e.g. --encoding cp1252")]) from None
             finally:
+                if sending is not None and not sending.done():
+                    sending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await sending
                 if bar is not None:
                     bar.close()
         return summary
 
-    async def _chunk(self, backend: ContactsBackend, index: int, chunk: list[ParsedRow],
-                     dry_run: bool, errors_file: ErrorsFile | None) -> None:
+    async def _pipeline(self, sending: asyncio.Task[None] | None, backend: ContactsBackend,
+                        index: int, chunk: list[ParsedRow], dry_run: bool,
+                        errors_file: ErrorsFile | None, *,
+                        more: bool) -> asyncio.Task[None] | None:
+        """Prepare ``chunk``, wait for the chunk in flight, then start sending this one (or,
+        with no event loop, as client mode drives its coroutines, send it and return None)."""
         good = [(p.line, p.data) for p in chunk if p.ok and p.data is not None]
+        key = chunk_key(index, self.policy, good) if good else ""
+        if sending is not None:
+            await sending
+        send = self._chunk(backend, chunk, good, key, dry_run, errors_file, more)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            await send
+            return None
+        return loop.create_task(send)
+
+    async def _chunk(self, backend: ContactsBackend, chunk: list[ParsedRow],
+                     good: list[tuple[int, dict[str, Any]]], key: str,
+                     dry_run: bool, errors_file: ErrorsFile | None, more: bool) -> None:
         results: list[tuple[int, dict[str, Any] | None, list[tuple[str, str]]]] = [
             (p.line, None, [(e.field, e.message) for e in p.errors] or [("record", "empty")])
             for p in chunk if not p.ok
         ]
         if good:
-            key = chunk_key(index, self.policy, good)
             outcomes = await send_chunk(backend, self.user, [d for _, d in good], key,
-                                        self.policy, dry_run)
+                                        self.policy, dry_run, more=more)
             for outcome in outcomes:
                 line = good[int(outcome["row"]) - 1][0]
                 results.append((line, outcome, []))
@@ -353,6 +409,9 @@ class ImportJob:
             errors_file.flush()
 
 
+_YIELD_EVERY = 256
+
+
 def _position(raw: Any) -> int:
     try:
         return int(raw.tell())
@@ -361,9 +420,16 @@ def _position(raw: Any) -> int:
 
 
 async def send_chunk(backend: ContactsBackend, user: str, rows: list[dict[str, Any]], key: str,
-                     policy: DuplicatePolicy, dry_run: bool) -> list[dict[str, Any]]:
+                     policy: DuplicatePolicy, dry_run: bool, *,
+                     more: bool = False) -> list[dict[str, Any]]:
     """One chunk to the backend under ``key``; rows are numbered 1..n in both modes, so
-    their per-row keys (``<key>#<n>``) are the same in-process and through the server."""
+    their per-row keys (``<key>#<n>``) are the same in-process and through the server.
+    ``more``: the next chunk follows at once (a hint: the backend may defer a snapshot)."""
+    by_chunk = getattr(backend, "import_chunk", None)
+    if by_chunk is not None:
+        result: list[dict[str, Any]] = await by_chunk(user, rows, key, policy=policy,
+                                                      dry_run=dry_run, more=more)
+        return result
     numbered = getattr(backend, "import_numbered", None)
     if numbered is not None:
         async def items() -> AsyncIterator[tuple[int, dict[str, Any]]]:
@@ -373,11 +439,6 @@ async def send_chunk(backend: ContactsBackend, user: str, rows: list[dict[str, A
         return [o async for o in numbered(user, items(), policy=policy,
                                           chunk_size=len(rows) + 1, dry_run=dry_run,
                                           idempotency_key=key)]
-    by_chunk = getattr(backend, "import_chunk", None)
-    if by_chunk is not None:
-        result: list[dict[str, Any]] = await by_chunk(user, rows, key, policy=policy,
-                                                      dry_run=dry_run)
-        return result
 
     async def plain() -> AsyncIterator[dict[str, Any]]:
         for row in rows:

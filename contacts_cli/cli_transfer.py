@@ -98,7 +98,8 @@ def import_(
         encoding=encoding, errors_path=errors, progress=not quiet and _stderr_tty(), out=out,
     )
     try:
-        summary: ImportSummary = run(ctx, out, lambda backend: job.run(backend, dry_run, strict))
+        summary: ImportSummary = run(ctx, out, lambda backend: job.run(backend, dry_run, strict),
+                                     event_loop=True)
     except typer.Exit as stopped:
         if stopped.exit_code == 130 and job.summary.rows:
             job.summary.render(out)

@@ -15,6 +15,7 @@ loop use the default, ``blocking=False`` (httpx's ``AsyncClient``).
 from __future__ import annotations
 
 import json
+import json.encoder
 import sys
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -216,15 +217,18 @@ class HttpBackend:
                 yield outcome
 
     async def import_chunk(self, user: str, rows: ContactList, idempotency_key: str | None, *,
-                           policy: DuplicatePolicy = "skip",
-                           dry_run: bool = False) -> EventList:
+                           policy: DuplicatePolicy = "skip", dry_run: bool = False,
+                           more: bool = False) -> EventList:
         """One request for ``rows`` (numbered 1..n by their body line); the outcomes come back
-        as JSON Lines once the chunk is durable. An in-band error line raises."""
-        body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+        as JSON Lines once the chunk is durable. An in-band error line raises. ``more``: the
+        next chunk of the same import follows at once (the server may defer a snapshot)."""
+        encode = _row_json
+        body = "".join([f"{encode(row)}\n" for row in rows]).encode()
         headers = {"Content-Type": "application/x-ndjson"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         params = {"policy": policy, "dry_run": "true" if dry_run else "false",
+                  "more": "true" if more else "false",
                   "chunk_size": str(max(1, min(len(rows), 10_000)))}
         text = await self._request("POST", f"{_user_path(user)}/import", params=params,
                                    content=body, headers=headers, raw=True)
@@ -249,3 +253,20 @@ class HttpBackend:
             self._client.close()
         else:
             await self._client.aclose()
+
+
+def _row_json(row: dict[str, Any]) -> str:
+    """``json.dumps(row, ensure_ascii=False)``, with its encoder built once (``json.dumps``
+    builds one per call; a chunk has thousands of rows) and no cycle check (rows read from a
+    file have no cycles; one would end in RecursionError)."""
+    if _C_ROW_ENCODER is None:
+        return json.dumps(row, ensure_ascii=False)
+    return "".join(_C_ROW_ENCODER(row, 0))
+
+
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ROW_ENCODER: Any = (
+    _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring, None,
+                    ": ", ", ", False, False, True)
+    if _c_make_encoder is not None else None
+)

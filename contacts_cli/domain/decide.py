@@ -9,6 +9,7 @@ state exactly.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,13 @@ from contacts_cli.domain.errors import FieldError, ValidationError, VersionConfl
 from contacts_cli.domain.events import ContactCreated, ContactRemoved, ContactUpdated, Event
 from contacts_cli.domain.model import LIST_FIELDS, Contact, new_contact, require_aware
 from contacts_cli.domain.state import ContactsState, require_contact
-from contacts_cli.domain.validation import MAX_ITEMS, email_key, validate_new, validate_patch
+from contacts_cli.domain.validation import (
+    MAX_ITEMS,
+    default_region,
+    email_key,
+    validate_new,
+    validate_patch,
+)
 
 NewId: TypeAlias = Callable[[], str]
 DuplicatePolicy: TypeAlias = Literal["skip", "update", "create"]
@@ -172,6 +179,11 @@ def plan_import(
         raise ValidationError.single(
             "policy", f"must be one of {', '.join(DUPLICATE_POLICIES)}, not {command.policy!r}"
         )
+    if region is None:
+        # Once per chunk, not per phone number (reading the environment is not free); a bad
+        # setting stays None here, so each phone reports it as before.
+        with contextlib.suppress(ValueError):
+            region = default_region()
     plan = ImportPlan()
     created: dict[str, Mapping[str, Any]] = {}  # contacts are only built if a later row merges
     batch: dict[str, Contact] = {}

@@ -79,6 +79,18 @@ def event_to_payload(event: Event) -> tuple[str, int, dict[str, Any]]:
     return name, EVENT_VERSIONS[name], payload
 
 
+def event_to_encodable(event: Event) -> tuple[str, int, dict[str, Any]]:
+    """:func:`event_to_payload` for a payload that is only ever JSON-encoded (the journal's):
+    list fields stay tuples, which JSON encoders write as arrays, so nothing is copied."""
+    name = type(event).__name__
+    payload: dict[str, Any] = {"id": event.contact_id, "at": format_timestamp(event.at)}
+    if type(event) is ContactCreated:
+        payload["fields"] = event.fields if type(event.fields) is dict else dict(event.fields)
+    elif type(event) is ContactUpdated:
+        payload["changes"] = event.changes if type(event.changes) is dict else dict(event.changes)
+    return name, EVENT_VERSIONS[name], payload
+
+
 def event_from_payload(
     type_name: str,
     version: int,

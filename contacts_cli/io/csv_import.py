@@ -54,7 +54,8 @@ _OUTLOOK_PHONES = (
 )
 _OUTLOOK_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2,4})$")
 
-Mapper = Callable[[dict[str, str]], dict[str, Any]]
+Mapper = Callable[[list[str]], dict[str, Any]]
+"""A record (its cells in header order, maybe fewer than the header) to raw contact fields."""
 
 
 def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
@@ -84,8 +85,9 @@ def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
             yield ParsedRow.failed(start, f"malformed CSV: {message}")
             continue
         consumed = reader.line_num
-        if not any(cell.strip() for cell in record):
-            continue
+        first = record[0] if record else ""
+        if (not first or first.isspace()) and not any(cell.strip() for cell in record):
+            continue  # a blank record (the first cell, usually a name, settles most at once)
         if header is None:
             header = [cell.strip() for cell in record]
             mapper = _mapper_for(header, start)
@@ -98,8 +100,7 @@ def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
                     start, f"has {len(record)} fields but the header has {len(header)}"
                 )
                 continue
-        cells = {name: value for name, value in zip(header, record, strict=False)}
-        yield ParsedRow(start, mapper(cells))
+        yield ParsedRow(start, mapper(record))
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -118,10 +119,17 @@ def sniff_delimiter(header_line: str) -> str:
 def _mapper_for(header: Sequence[str], line: int) -> Mapper:
     names = set(header)
     if names & _GOOGLE_MARKERS:
-        return _google
+        return _by_name(header, _google)
     if names & _OUTLOOK_MARKERS:
-        return _outlook
+        return _by_name(header, _outlook)
     return _ours(header, line)
+
+
+def _by_name(header: Sequence[str], mapper: Callable[[dict[str, str]], dict[str, Any]]) -> Mapper:
+    def by_name(record: list[str]) -> dict[str, Any]:
+        return mapper(dict(zip(header, record, strict=False)))
+
+    return by_name
 
 
 def _ours(header: Sequence[str], line: int) -> Mapper:
@@ -144,15 +152,26 @@ def _ours(header: Sequence[str], line: int) -> Mapper:
     if "name" not in columns.values():
         raise ImportFileError(line, "the header has no 'name' column")
 
-    def mapper(cells: dict[str, str]) -> dict[str, Any]:
+    # A header cell named twice keeps its last position, as a dict of the cells would.
+    position = {cell: index for index, cell in enumerate(header)}
+    plan = sorted((position[cell], field, field in LIST_FIELDS)
+                  for cell, field in columns.items() if field is not None)
+
+    def mapper(record: list[str]) -> dict[str, Any]:
         data: dict[str, Any] = {}
-        for cell, value in cells.items():
-            field = columns.get(cell)
-            if field is None or not value.strip():
-                if field == "name":
-                    data["name"] = ""
+        width = len(record)
+        for index, field, is_list in plan:
+            if index >= width:
+                break
+            value = record[index]
+            if not value or value.isspace():
                 continue
-            data[field] = _split(value, ";") if field in LIST_FIELDS else value
+            if not is_list:
+                data[field] = value
+            elif ";" in value:
+                data[field] = _split(value, ";")
+            else:
+                data[field] = [value.strip()]
         data.setdefault("name", "")
         return data
 

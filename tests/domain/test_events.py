@@ -17,6 +17,7 @@ from contacts_cli.domain import (
     event_to_payload,
     validate_new,
 )
+from contacts_cli.domain.events import event_to_encodable
 from tests.domain.conftest import T0
 
 
@@ -31,6 +32,21 @@ def test_payloads_round_trip_through_json() -> None:
         assert (name, version) == (type(event).__name__, EVENT_VERSIONS[name])
         stored = json.loads(json.dumps(payload))
         assert event_from_payload(name, version, stored) == event
+
+
+def test_the_encodable_payload_encodes_as_the_payload_does() -> None:
+    from types import MappingProxyType
+
+    events = [
+        ContactCreated("c1", validate_new({"name": "Zoë", "emails": ["a@x.org"],
+                                           "labels": ["a", "b"]}), T0),
+        ContactUpdated("c1", MappingProxyType({"title": None, "labels": ("x", "y")}), T0),
+        ContactRemoved("c1", T0),
+    ]
+    for event in events:
+        name, version, payload = event_to_payload(event)
+        assert event_to_encodable(event)[:2] == (name, version)
+        assert json.dumps(event_to_encodable(event)[2]) == json.dumps(payload)
 
 
 def test_payload_shape_is_stable() -> None:

@@ -89,13 +89,13 @@ async def test_snapshot_once_per_write_and_recovery_from_it(
                      chunk_size=200)
     assert await snapshot_at(engine, "contacts-user/big", 200) == 200  # not 100: per write
     await drain_snapshots()
-    # The interval is now the last snapshot's 200 contacts: 250 + 150 creates reach 400.
-    for i in range(160):
+    # The interval is now twice the last snapshot's 200 contacts: 250 + 350 creates reach 600.
+    for i in range(360):
         await backend.create("big", {"name": f"Q{i:03d}"}, idempotency_key=f"q{i}")
-    assert await snapshot_at(engine, "contacts-user/big", 400) == 400
+    assert await snapshot_at(engine, "contacts-user/big", 600) == 600
     expected = await backend.list("big", limit=1000)
     await backend.close()  # 10 events behind: fewer than snapshot_every, no closing snapshot
-    assert (await engine.load_snapshot("contacts-user/big")).sequence_nr == 400  # type: ignore[union-attr]
+    assert (await engine.load_snapshot("contacts-user/big")).sequence_nr == 600  # type: ignore[union-attr]
 
     restarted = await LocalBackend.open(settings, engine=engine)
     try:
@@ -103,15 +103,15 @@ async def test_snapshot_once_per_write_and_recovery_from_it(
         assert await restarted.list("big", limit=1000) == expected
         after = restarted.runtime_metrics()
         assert after["replays"] - before["replays"] == 1
-        assert after["events_replayed"] - before["events_replayed"] == 10  # 401..410
+        assert after["events_replayed"] - before["events_replayed"] == 10  # 601..610
         again = await restarted.create("big", {"name": "Q005"}, idempotency_key="q5")
         assert again["name"] == "Q005"
-        assert await restarted.user_count("big") == 410
+        assert await restarted.user_count("big") == 610
     finally:
         await restarted.close()
 
 
-async def test_snapshot_interval_doubles_and_close_snapshots_a_user_far_behind(
+async def test_snapshot_interval_grows_and_close_snapshots_a_user_far_behind(
     settings: Settings, engine: PostgresEngine
 ) -> None:
     pid = "contacts-user/grower"
@@ -122,8 +122,8 @@ async def test_snapshot_interval_doubles_and_close_snapshots_a_user_far_behind(
             await run_import(backend, "grower", [{"name": f"G{chunk}-{i}"} for i in range(size)],
                              chunk_size=size)
             await drain_snapshots()
-        # at 300 (>= 100), at 600 (>= 300 since), not at 900 or 1000 (< 600 since)
-        assert (await engine.load_snapshot(pid)).sequence_nr == 600  # type: ignore[union-attr]
+        # at 300 (>= 100), not at 600 (< 2 x 300 since), at 900, not at 1000 (< 2 x 900 since)
+        assert (await engine.load_snapshot(pid)).sequence_nr == 900  # type: ignore[union-attr]
         expected = await backend.list("grower", limit=1000)
     finally:
         await backend.close()
@@ -136,6 +136,33 @@ async def test_snapshot_interval_doubles_and_close_snapshots_a_user_far_behind(
         assert restarted.runtime_metrics()["events_replayed"] == before["events_replayed"]
     finally:
         await restarted.close()
+
+
+@pytest.mark.parametrize("deferral", [None, 300])
+async def test_a_streaming_import_snapshots_at_its_last_chunk(
+    settings: Settings, engine: PostgresEngine, monkeypatch: pytest.MonkeyPatch,
+    deferral: int | None,
+) -> None:
+    from contacts_cli import user_actor
+
+    if deferral is not None:
+        monkeypatch.setattr(user_actor, "IMPORT_SNAPSHOT_DEFERRAL", deferral)
+    pid = "contacts-user/streamer"
+    backend = await LocalBackend.open(settings.with_(snapshot_every=100), engine=engine)
+    try:
+        seen = []
+        for n in range(3):  # 200 events per chunk; the first two say more follow
+            rows = [{"name": f"S{n}-{i}"} for i in range(200)]
+            await backend.import_chunk("streamer", rows, f"k{n}", more=n < 2)
+            await drain_snapshots()
+            snapshot = await engine.load_snapshot(pid)
+            seen.append(snapshot.sequence_nr if snapshot is not None else None)
+        # deferred while the import streams; taken at its last chunk, or once the journal
+        # is the deferral limit past the last snapshot (then 600 is not due: 2 x 400)
+        assert seen == ([None, None, 600] if deferral is None else [None, 400, 400])
+    finally:
+        await backend.close()
+    assert (await engine.load_snapshot(pid)).sequence_nr == 600  # type: ignore[union-attr]
 
 
 async def test_idle_user_actor_passivates_and_comes_back(
