@@ -1,9 +1,10 @@
 """The common case of an append's argument checks and payload encoding, made cheap.
 
 :func:`~persistence.engine.check_append` and :func:`~persistence.engine.encode_json` build
-messages and re-check text per event; for plain ASCII input without NUL, which is nearly
-every append, none of that can fail. These functions answer only "certainly fine"; anything
-else goes through the contract's own functions, so accepted values and errors are the same.
+messages and re-check text per event; for ASCII ids, types and tags without NUL and payloads
+that encode to valid UTF-8, which is nearly every append, none of that can fail. These
+functions answer only "certainly fine"; anything else goes through the contract's own
+functions, so accepted values and errors are the same.
 """
 
 from __future__ import annotations
@@ -53,14 +54,20 @@ def plain_append(persistence_id: str, events: Sequence[NewEvent], expected: int)
 
 
 def plain_payloads(payloads: list[Any]) -> str | None:
-    """``encode_json(payloads)`` when it is ASCII without an escaped NUL, else ``None``
-    (then ``encode_json`` decides, and reports any error)."""
+    """``encode_json(payloads)`` when it has no escaped NUL and is valid UTF-8, else ``None``
+    (then ``encode_json`` decides, and reports any error). Non-ASCII text (names such as
+    "Zoë") stays on the fast path: only a lone surrogate fails the UTF-8 check."""
     if _encode is None:
         return None
     try:
         text = "".join(_encode(payloads, 0))
     except Exception:  # RecursionError, TypeError, ValueError: encode_json names it
         return None
-    if text.isascii() and "\\u0000" not in text:
-        return text
-    return None
+    if "\\u0000" in text:
+        return None
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return None
+    return text
