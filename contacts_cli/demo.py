@@ -220,8 +220,8 @@ class Demo:
         say.step("take a snapshot and recover from it")
         rows = [{"name": f"Imported Person {i}", "emails": [f"person{i}@example.org"]}
                 for i in range(1, 8)]
-        say.say(f"User actors snapshot their state when a write crosses a multiple of "
-                f"{SNAPSHOT_EVERY} events. Alice imports {len(rows)} more contacts in one "
+        say.say(f"A user's actor snapshots its state once {SNAPSHOT_EVERY} events were written "
+                f"since its last snapshot. Alice imports {len(rows)} more contacts in one "
                 "chunk:")
 
         async def items() -> Any:
