@@ -68,11 +68,11 @@ async def check_idle_connection(conn: AsyncConnection[object]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-@asynccontextmanager
-async def connection(
+async def get_connection(
     pool: AsyncConnectionPool, wait_seconds: float
-) -> AsyncIterator[AsyncConnection[TupleRow]]:
-    """A pooled connection within ``wait_seconds``, or :class:`PoolTimeout`."""
+) -> AsyncConnection[TupleRow]:
+    """A pooled connection within ``wait_seconds``, or :class:`PoolTimeout`; the caller
+    gives it back with ``pool.putconn``."""
     deadline = monotonic() + wait_seconds
     while True:
         left = deadline - monotonic()
@@ -84,7 +84,15 @@ async def connection(
             if deadline - monotonic() <= 0:
                 raise PoolTimeout(f"no connection within {wait_seconds:g} s") from None
             continue
-        break
+        return conn
+
+
+@asynccontextmanager
+async def connection(
+    pool: AsyncConnectionPool, wait_seconds: float
+) -> AsyncIterator[AsyncConnection[TupleRow]]:
+    """A pooled connection within ``wait_seconds``, or :class:`PoolTimeout`."""
+    conn = await get_connection(pool, wait_seconds)
     try:
         yield conn
     finally:

@@ -435,6 +435,30 @@ async def test_terminating_the_backend_mid_write_loses_no_acknowledged_event(
     assert stored[0].sequence_nr == 1
 
 
+async def test_the_writer_replaces_its_kept_connections_when_their_backends_die(
+    engine_factory: EngineFactory, database_url: str
+) -> None:
+    """The writer keeps its connections between batches; terminated while idle, they are
+    noticed before the next batch and replaced, and that batch is written."""
+    engine = await engine_factory()
+    await asyncio.gather(*(engine.append(f"p{i}", [NewEvent("E", {})], 0) for i in range(50)))
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+        cur = await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            [engine.application_name],
+        )
+        assert len(await cur.fetchall()) >= 1
+    await asyncio.sleep(0.05)  # let the termination reach the sockets
+    for round_ in range(2, 5):
+        stored = await asyncio.gather(
+            *(engine.append(f"p{i}", [NewEvent("E", {})], round_ - 1) for i in range(50))
+        )
+        assert [s[0].sequence_nr for s in stored] == [round_] * 50
+    for i in range(50):
+        assert await engine.highest_sequence_nr(f"p{i}") == 4
+
+
 @pytest.mark.slow
 async def test_a_server_restart_fails_in_flight_writes_and_later_writes_succeed(
     engine_factory: EngineFactory,
