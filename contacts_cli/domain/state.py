@@ -170,6 +170,24 @@ class ContactsState:
                 if old_key is not None:
                     self._stale = True
 
+    def add(self, contact: Contact) -> None:
+        """Insert a contact whose id is new (what a ``ContactCreated`` does): :meth:`put`
+        without looking for a previous version; raises ``ValueError`` if the id is taken."""
+        contacts = self._contacts
+        if contact.id in contacts:
+            raise ValueError(f"ContactCreated for existing contact {contact.id!r}")
+        contacts[contact.id] = contact
+        if self.search_cache:
+            self.search_cache.pop(contact.id, None)
+        by_email = self._by_email
+        if by_email is not None:
+            for email in contact.emails:
+                by_email.setdefault(email_key(email), []).append(contact.id)
+        if self._keys is not None:
+            key = (contact.name.casefold(), contact.id)
+            self._keys[contact.id] = key
+            self._pending.append(key)
+
     def discard(self, contact_id: str) -> Contact | None:
         contact = self._contacts.pop(contact_id, None)
         if contact is not None:
