@@ -19,6 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from actors import PersistentActor, PersistentContext
@@ -204,32 +205,40 @@ def encode_state(state: UserState) -> dict[str, Any]:
 
 def _key_columns(keys: Sequence[tuple[str, KeyEntry]], ids: Sequence[str]) -> dict[str, Any]:
     """The keys as columns: a key is a shared prefix (up to its last ``#``, an import chunk's)
-    plus a suffix; its contact an index into the contacts' ``id`` column while it lives."""
-    position = {contact_id: index for index, contact_id in enumerate(ids)}
-    prefixes: dict[str, int] = {}
-    times: dict[datetime, int] = {}
-    prefix: list[int] = []
-    contact: list[int | str] = []
-    suffix: list[int | str] = []
-    for key, entry in keys:
-        cut = key.rfind("#") + 1
-        prefix.append(prefixes.setdefault(key[:cut], len(prefixes)))
-        rest = key[cut:]
-        canonical = rest.isascii() and rest.isdigit() and rest[0] != "0" and len(rest) < 19
-        suffix.append(int(rest) if canonical else rest)  # a row number: stored as an integer
-        contact.append(position.get(entry.contact_id, entry.contact_id))
+    plus a suffix; its contact an index into the contacts' ``id`` column while it lives.
+
+    Built a column at a time with C-level ``map``/``zip`` rather than a loop over the keys:
+    the closing snapshot of a 100,000-row import holds 100,000 keys."""
+    names = list(map(itemgetter(0), keys))
+    entries = list(map(itemgetter(1), keys))
+    position = dict(zip(ids, range(len(ids)), strict=True))
+    prefixes = [key[: key.rfind("#") + 1] for key in names]
+    rests = [key[len(prefix):] for key, prefix in zip(names, prefixes, strict=True)]
+    contact_ids = list(map(attrgetter("contact_id"), entries))
+    prefix_table, prefix_index = _first_seen_index(prefixes)
+    time_table, time_index = _first_seen_index(list(map(attrgetter("at"), entries)))
     return {
         "n": len(keys),
-        "prefixes": list(prefixes),
-        "prefix": pack_column(prefix),
-        "suffix": pack_column(suffix),
-        "contact": pack_column(contact),
-        "fingerprint": pack_column([entry.fingerprint for _, entry in keys]),
-        "at": pack_column([times.setdefault(entry.at, len(times)) for _, entry in keys]),
-        "outcome": pack_column([entry.outcome for _, entry in keys]),
-        "times": [t.isoformat() for t in times],
+        "prefixes": prefix_table,
+        "prefix": pack_column(prefix_index),
+        "suffix": pack_column([  # a row number: stored as an integer
+            int(rest) if rest.isascii() and rest.isdigit() and rest[0] != "0" and len(rest) < 19
+            else rest
+            for rest in rests
+        ]),
+        "contact": pack_column(list(map(position.get, contact_ids, contact_ids))),
+        "fingerprint": pack_column(list(map(attrgetter("fingerprint"), entries))),
+        "at": pack_column(time_index),
+        "outcome": pack_column(list(map(attrgetter("outcome"), entries))),
+        "times": [t.isoformat() for t in time_table],
     }
 
+
+def _first_seen_index(values: list[Any]) -> tuple[list[Any], list[int]]:
+    """The distinct values in order of first appearance, and each value's index among them."""
+    table = list(dict.fromkeys(values))
+    index = dict(zip(table, range(len(table)), strict=True))
+    return table, list(map(index.__getitem__, values))
 
 
 def _keys_from_columns(data: Mapping[str, Any], ids: Sequence[str]) -> dict[str, KeyEntry]:

@@ -135,9 +135,7 @@ def evolve(state: ContactsState, event: Event) -> ContactsState:
     a corrupt or misordered journal; it raises ``ValueError`` rather than guessing.
     """
     if isinstance(event, ContactCreated):
-        if event.contact_id in state:
-            raise ValueError(f"ContactCreated for existing contact {event.contact_id!r}")
-        state.put(new_contact(event.contact_id, event.fields, event.at))
+        state.add(new_contact(event.contact_id, event.fields, event.at))
     elif isinstance(event, ContactUpdated):
         current = state.get(event.contact_id)
         if current is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -264,3 +266,57 @@ def test_snapshot_columns_pack_and_unpack_exactly(values: list[object]) -> None:
     unpacked = unpack_column("c", packed, len(values))
     assert unpacked == values
     assert [type(v) for v in unpacked] == [type(v) for v in values]
+
+
+def _pack_column_by_pairs(values: list[object]) -> object:
+    """pack_column as first written (a Python loop over pairs): the reference for its form."""
+    if len(values) > 1 and values.count(values[0]) == len(values) and (
+        not isinstance(values[0], int | float) or all(type(v) is type(values[0]) for v in values)
+    ):
+        return {"same": values[0]}
+    if len(values) < 8 or not all(type(v) is int for v in values):
+        return values
+    pairs = list(itertools.pairwise(values))
+    for kind, breaks in (
+        ("runs", [i for i, (a, b) in enumerate(pairs, 1) if a != b]),
+        ("steps", [i for i, (a, b) in enumerate(pairs, 1) if b != a + 1]),  # type: ignore[operator]
+    ):
+        if len(breaks) < len(values) // 4:
+            starts, ends = [0, *breaks], [*breaks, len(values)]
+            return {kind: [[values[a], b - a] for a, b in zip(starts, ends, strict=True)]}
+    return values
+
+
+def test_pack_column_gives_the_form_of_the_pairwise_reference() -> None:
+    rng = random.Random(7)
+    for _ in range(3000):
+        size = rng.randrange(40)
+        shape = rng.randrange(4)
+        values: list[object]
+        if shape == 0:
+            values = [rng.choice([0, 1, True, 1.0, None, "a", 2**70]) for _ in range(size)]
+        elif shape == 1:
+            values = sorted(rng.randrange(4) for _ in range(size))
+        elif shape == 2:
+            values = list(itertools.accumulate(
+                1 if rng.random() < 0.9 else rng.randrange(-3, 3) for _ in range(size)))
+        else:
+            values = [rng.randrange(3) for _ in range(size)]
+        packed = pack_column(values)
+        assert json.dumps(packed) == json.dumps(_pack_column_by_pairs(values)), values
+
+
+def test_creations_keep_built_indexes_as_a_fresh_build_gives_them() -> None:
+    """ContactsState.add (the ContactCreated path) keeps the email index, the name order and
+    the search cache in step, as put and a build from scratch do."""
+    live = ContactsState()
+    evolve(live, ContactCreated("a", {"name": "Zed", "emails": ("z@x.org",)}, T0))
+    live.first_with_email("z@x.org")  # build the email index and the name order
+    live.ordered_keys()
+    live.search_cache["b"] = {"name": "stale"}
+    for contact_id, name, emails in [("b", "amy", ("Z@x.org", "b@x.org")), ("c", "Bob", ())]:
+        evolve(live, ContactCreated(contact_id, {"name": name, "emails": emails}, T0))
+    fresh = ContactsState.of({c.id: c for c in live})
+    assert live.ids_with_email("z@X.org") == fresh.ids_with_email("z@X.org") == ["a", "b"]
+    assert live.ordered_keys() == fresh.ordered_keys()
+    assert "b" not in live.search_cache

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from contacts_cli.domain import ContactCreated, ContactRemoved, ContactUpdated, contact_to_dict
+from contacts_cli.domain.state import pack_column
 from contacts_cli.user_actor import (
     Journaled,
+    KeyEntry,
     UserActor,
     UserState,
+    _key_columns,
     decode_state,
     encode_state,
     encode_state_text,
@@ -84,3 +88,41 @@ def test_damaged_keys_fail_recovery_and_bad_values_fail_loudly_when_first_used()
     loaded = decode_state(bad_value)
     with pytest.raises(JournalIntegrityError, match="corrupt idempotency keys"):
         _ = loaded.keys
+
+
+def _key_columns_by_row(keys: list[tuple[str, KeyEntry]], ids: list[str]) -> dict[str, object]:
+    """The key columns as first built (one loop over the keys): the reference for their form."""
+    position = {contact_id: index for index, contact_id in enumerate(ids)}
+    prefixes: dict[str, int] = {}
+    times: dict[datetime, int] = {}
+    prefix, contact, suffix = [], [], []
+    for key, entry in keys:
+        cut = key.rfind("#") + 1
+        prefix.append(prefixes.setdefault(key[:cut], len(prefixes)))
+        rest = key[cut:]
+        canonical = rest.isascii() and rest.isdigit() and rest[0] != "0" and len(rest) < 19
+        suffix.append(int(rest) if canonical else rest)
+        contact.append(position.get(entry.contact_id, entry.contact_id))
+    return {
+        "n": len(keys), "prefixes": list(prefixes), "prefix": pack_column(prefix),
+        "suffix": pack_column(suffix), "contact": pack_column(contact),
+        "fingerprint": pack_column([entry.fingerprint for _, entry in keys]),
+        "at": pack_column([times.setdefault(entry.at, len(times)) for _, entry in keys]),
+        "outcome": pack_column([entry.outcome for _, entry in keys]),
+        "times": [t.isoformat() for t in times],
+    }
+
+
+def test_key_columns_are_those_of_the_row_by_row_reference() -> None:
+    rng = random.Random(3)
+    for _ in range(500):
+        ids = [f"c{i}" for i in range(rng.randrange(30))]
+        keys = [
+            (rng.choice(["a#", "b#", "#", "x", "a#b#", "é#"])
+             + rng.choice(["1", "01", "0", "", "12345678901234567890", "٣", "z", "7"]),
+             KeyEntry(rng.choice([*ids, "gone"]), rng.choice([None, "fp"]),
+                      T0 + timedelta(seconds=rng.randrange(3)),
+                      rng.choice(["created", "updated"])))
+            for _ in range(rng.randrange(40))
+        ]
+        assert json.dumps(_key_columns(keys, ids)) == json.dumps(_key_columns_by_row(keys, ids))
