@@ -628,14 +628,11 @@ class UserActor(PersistentActor[UserState]):
     or twice as many events as the last snapshot held contacts if that is more; at most one
     per command (an import chunk's ``persist_all`` snapshots once, at its end). Encoding a
     snapshot costs time in proportion to the user's contacts, so this interval keeps its cost
-    amortised O(1) per event (an import of 100,000 contacts in 5,000-row chunks encodes
-    snapshots at 5,000, 15,000 and 45,000 contacts, then the closing one at 100,000: 165,000
-    contacts in all, where an interval of once the contacts encoded 255,000), while a crash
-    replays at most two thirds of the journal. It is taken after the reply, from a copy of
-    the state as of that sequence number (the contacts are immutable, so the copy is one
-    list), and encoded in the
-    background a column at a time, so neither this user nor the others wait for it. Before a
-    shutdown (:class:`SnapshotIfBehind`, sent by ``LocalBackend.close``) an actor that is
+    amortised O(1) per event, while a crash replays at most two thirds of the journal. It is
+    taken after the reply, from a copy of the state as of that sequence number (the contacts
+    are immutable, so the copy is one list), and encoded in the background a column at a
+    time, so neither this user nor the others wait for it. Before a shutdown
+    (:class:`SnapshotIfBehind`, sent by ``LocalBackend.close``) an actor that is
     ``snapshot_every`` events or more behind snapshots once more, so a restart after a big
     import replays nothing.
 
