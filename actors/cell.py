@@ -288,15 +288,6 @@ class Cell(Node):
         # A reset loop (started() failing again and again) must not starve the event loop.
         await asyncio.sleep(0)
 
-    async def stop_children(self) -> None:
-        children = [ref._cell for ref in self.children.values()]
-        children.extend(self.stopping_children)
-        for child in children:
-            child.request_stop()
-        waiting = [child.stopped_future for child in children if not child.stopped_future.done()]
-        if waiting:
-            await asyncio.wait(waiting)
-
     async def _stop(self) -> None:
         """Children first, then ``stopped`` with the unprocessed mailbox, then the queries."""
         orphans: list[ReplyRef] = []

@@ -119,15 +119,8 @@ class ActorSystem:
                 f"actor {inside.path} cannot shut down its own system (it would wait for "
                 "itself); stop it from outside the actors"
             )
-        root = self._root
-        root.accepting = False
-        cells = [ref._cell for ref in root.children.values()]
-        cells.extend(root.stopping_children)
-        for cell in cells:
-            cell.request_stop()
-        waiting = [cell.stopped_future for cell in cells if not cell.stopped_future.done()]
-        if waiting:
-            await asyncio.wait(waiting)
+        self._root.accepting = False
+        await self._root.stop_children()
         self._closed = True
 
     def dead_letter(self, recipient: ActorRef | None, msg: object,

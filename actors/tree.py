@@ -7,6 +7,7 @@ once), but its parent still waits for it in ``stopping_children`` when stopping 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -78,6 +79,16 @@ class Node(ABC):
 
     def child_stopped(self, cell: Cell) -> None:
         self.stopping_children.discard(cell)
+
+    async def stop_children(self) -> None:
+        """Ask every child, listed or already stopping, to stop, and wait until all have."""
+        children = [ref._cell for ref in self.children.values()]
+        children.extend(self.stopping_children)
+        for child in children:
+            child.request_stop()
+        waiting = [child.stopped_future for child in children if not child.stopped_future.done()]
+        if waiting:
+            await asyncio.wait(waiting)
 
 
 class RootNode(Node):
