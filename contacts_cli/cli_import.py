@@ -16,7 +16,6 @@ import csv
 import hashlib
 import io
 import json
-import json.encoder
 import os
 import shutil
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from contacts_cli.backend import BackendError, Invalid
+from contacts_cli.json_text import row_encoder
 
 if TYPE_CHECKING:
     from contacts_cli.backend import ContactsBackend, DuplicatePolicy
@@ -48,21 +48,8 @@ def chunk_key(index: int, policy: str, rows: list[tuple[int, dict[str, Any]]]) -
     return "import-" + digest.hexdigest()[:48]
 
 
-def _key_json(data: dict[str, Any]) -> str:
-    """``json.dumps(data, sort_keys=True, ensure_ascii=False)``, with its encoder built once
-    (``json.dumps`` builds one per call) and no cycle check (rows read from a file have no
-    cycles; one would end in RecursionError)."""
-    if _C_KEY_ENCODER is None:
-        return json.dumps(data, sort_keys=True, ensure_ascii=False)
-    return "".join(_C_KEY_ENCODER(data, 0))
-
-
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_C_KEY_ENCODER: Any = (
-    _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring, None,
-                    ": ", ", ", True, False, True)
-    if _c_make_encoder is not None else None
-)
+_key_json = row_encoder(sort_keys=True)
+"""``json.dumps(data, sort_keys=True, ensure_ascii=False)``, built once."""
 
 
 @dataclass

@@ -15,7 +15,6 @@ loop use the default, ``blocking=False`` (httpx's ``AsyncClient``).
 from __future__ import annotations
 
 import json
-import json.encoder
 import sys
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -33,6 +32,7 @@ from contacts_cli.backend import (
     TimedOut,
     Unavailable,
 )
+from contacts_cli.json_text import row_encoder
 
 ContactList = list[ContactJson]
 EventList = list[dict[str, Any]]
@@ -222,7 +222,7 @@ class HttpBackend:
         """One request for ``rows`` (numbered 1..n by their body line); the outcomes come back
         as JSON Lines once the chunk is durable. An in-band error line raises. ``more``: the
         next chunk of the same import follows at once (the server may defer a snapshot)."""
-        encode = _row_json
+        encode = _ROW_JSON
         body = "".join([f"{encode(row)}\n" for row in rows]).encode()
         headers = {"Content-Type": "application/x-ndjson"}
         if idempotency_key:
@@ -255,18 +255,5 @@ class HttpBackend:
             await self._client.aclose()
 
 
-def _row_json(row: dict[str, Any]) -> str:
-    """``json.dumps(row, ensure_ascii=False)``, with its encoder built once (``json.dumps``
-    builds one per call; a chunk has thousands of rows) and no cycle check (rows read from a
-    file have no cycles; one would end in RecursionError)."""
-    if _C_ROW_ENCODER is None:
-        return json.dumps(row, ensure_ascii=False)
-    return "".join(_C_ROW_ENCODER(row, 0))
-
-
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_C_ROW_ENCODER: Any = (
-    _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring, None,
-                    ": ", ", ", False, False, True)
-    if _c_make_encoder is not None else None
-)
+_ROW_JSON = row_encoder()
+"""``json.dumps(row, ensure_ascii=False)``, built once: a chunk has thousands of rows."""

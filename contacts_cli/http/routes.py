@@ -7,7 +7,6 @@ between HTTP (paths, headers, status codes) and backend calls.
 from __future__ import annotations
 
 import json
-import json.encoder
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from contacts_cli.backend import BackendError, ContactJson, DuplicatePolicy
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
 from contacts_cli.http.problems import HttpProblem, invalid
+from contacts_cli.json_text import row_encoder
 from contacts_cli.local import RowError
 
 if TYPE_CHECKING:
@@ -274,12 +274,7 @@ class RequestBodyStreamingResponse(StreamingResponse):
 def _line(value: dict[str, Any]) -> bytes:
     """One JSON line, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
     writes it, with the encoder built once (an import writes one per row)."""
-    return ("".join(_LINE_ENCODER(value, 0)) + "\n").encode()
+    return (_LINE_JSON(value) + "\n").encode()
 
 
-_LINE_ENCODER: Any = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-    None, json.JSONEncoder().default, json.encoder.encode_basestring, None, ":", ",",
-    False, False, True,
-) if getattr(json.encoder, "c_make_encoder", None) is not None else (
-    lambda value, _level: (json.dumps(value, ensure_ascii=False, separators=(",", ":")),)
-)
+_LINE_JSON = row_encoder(separators=(",", ":"))

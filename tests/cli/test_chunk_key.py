@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from contacts_cli.cli_import import KEY_VERSION, chunk_key
-from contacts_cli.client import _row_json
+from contacts_cli.client import _ROW_JSON
 
 
 def original_chunk_key(index: int, policy: str, rows: list[tuple[int, dict[str, Any]]]) -> str:
@@ -32,4 +32,4 @@ def test_chunk_keys_are_those_of_the_row_by_row_digest() -> None:
 def test_client_rows_are_encoded_as_json_dumps_encodes_them() -> None:
     for row in ({"name": "Zoë", "emails": ["z@e.org"], "n": None, "x": 1.5, "y": True},
                 {"b": {"a": [1, 2**70, float("nan")]}, "\u00e9": "\ud7ff\U0001f600\n\""}, {}):
-        assert _row_json(row) == json.dumps(row, ensure_ascii=False)
+        assert _ROW_JSON(row) == json.dumps(row, ensure_ascii=False)
