@@ -30,6 +30,8 @@ from contacts_cli.domain import (
     ContactNotFound,
     ContactsState,
     ImportRow,
+    RemoveContact,
+    UpdateContact,
     contact_history,
     contact_to_dict,
     evolve,
@@ -46,9 +48,7 @@ from contacts_cli.user_actor import (
     Get,
     Import,
     ListContacts,
-    Remove,
     SnapshotIfBehind,
-    Update,
     check_user_id,
     decode_journaled,
     drain_snapshots,
@@ -249,13 +249,13 @@ class LocalBackend:
     async def update(self, user: str, contact_id: str, changes: Mapping[str, Any],
                      expected_version: int | None = None) -> ContactJson:
         result: ContactJson = await self._ask(
-            user, Update(contact_id, dict(changes), expected_version)
+            user, UpdateContact(contact_id, dict(changes), expected_version)
         )
         return result
 
     async def remove(self, user: str, contact_id: str,
                      expected_version: int | None = None) -> ContactJson:
-        result: ContactJson = await self._ask(user, Remove(contact_id, expected_version))
+        result: ContactJson = await self._ask(user, RemoveContact(contact_id, expected_version))
         return result
 
     async def history(self, user: str, contact_id: str) -> list[dict[str, Any]]:

@@ -344,19 +344,6 @@ class Create:
 
 
 @dataclass(frozen=True, slots=True)
-class Update:
-    contact_id: str
-    changes: Mapping[str, Any]
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Remove:
-    contact_id: str
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Import:
     """One chunk of rows: decided together and persisted with one ``persist_all``.
 
@@ -381,7 +368,11 @@ class SnapshotIfBehind:
     since the last snapshot, so the next start replays nothing. Replies whether it did."""
 
 
-Message = Get | ListContacts | Create | Update | Remove | Import | Count | SnapshotIfBehind
+Message = (
+    Get | ListContacts | Create | UpdateContact | RemoveContact | Import | Count
+    | SnapshotIfBehind
+)
+"""What a user actor understands; an update and a removal are the domain's own commands."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,15 +489,13 @@ class UserCommands:
         now = datetime.now(UTC)
         if isinstance(message, Create):
             return await self._create(state, message, now, persist)
-        if isinstance(message, Update):
-            command = UpdateContact(message.contact_id, message.changes, message.expected_version)
-            events = decide(contacts, command, now, new_contact_id, region=self.region)
+        if isinstance(message, UpdateContact):
+            events = decide(contacts, message, now, new_contact_id, region=self.region)
             await persist([Journaled(e) for e in events])
             return contact_to_dict(get_contact(contacts, message.contact_id))
-        if isinstance(message, Remove):
+        if isinstance(message, RemoveContact):
             before = get_contact(contacts, message.contact_id)
-            remove = RemoveContact(message.contact_id, message.expected_version)
-            events = decide(contacts, remove, now, new_contact_id, region=self.region)
+            events = decide(contacts, message, now, new_contact_id, region=self.region)
             await persist([Journaled(e) for e in events])
             return contact_to_dict(before)
         if isinstance(message, Import):

@@ -7,13 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from actors import ActorSystem, query, spawn_actor
-from contacts_cli.domain import ImportRow
+from contacts_cli.domain import ImportRow, RemoveContact, UpdateContact
 from contacts_cli.user_actor import (
     Create,
     Failed,
     Import,
-    Remove,
-    Update,
     UserActor,
     UserState,
 )
@@ -57,10 +55,10 @@ async def test_live_state_after_an_import_equals_the_replayed_state(
             "created", "created", "created", "updated", "rejected", "created"]
         created = await query(ref, Create({"name": "Http"}, "http-1"), 30)
         assert not isinstance(created, Failed)
-        changed = await query(ref, Update(created["id"], {"title": "T", "emails": ["h@e.org"],
-                                                          "notes": None}), 30)
+        patch = {"title": "T", "emails": ["h@e.org"], "notes": None}
+        changed = await query(ref, UpdateContact(created["id"], patch), 30)
         assert not isinstance(changed, Failed)
-        assert not isinstance(await query(ref, Remove(report[1]["id"]), 30), Failed)
+        assert not isinstance(await query(ref, RemoveContact(report[1]["id"]), 30), Failed)
     assert live.state is not None
 
     replayed = Watched("live-vs-replay", snapshot_every=None)
