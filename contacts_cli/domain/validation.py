@@ -241,7 +241,6 @@ def _single_item(name: str, item: Any, limit: int, region: str | None) -> tuple[
     return None if ";" in text else (text,)
 
 
-
 def validate_new_general(
     raw: Mapping[str, Any], *, region: str | None = None
 ) -> dict[str, Any]:
