@@ -30,9 +30,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from contacts_cli.local import LocalBackend
-from contacts_cli.settings import Settings
-from contacts_cli.user_actor import (
+from contacts_cli.backends.local import LocalBackend
+from contacts_cli.process import tune_gc
+from contacts_cli.service.settings import Settings
+from contacts_cli.service.user_actor import (
     SNAPSHOT_VERSION,
     UserState,
     decode_journaled,
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args(argv)
+    tune_gc()
     results = asyncio.run(run(args))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "user_bench.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -23,6 +23,8 @@ import platformdirs
 import psycopg
 from psycopg import sql
 
+from persistence.errors import EmbeddedServerError
+
 _log = logging.getLogger(__name__)
 
 APP_NAME = "contacts-actors"
@@ -116,7 +118,7 @@ def start_embedded(
             server = get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
             _handles[pgdata] = _handles.get(pgdata, 0) + 1
     except Exception as exc:
-        raise RuntimeError(
+        raise EmbeddedServerError(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
             f"(see {pgdata / 'log'})"
         ) from exc

@@ -49,3 +49,10 @@ class StorageUnavailable(PersistenceError):
 
     The message is one line naming host, port and database, never a password.
     """
+
+
+class EmbeddedServerError(StorageUnavailable):
+    """The embedded PostgreSQL could not be started, or its database not created.
+
+    The message names the data directory and where the server's log is.
+    """

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from contacts_cli.http.server import run_server
-from contacts_cli.settings import Settings, SettingsError
+from contacts_cli.service.settings import Settings, SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:

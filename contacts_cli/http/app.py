@@ -18,14 +18,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from contacts_cli.backend import BackendError, Unavailable
+from contacts_cli.backends.base import BackendError, Unavailable
+from contacts_cli.backends.local import LocalBackend
 from contacts_cli.http import routes
 from contacts_cli.http.auth import BearerAuth
 from contacts_cli.http.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
 from contacts_cli.http.openapi import openapi_endpoint
 from contacts_cli.http.problems import HttpProblem, backend_error_response, problem_response
-from contacts_cli.local import LocalBackend
-from contacts_cli.settings import Settings
+from contacts_cli.service.settings import Settings
 
 log = logging.getLogger("contacts_cli.http")
 

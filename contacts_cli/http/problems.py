@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from contacts_cli.backend import BackendError, Conflict, Invalid
+from contacts_cli.backends.base import BackendError, Conflict, Invalid
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://contacts.example/problems/"

@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from contacts_cli.backend import BackendError, ContactJson, DuplicatePolicy
+from contacts_cli.backends.base import BackendError, ContactJson, DuplicatePolicy
+from contacts_cli.backends.local import RowError
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
 from contacts_cli.http.problems import HttpProblem, invalid
 from contacts_cli.json_text import row_encoder
-from contacts_cli.local import RowError
 
 if TYPE_CHECKING:
     from contacts_cli.http.app import ServiceState

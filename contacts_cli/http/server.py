@@ -17,7 +17,8 @@ from collections.abc import Callable, Generator
 
 import uvicorn
 
-from contacts_cli.settings import Settings
+from contacts_cli.process import tune_gc
+from contacts_cli.service.settings import Settings
 
 log = logging.getLogger("contacts_cli.http")
 
@@ -79,13 +80,14 @@ def run_server(
     """Run ``contacts serve`` in the foreground; return the process exit code (0 after a signal).
 
     ``settings`` defaults to :meth:`Settings.from_env`; the keyword arguments override it.
-    Raises :class:`~contacts_cli.settings.SettingsError` before binding when the address is not
-    loopback and no API token is configured.
+    Raises :class:`~contacts_cli.service.settings.SettingsError` before binding when the
+    address is not loopback and no API token is configured.
     """
     base = settings or Settings.from_env()
     overrides = {"host": host, "port": port, "database_url": database_url}
     settings = base.with_(**{k: v for k, v in overrides.items() if v is not None})
     settings.check_bind()
+    tune_gc()
     runner: Callable[..., bool] = asyncio.run
     if importlib.util.find_spec("uvloop"):
         import uvloop

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from contacts_cli.cli import app
+from contacts_cli.cli.app import app
 from tests.conftest import drop_schemas, unique_schema
 
 CONTACTS = str(Path(sys.executable).with_name("contacts"))

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from contacts_cli.backend import Conflict, DuplicatePolicy, Invalid, NotFound, Unavailable
+from contacts_cli.backends.base import Conflict, DuplicatePolicy, Invalid, NotFound, Unavailable
 
 
 class FakeBackend:

@@ -7,8 +7,8 @@ import hashlib
 import json
 from typing import Any
 
-from contacts_cli.cli_import import KEY_VERSION, chunk_key
-from contacts_cli.client import _ROW_JSON
+from contacts_cli.backends.http import _ROW_JSON
+from contacts_cli.cli.imports import KEY_VERSION, chunk_key
 
 
 def original_chunk_key(index: int, policy: str, rows: list[tuple[int, dict[str, Any]]]) -> str:

@@ -296,7 +296,7 @@ def test_a_discovered_server_that_does_not_answer_falls_back_in_process(
 def test_client_mode_imports_no_server_side_module(cli_env: Env, server: Server) -> None:
     probe = (
         "import sys\n"
-        "from contacts_cli.cli import main\n"
+        "from contacts_cli.cli.app import main\n"
         f"sys.argv = ['contacts', '--server', {server.url!r}, 'add', 'Lazy Lu', '-u', 'lazy']\n"
         "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
         "heavy = ('actors', 'persistence', 'psycopg', 'starlette', 'uvicorn', 'vobject', "

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from contacts_cli import cli_common
-from contacts_cli.cli import app
-from contacts_cli.render import Output, detail_rows, flatten, format_value, history_rows
+from contacts_cli.cli import common as cli_common
+from contacts_cli.cli.app import app
+from contacts_cli.cli.render import Output, detail_rows, flatten, format_value, history_rows
 from tests.cli.fakes import FakeBackend
 
 runner = CliRunner()

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contacts_cli.backends.local import LocalBackend
 from contacts_cli.http.app import create_app
-from contacts_cli.local import LocalBackend
-from contacts_cli.settings import Settings
+from contacts_cli.service.settings import Settings
 from persistence.embedded import EmbeddedPostgres, start_embedded_async
 from persistence.postgres import PostgresEngine
 from tests.service.conftest import problem

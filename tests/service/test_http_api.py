@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from contacts_cli.backends.local import LocalBackend
 from contacts_cli.http.app import create_app
-from contacts_cli.local import LocalBackend
-from contacts_cli.settings import Settings
+from contacts_cli.service.settings import Settings
 from tests.service.conftest import problem
 
 ALICE = "/api/alice/contacts"

@@ -8,7 +8,7 @@ from typing import Any
 
 from actors import ActorSystem, query, spawn_actor
 from contacts_cli.domain import ImportRow, RemoveContact, UpdateContact
-from contacts_cli.user_actor import (
+from contacts_cli.service.user_actor import (
     Create,
     Failed,
     Import,

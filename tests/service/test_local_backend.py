@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from contacts_cli.backend import Conflict, Invalid, NotFound, TimedOut
-from contacts_cli.local import LocalBackend
-from contacts_cli.settings import Settings
-from contacts_cli.user_actor import drain_snapshots
+from contacts_cli.backends.base import Conflict, Invalid, NotFound, TimedOut
+from contacts_cli.backends.local import LocalBackend
+from contacts_cli.service.settings import Settings
+from contacts_cli.service.user_actor import drain_snapshots
 from persistence.postgres import PostgresEngine
 from tests.conftest import EngineFactory
 
@@ -143,7 +143,7 @@ async def test_a_streaming_import_snapshots_at_its_last_chunk(
     settings: Settings, engine: PostgresEngine, monkeypatch: pytest.MonkeyPatch,
     deferral: int | None,
 ) -> None:
-    from contacts_cli import user_actor
+    from contacts_cli.service import user_actor
 
     if deferral is not None:
         monkeypatch.setattr(user_actor, "IMPORT_SNAPSHOT_DEFERRAL", deferral)

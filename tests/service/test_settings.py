@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from contacts_cli.settings import Settings, SettingsError, is_loopback
+from contacts_cli.service.settings import Settings, SettingsError, is_loopback
 
 
 def test_defaults_bind_loopback_on_8765() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from contacts_cli.domain import ContactCreated, ContactRemoved, ContactUpdated, contact_to_dict
 from contacts_cli.domain.state import pack_column
-from contacts_cli.user_actor import (
+from contacts_cli.service.user_actor import (
     Journaled,
     KeyEntry,
     UserActor,

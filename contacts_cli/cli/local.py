@@ -2,7 +2,7 @@
 
 The service's settings come from the environment (``CONTACTS_*``), with the CLI's global
 flags (``--database-url``, ``--data-dir``) on top. A database that cannot be reached or an
-embedded PostgreSQL that fails to start becomes :class:`~contacts_cli.backend.Unavailable`
+embedded PostgreSQL that fails to start becomes :class:`~contacts_cli.backends.base.Unavailable`
 (exit code 5).
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from contacts_cli.backend import Invalid, Unavailable
+from contacts_cli.backends.base import Invalid, Unavailable
 
 if TYPE_CHECKING:
-    from contacts_cli.cli_common import Settings
-    from contacts_cli.local import LocalBackend
-    from contacts_cli.settings import Settings as ServiceSettings
+    from contacts_cli.backends.local import LocalBackend
+    from contacts_cli.cli.common import Settings
+    from contacts_cli.service.settings import Settings as ServiceSettings
 
 
 def running_embedded_url(settings: Settings) -> str | None:
@@ -39,8 +39,8 @@ def running_embedded_url(settings: Settings) -> str | None:
 
 def service_settings(settings: Settings, *, reuse_embedded: bool = False) -> ServiceSettings:
     """The service's settings for this invocation (flag > environment > .env)."""
-    from contacts_cli.settings import Settings as ServiceSettings
-    from contacts_cli.settings import SettingsError
+    from contacts_cli.service.settings import Settings as ServiceSettings
+    from contacts_cli.service.settings import SettingsError
 
     url = settings.database_url
     if reuse_embedded and url is None:
@@ -53,13 +53,11 @@ def service_settings(settings: Settings, *, reuse_embedded: bool = False) -> Ser
 
 async def open_local_backend(settings: Settings) -> LocalBackend:
     """Start the engine, the actor system and the router in this process."""
-    from contacts_cli.local import LocalBackend
+    from contacts_cli.backends.local import LocalBackend
     from persistence.errors import StorageUnavailable
 
     config = service_settings(settings, reuse_embedded=True)
     try:
         return await LocalBackend.open(config)
-    except StorageUnavailable as exc:
-        raise Unavailable(str(exc)) from None
-    except RuntimeError as exc:  # the embedded PostgreSQL did not start
+    except StorageUnavailable as exc:  # EmbeddedServerError included
         raise Unavailable(str(exc)) from None

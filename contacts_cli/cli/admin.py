@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from contacts_cli.cli_common import (
+from contacts_cli.cli.common import (
     EXIT_FAILURE,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -17,11 +17,11 @@ from contacts_cli.cli_common import (
     run,
     settings_of,
 )
-from contacts_cli.cli_db import db_app
-from contacts_cli.render import Output
+from contacts_cli.cli.db import db_app
+from contacts_cli.cli.render import Output
 
 if TYPE_CHECKING:
-    from contacts_cli.backend import ContactsBackend
+    from contacts_cli.backends.base import ContactsBackend
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -54,8 +54,8 @@ def demo(
     crashes an actor, restarts everything and replays, snapshots, shows a history.
     Uses its own schema (contacts_demo), reset at every run.
     """
-    from contacts_cli.cli_common import describe, exit_code_for
-    from contacts_cli.demo import run_demo
+    from contacts_cli.cli.common import describe, exit_code_for
+    from contacts_cli.cli.demo import run_demo
 
     out = Output()
     settings = settings_of(ctx)
@@ -91,9 +91,9 @@ def serve(
     """
     import logging
 
-    from contacts_cli.cli_config import ServerInfo, read_server_file
-    from contacts_cli.cli_local import service_settings
-    from contacts_cli.settings import SettingsError
+    from contacts_cli.cli.config import ServerInfo, read_server_file
+    from contacts_cli.cli.local import service_settings
+    from contacts_cli.service.settings import SettingsError
 
     out = Output()
     settings = settings_of(ctx)
@@ -122,7 +122,7 @@ def _run_server(config: Any, info: Any, data_dir: Path, log_level: str, out: Out
     import asyncio
     import importlib.util
 
-    from contacts_cli.cli_config import remove_server_file, write_server_file
+    from contacts_cli.cli.config import remove_server_file, write_server_file
     from contacts_cli.http.server import serve as serve_http
 
     async def announce_when_listening() -> None:

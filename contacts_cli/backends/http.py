@@ -1,4 +1,4 @@
-"""``HttpBackend``: the :class:`~contacts_cli.backend.ContactsBackend` of client mode.
+"""``HttpBackend``: the :class:`~contacts_cli.backends.base.ContactsBackend` of client mode.
 
 It calls a running ``contacts serve`` over HTTP with httpx and turns HTTP statuses back into
 the backend's errors, so every CLI command behaves the same in either mode. Only httpx is
@@ -15,14 +15,12 @@ loop use the default, ``blocking=False`` (httpx's ``AsyncClient``).
 from __future__ import annotations
 
 import json
-import sys
-import types
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from contacts_cli.backend import (
+from contacts_cli.backends.base import (
     BackendError,
     Conflict,
     ContactJson,
@@ -44,22 +42,6 @@ class ServiceUnreachable(Unavailable):
     def __init__(self, message: str, *, first_request: bool) -> None:
         super().__init__(message)
         self.first_request = first_request
-
-
-def _import_httpx() -> types.ModuleType:
-    """Import httpx without its own command line (``httpx._main`` loads pygments and
-    rich's progress and syntax modules, a third of the client's start-up time)."""
-    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
-        stub = types.ModuleType("httpx._main")
-
-        def main() -> None:  # pragma: no cover - httpx's CLI is not ours to offer
-            raise SystemExit("httpx's command line is not available inside contacts")
-
-        stub.main = main  # type: ignore[attr-defined]
-        sys.modules["httpx._main"] = stub
-    import httpx
-
-    return httpx
 
 
 def _user_path(user: str) -> str:
@@ -103,7 +85,8 @@ class HttpBackend:
 
     def __init__(self, base_url: str, *, timeout: float = 30.0,
                  token: str | None = None, blocking: bool = False) -> None:
-        httpx = _import_httpx()
+        import httpx
+
         self.base_url = base_url.rstrip("/")
         self._httpx = httpx
         headers = {"Accept": "application/json"}

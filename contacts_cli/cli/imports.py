@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from contacts_cli.backend import BackendError, Invalid
+from contacts_cli.backends.base import BackendError, Invalid
 from contacts_cli.json_text import row_encoder
 
 if TYPE_CHECKING:
-    from contacts_cli.backend import ContactsBackend, DuplicatePolicy
+    from contacts_cli.backends.base import ContactsBackend, DuplicatePolicy
+    from contacts_cli.cli.render import Output
     from contacts_cli.io import Format, ParsedRow
-    from contacts_cli.render import Output
 
 REPLAYED_REASON = "already imported with this Idempotency-Key"
 KEY_VERSION = "contacts-import-v1"

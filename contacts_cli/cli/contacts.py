@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from contacts_cli.cli_common import (
+from contacts_cli.cli.common import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     JsonOption,
@@ -17,10 +17,10 @@ from contacts_cli.cli_common import (
     fail,
     run,
 )
-from contacts_cli.render import Output
+from contacts_cli.cli.render import Output
 
 if TYPE_CHECKING:
-    from contacts_cli.backend import ContactsBackend
+    from contacts_cli.backends.base import ContactsBackend
 
 NameArg = Annotated[
     str | None, typer.Argument(metavar="[NAME]", help="The contact's name.", show_default=False)

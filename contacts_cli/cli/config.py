@@ -37,7 +37,7 @@ def default_data_dir() -> Path:
     configured = os.environ.get("CONTACTS_DATA_DIR", "").strip()
     if configured:
         return Path(configured).expanduser()
-    from contacts_cli.settings import default_data_dir as service_default
+    from contacts_cli.service.settings import default_data_dir as service_default
 
     return service_default()
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from contacts_cli.cli_common import (
+from contacts_cli.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
@@ -18,10 +18,10 @@ from contacts_cli.cli_common import (
     fail,
     run,
 )
-from contacts_cli.render import Output
+from contacts_cli.cli.render import Output
 
 if TYPE_CHECKING:
-    from contacts_cli.backend import ContactsBackend
+    from contacts_cli.backends.base import ContactsBackend
 
 FormatOpt = Annotated[
     str | None,
@@ -72,7 +72,7 @@ def import_(
     carries an idempotency key derived from its content and position.
     Exits 1 when rows were rejected, 0 when every row was imported or skipped.
     """
-    from contacts_cli.cli_import import ImportJob, ImportSummary
+    from contacts_cli.cli.imports import ImportJob, ImportSummary
 
     out = Output(json_mode=json_)
     if policy not in ("skip", "update", "create"):

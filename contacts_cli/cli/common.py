@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from contacts_cli.cli_config import database_identity, default_data_dir, discover_server
-from contacts_cli.render import Output
+from contacts_cli.cli.config import database_identity, default_data_dir, discover_server
+from contacts_cli.cli.render import Output
 
 if TYPE_CHECKING:
-    from contacts_cli.backend import ContactsBackend
+    from contacts_cli.backends.base import ContactsBackend
 
 T = TypeVar("T")
 
@@ -95,7 +95,7 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def http_backend(url: str, settings: Settings, *, blocking: bool) -> Any:
-    from contacts_cli.client import HttpBackend
+    from contacts_cli.backends.http import HttpBackend
 
     return HttpBackend(url, timeout=settings.timeout, blocking=blocking,
                        token=os.environ.get("CONTACTS_API_TOKEN") or None)
@@ -108,7 +108,7 @@ async def open_backend(settings: Settings, url: str | None) -> ContactsBackend:
     if url:
         backend: ContactsBackend = http_backend(url, settings, blocking=False)
         return backend
-    from contacts_cli.cli_local import open_local_backend
+    from contacts_cli.cli.local import open_local_backend
 
     return await open_local_backend(settings)
 
@@ -132,7 +132,7 @@ def fail(out: Output, message: str, code: int = EXIT_FAILURE) -> typer.Exit:
 
 def exit_code_for(exc: BaseException) -> int | None:
     """The exit code for an error the backends or the storage raise, None if unexpected."""
-    from contacts_cli.backend import BackendError
+    from contacts_cli.backends.base import BackendError
 
     if isinstance(exc, BackendError):
         return exc.exit_code
@@ -148,7 +148,7 @@ def exit_code_for(exc: BaseException) -> int | None:
 
 
 def describe(exc: BaseException) -> str:
-    from contacts_cli.backend import Invalid
+    from contacts_cli.backends.base import Invalid
 
     if isinstance(exc, Invalid) and exc.errors:
         return "invalid input: " + "; ".join(f"{f}: {m}" if f else m for f, m in exc.errors)

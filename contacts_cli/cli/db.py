@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from contacts_cli.cli_common import (
+from contacts_cli.cli.common import (
     EXIT_FAILURE,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -22,7 +22,7 @@ from contacts_cli.cli_common import (
     fail,
     settings_of,
 )
-from contacts_cli.render import Output
+from contacts_cli.cli.render import Output
 
 db_app = typer.Typer(
     help="The journal's database: status, migrations, the embedded server, raw events.",
@@ -58,17 +58,18 @@ async def _database_url(settings: Settings) -> tuple[str, Any]:
     """The URL to reach, starting the embedded server when no URL is configured."""
     if settings.database_url:
         return settings.database_url, None
-    from contacts_cli.cli_local import running_embedded_url
+    from contacts_cli.cli.local import running_embedded_url
 
     running = running_embedded_url(settings)
     if running is not None:
         return running, None  # leave a server started by `db start` or `serve` running
     from persistence.embedded import start_embedded_async
+    from persistence.errors import EmbeddedServerError
 
     try:
         embedded = await start_embedded_async(settings.data_dir)
-    except RuntimeError as exc:
-        from contacts_cli.backend import Unavailable
+    except EmbeddedServerError as exc:
+        from contacts_cli.backends.base import Unavailable
 
         raise Unavailable(str(exc)) from None
     return embedded.url, embedded
@@ -77,7 +78,7 @@ async def _database_url(settings: Settings) -> tuple[str, Any]:
 def _run_db(out: Output, job: Any) -> Any:
     import asyncio
 
-    from contacts_cli.cli_common import describe, exit_code_for
+    from contacts_cli.cli.common import describe, exit_code_for
 
     try:
         return asyncio.run(job())
@@ -98,7 +99,7 @@ def _run_db(out: Output, job: Any) -> Any:
 @db_app.command("status")
 def db_status(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Which database, whether it answers, its schema version and journal size."""
-    from contacts_cli.cli_config import database_identity, read_server_file
+    from contacts_cli.cli.config import database_identity, read_server_file
 
     out = Output(json_mode=json_)
     settings = settings_of(ctx)
@@ -190,6 +191,7 @@ def db_migrate(ctx: typer.Context, json_: JsonOption = False) -> None:
 def db_start(ctx: typer.Context) -> None:
     """Start the embedded PostgreSQL and leave it running (commands then start faster)."""
     from persistence.embedded import start_embedded
+    from persistence.errors import EmbeddedServerError
 
     out = Output()
     settings = settings_of(ctx)
@@ -197,7 +199,7 @@ def db_start(ctx: typer.Context) -> None:
         out.message("note: DATABASE_URL is set, so commands use that server, not this one")
     try:
         embedded = start_embedded(settings.data_dir, stop_at_exit=False)
-    except RuntimeError as exc:
+    except EmbeddedServerError as exc:
         raise fail(out, str(exc), EXIT_UNAVAILABLE) from None
     out.line(f"embedded PostgreSQL running; data in {embedded.pgdata}")
     out.line(f"url: {embedded.url}")
@@ -214,7 +216,6 @@ def db_stop(ctx: typer.Context) -> None:
         out.line(f"embedded PostgreSQL in {_pgdata(settings)} is not running")
         return
     from persistence.embedded import start_embedded
-
     try:
         # Attaches to the running server (it is not started again) to stop it as its owner.
         start_embedded(settings.data_dir, stop_at_exit=False).stop_server()
@@ -236,7 +237,7 @@ def db_journal(
     settings = settings_of(ctx)
 
     async def job() -> list[dict[str, Any]]:
-        from contacts_cli.user_actor import persistence_id
+        from contacts_cli.service.user_actor import persistence_id
         from persistence.factory import open_engine
 
         try:

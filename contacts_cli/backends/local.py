@@ -1,4 +1,4 @@
-"""``LocalBackend``: the :class:`~contacts_cli.backend.ContactsBackend` that runs the actors here.
+"""``LocalBackend``: the :class:`~contacts_cli.backends.base.ContactsBackend` running here.
 
 It owns an :class:`~actors.ActorSystem` on a persistence engine (PostgreSQL from
 ``DATABASE_URL``, else an embedded one, or an engine the caller passes in), a router actor,
@@ -9,7 +9,6 @@ stream the user's journal directly, so a long replay never blocks that user's ma
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -17,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from actors import ActorCrashed, ActorNotFound, ActorRef, ActorSystem, QueryTimeout, query
-from contacts_cli.backend import (
+from contacts_cli.backends.base import (
     BackendError,
     ContactJson,
     DuplicatePolicy,
@@ -38,9 +37,9 @@ from contacts_cli.domain import (
 )
 from contacts_cli.domain.decide import DUPLICATE_POLICIES
 from contacts_cli.domain.model import format_timestamp, require_aware
-from contacts_cli.router import LiveUsers, Resolve, spawn_router
-from contacts_cli.settings import Settings
-from contacts_cli.user_actor import (
+from contacts_cli.service.router import LiveUsers, Resolve, spawn_router
+from contacts_cli.service.settings import Settings
+from contacts_cli.service.user_actor import (
     PERSISTENCE_PREFIX,
     Count,
     Create,
@@ -57,31 +56,9 @@ from contacts_cli.user_actor import (
 from persistence.engine import Engine
 from persistence.errors import PersistenceError, StorageUnavailable
 
-log = logging.getLogger("contacts_cli.local")
+log = logging.getLogger("contacts_cli.backends.local")
 
 _RESOLVE_ATTEMPTS = 5
-_DEFAULT_GC_THRESHOLD = (700, 10, 10)
-GC_THRESHOLD = (1_000_000, 20, 10)
-"""The process's cyclic-GC thresholds while it hosts user actors (unless someone chose others).
-
-A large user's state is hundreds of thousands of long-lived objects, and an import chunk
-allocates as many more; at CPython's default (a young collection every 700 allocations) the
-collector keeps promoting and rescanning them, a third of a 100,000-row import's time. The
-state has no reference cycles (reference counting frees it), so collecting less often costs
-only the young cyclic garbage it lets wait (the count is of objects allocated and not yet
-freed). At 50,000 a 5,000-row chunk, alive until it is written, was still scanned one to
-three times: ~100 young collections, 0.6-1.0 s of a 100,000-row import; at 200,000 the
-four or five young collections of such an import still took 0.3 s (each scans everything
-allocated since the one before); at 1,000,000 it makes none. What may wait is bounded by
-that count: at most a million young objects, most of them not garbage at all."""
-
-
-def tune_gc() -> None:
-    """Apply :data:`GC_THRESHOLD` if the thresholds are still CPython's defaults."""
-    if gc.get_threshold() == _DEFAULT_GC_THRESHOLD:
-        gc.set_threshold(*GC_THRESHOLD)
-
-
 class RowError:
     """An import row that could not even be read (malformed line); reported as rejected."""
 
@@ -125,7 +102,6 @@ class LocalBackend:
         :meth:`close`. A given engine is used as it is and left open.
         """
         settings = settings or Settings.from_env()
-        tune_gc()
         owns = engine is None
         if engine is None:
             engine = await _open_engine(settings)

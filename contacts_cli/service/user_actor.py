@@ -24,7 +24,7 @@ from typing import Any
 
 from actors import PersistentActor, PersistentContext
 from actors.upcasting import EncodedEvent, EventCodec
-from contacts_cli.backend import BackendError, Conflict, ContactJson, Invalid, NotFound
+from contacts_cli.backends.base import BackendError, Conflict, ContactJson, Invalid, NotFound
 from contacts_cli.domain import (
     Contact,
     ContactCreated,

@@ -21,8 +21,8 @@ from actors import (
     spawn,
     spawn_actor,
 )
-from contacts_cli.settings import Settings
-from contacts_cli.user_actor import UserActor, check_user_id
+from contacts_cli.service.settings import Settings
+from contacts_cli.service.user_actor import UserActor, check_user_id
 
 CHILD_PREFIX = "user:"
 

@@ -1,8 +1,8 @@
 """The one interface the CLI and the HTTP routes talk to, in-process or over HTTP.
 
 Both implementations return the same plain JSON-ready dicts, so the CLI prints the same
-output in either mode. ``LocalBackend`` (contacts_cli/local.py) drives the actor system;
-``HttpBackend`` (contacts_cli/client.py) calls a running ``contacts serve``.
+output in either mode. ``LocalBackend`` (contacts_cli/backends/local.py) drives the actor system;
+``HttpBackend`` (contacts_cli/backends/http.py) calls a running ``contacts serve``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The backends the CLI and the HTTP routes talk to: in-process (``local``) or over HTTP."""

@@ -1,0 +1,1 @@
+"""``contacts``: the Typer command line (``app.main`` is the console script)."""
