@@ -161,8 +161,6 @@ def strategy_from(
     every: int | None, when: SnapshotWhen[S] | None
 ) -> SnapshotStrategy[S] | None:
     """The strategy of the ``snapshot_every`` / ``snapshot_when`` settings (None: neither)."""
-    if every is not None:
-        check_positive(every, "snapshot_every")
     members: list[SnapshotStrategy[S]] = []
     if every is not None:
         members.append(Every(every))
