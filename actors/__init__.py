@@ -1,31 +1,42 @@
-"""An asyncio actor runtime with persistent actors: spawn, dispatch, query, supervise, persist."""
+"""An asyncio actor runtime with persistent actors: spawn, dispatch, query, supervise, persist.
+
+``__all__`` is the public API (pinned by ``tests/actors/test_exports.py``): what an
+application needs to write, run and supervise actors, persistent or not, and to choose when
+they snapshot. Everything else is importable from its module for those who extend the
+runtime (``actors.errors`` holds the whole error hierarchy, ``actors.snapshots`` the
+snapshot path).
+"""
 
 from actors.behaviour import Behaviour
 from actors.context import Context
-
-# --- persistent layer (owned by the "persistent" helper) ------------------------------
 from actors.durable_state import DurableStateActor, DurableStateContext
 from actors.errors import (
     ActorCrashed,
     ActorError,
     ActorNotFound,
+    ActorUsageError,
     DuplicateActorName,
     InvalidActorName,
+    NoEngineConfigured,
     QueryTimeout,
+    SnapshotRefused,
     SystemNotRunning,
 )
 from actors.metrics import Metrics, Timings
-from actors.persistent import (
-    JournalIntegrityError,
-    NoEngineConfigured,
-    PersistentActor,
-    PersistentContext,
-    spawn_actor,
-    spawn_persistent,
-)
+from actors.persistent import PersistentActor, spawn_actor
+from actors.persistent_context import PersistentContext
+from actors.persistent_functional import spawn_persistent
 from actors.policies import reset_with_backoff, restart_budget
 from actors.recovery import RecoveryReport
 from actors.ref import ActorRef
+from actors.snapshot_strategies import (
+    Amortised,
+    AnyOf,
+    Every,
+    LastSnapshot,
+    SnapshotStrategy,
+    When,
+)
 from actors.supervision import Decision, Escalation
 from actors.system import (
     ActorSystem,
@@ -38,8 +49,7 @@ from actors.system import (
     stop,
 )
 from actors.upcasting import DataclassEvents, EncodedEvent, JsonEvents, Upcasters
-
-# --- end of persistent layer -----------------------------------------------------------
+from persistence.errors import JournalIntegrityError
 
 __all__ = [
     "ActorCrashed",
@@ -47,6 +57,9 @@ __all__ = [
     "ActorNotFound",
     "ActorRef",
     "ActorSystem",
+    "ActorUsageError",
+    "Amortised",
+    "AnyOf",
     "Behaviour",
     "Context",
     "DataclassEvents",
@@ -57,18 +70,23 @@ __all__ = [
     "DurableStateContext",
     "EncodedEvent",
     "Escalation",
+    "Every",
     "InvalidActorName",
     "JournalIntegrityError",
     "JsonEvents",
+    "LastSnapshot",
     "Metrics",
     "NoEngineConfigured",
     "PersistentActor",
     "PersistentContext",
     "QueryTimeout",
     "RecoveryReport",
+    "SnapshotRefused",
+    "SnapshotStrategy",
     "SystemNotRunning",
     "Timings",
     "Upcasters",
+    "When",
     "dispatch",
     "query",
     "reset_with_backoff",

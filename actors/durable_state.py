@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 from actors.behaviour import Behaviour
 from actors.context import Context
-from actors.persistent import _maybe_await, engine_of
+from actors.errors import ActorNotStarted
+from actors.persistent_core import engine_of, maybe_await
 from actors.supervision import Decision
 from persistence.engine import DurableState, Engine, Json
 from persistence.errors import StateRevisionConflict
@@ -138,7 +139,7 @@ class DurableStateBehaviour(Behaviour, Generic[S]):
 
     def _engine(self) -> Engine:
         if self.engine is None:
-            raise RuntimeError(f"durable state {self.key!r} used before its actor started")
+            raise ActorNotStarted(f"durable state {self.key!r} used before its actor started")
         return self.engine
 
     async def load(self) -> None:
@@ -181,7 +182,7 @@ class DurableStateBehaviour(Behaviour, Generic[S]):
     async def receive(self, msg: object, ctx: Context) -> None:
         if not self.loaded:  # resumed after a failed start: load before any command
             await self.started(ctx)
-        await _maybe_await(self.actor.on_command(msg, DurableStateContext.of(ctx, self)))
+        await maybe_await(self.actor.on_command(msg, DurableStateContext.of(ctx, self)))
 
     def reset(self) -> None:
         self.current = None

@@ -11,12 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from actors.errors import PersistInProgress
 from persistence.engine import Engine, NewEvent, StoredEvent
 from persistence.errors import JournalIntegrityError, SerializationError
-
-
-class PersistInProgress(RuntimeError):
-    """``persist`` was called while another persist of the same actor was still in flight."""
 
 
 class Journal:

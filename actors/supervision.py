@@ -213,17 +213,19 @@ async def handle_escalation(cell: Cell, pending: PendingEscalation) -> Decision:
     if decision is Decision.RESET_CHILD:
         pending.settle_reset()
         return Decision.RESUME
-    if decision is Decision.STOP_ALL_CHILDREN:
-        pending.settle_stop()
+    if decision is Decision.STOP_ALL_CHILDREN or decision is Decision.RESET_ALL_CHILDREN:
+        stopping = decision is Decision.STOP_ALL_CHILDREN
+        if stopping:
+            pending.settle_stop()
+        else:
+            pending.settle_reset()
         for ref in list(cell.children.values()):
-            if ref._cell is not pending.child:
-                ref._cell.request_stop()
-        return Decision.RESUME
-    if decision is Decision.RESET_ALL_CHILDREN:
-        pending.settle_reset()
-        for ref in list(cell.children.values()):
-            if ref._cell is not pending.child:
-                ref._cell.request_reset()
+            sibling = ref._cell
+            if sibling is not pending.child:
+                if stopping:
+                    sibling.request_stop()
+                else:
+                    sibling.request_reset()
         return Decision.RESUME
     if decision is Decision.RESUME:
         if not pending.settled:

@@ -13,7 +13,7 @@ from actors.behaviour import Behaviour
 from actors.cell import Cell, current_cell
 from actors.context import Context
 from actors.deadlines import QueryDeadlines
-from actors.errors import ActorNotFound, SystemNotRunning
+from actors.errors import ActorNotFound, ShutdownFromInside, SystemNotRunning
 from actors.functional import (
     AfterStop,
     FunctionalBehaviour,
@@ -24,6 +24,7 @@ from actors.functional import (
 )
 from actors.metrics import Metrics
 from actors.ref import ActorRef, CellRef, ReplyRef
+from actors.snapshots import DEFAULT_DRAIN_TIMEOUT, SnapshotTasks
 from actors.supervision import OnCrash
 from actors.tree import Node, RootNode
 from actors.validation import validate_duration, validate_name
@@ -50,15 +51,23 @@ class ActorSystem:
     """A tree of actors, run with ``async with ActorSystem("contacts") as system:``.
 
     The system is the parent of the top-level actors. Leaving the ``async with`` block stops
-    every actor (children first) and waits for them. ``on_dead_letter`` (also settable as an
-    attribute) is called with each :class:`DeadLetter`, after it was counted and logged at
-    DEBUG level on the ``actors`` logger.
+    every actor (children first) and waits for them, then for the snapshots its persistent
+    actors save in the background (at most ``snapshot_drain_timeout`` seconds, then they are
+    cancelled). ``on_dead_letter`` (also settable as an attribute) is called with each
+    :class:`DeadLetter`, after it was counted and logged at DEBUG level on the ``actors``
+    logger.
     """
 
     def __init__(self, name: str = "system", *, engine: Engine | None = None,
-                 on_dead_letter: Callable[[DeadLetter], None] | None = None) -> None:
+                 on_dead_letter: Callable[[DeadLetter], None] | None = None,
+                 snapshot_drain_timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
         self.name = validate_name(name, "system name")
         self.engine = engine
+        self.snapshots = SnapshotTasks()
+        """The background snapshots in flight (see ``actors/snapshots.py``)."""
+        self.snapshot_drain_timeout = validate_duration(
+            snapshot_drain_timeout, "snapshot_drain_timeout"
+        )
         self.metrics = Metrics()
         self.on_dead_letter = on_dead_letter
         self.log = logging.getLogger("actors." + self.name)
@@ -108,20 +117,27 @@ class ActorSystem:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.shutdown()
 
+    async def wait_for_snapshots(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Wait until no background snapshot is in flight; False if some still are after
+        ``timeout`` seconds (None: no limit). The snapshots go on either way."""
+        return await self.snapshots.settle(timeout)
+
     async def shutdown(self) -> None:
-        """Stop every actor, children first, and wait for them; idempotent.
+        """Stop every actor, children first, and wait for them, then drain the background
+        snapshots (bounded by ``snapshot_drain_timeout``); idempotent.
 
         It cannot run inside one of the system's actors (it would wait for itself).
         """
         inside = current_cell.get()
         if inside is not None and inside.system is self and not inside.stopping:
-            raise RuntimeError(
+            raise ShutdownFromInside(
                 f"actor {inside.path} cannot shut down its own system (it would wait for "
                 "itself); stop it from outside the actors"
             )
         self._root.accepting = False
         await self._root.stop_children()
         self._closed = True
+        await self.snapshots.drain(self.snapshot_drain_timeout)
 
     def dead_letter(self, recipient: ActorRef | None, msg: object,
                     sender: ActorRef | None) -> None:

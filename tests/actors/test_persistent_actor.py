@@ -14,6 +14,7 @@ from actors import (
     ActorNotFound,
     ActorSystem,
     Decision,
+    NoEngineConfigured,
     PersistentActor,
     PersistentContext,
     dispatch,
@@ -21,7 +22,6 @@ from actors import (
     spawn,
     spawn_actor,
 )
-from actors.persistent import NoEngineConfigured
 from persistence import InMemoryEngine, NewEvent
 from persistence.engine import MAX_SEQUENCE_NR, StoredEvent
 from persistence.errors import (

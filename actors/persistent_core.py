@@ -1,0 +1,272 @@
+"""The machinery both persistent APIs share: recovery, the persist path, the snapshot points.
+
+A :class:`PersistentCore` is the :class:`~actors.behaviour.Behaviour` of one persistent actor.
+Recovery runs in ``started()``, so the cell's mailbox holds (stashes) every command that
+arrives meanwhile, and a handler awaiting ``ctx.persist`` holds it until the write is durable.
+The journal (``actors/journal.py``) advances the sequence number only after the engine
+confirms; recovery (``actors/recovery.py``) loads the latest usable snapshot and streams the
+rest; the snapshot path (``actors/snapshots.py``) is asked at the points this module marks.
+The class API (``actors/persistent.py``) and the functional API
+(``actors/persistent_functional.py``) supply the abstract methods.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar, cast
+
+from actors.behaviour import Behaviour
+from actors.context import Context
+from actors.errors import ActorNotStarted, CalledDuringRecovery, NoEngineConfigured, SnapshotRefused
+from actors.journal import Journal
+from actors.persistent_context import PersistentContext
+from actors.recovery import RecoveryReport, recover
+from actors.snapshots import Snapshotter, unwrap_snapshot
+from actors.supervision import Decision
+from actors.system import ActorSystem, Parent
+from actors.upcasting import EventCodec
+from persistence.engine import Engine, Json, NewEvent, StoredEvent
+from persistence.errors import ConcurrencyConflict
+
+S = TypeVar("S")
+
+_NO_TAGS: frozenset[str] = frozenset()
+
+
+async def maybe_await(value: object) -> Any:
+    """The result of a user hook that may be sync or async."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _no_engine(what: str, where: str) -> NoEngineConfigured:
+    return NoEngineConfigured(
+        f"{what} at {where!r} needs a persistence engine, but its actor system has none: "
+        f"create it with ActorSystem(name, engine=InMemoryEngine()) or a PostgresEngine"
+    )
+
+
+def engine_of(ctx: Context, what: str) -> Engine:
+    """The system's engine, or a clear error saying how to configure one."""
+    engine = ctx.system.engine
+    if engine is None:
+        raise _no_engine(what, ctx.path)
+    return engine
+
+
+def require_engine(parent: Parent, what: str) -> None:
+    """Fail at spawn time, not in the actor, when the parent's system has no engine.
+
+    An ``ActorRef`` parent does not expose its system; that case fails in ``started()``.
+    """
+    system = parent if isinstance(parent, ActorSystem) else (
+        parent.system if isinstance(parent, Context) else None
+    )
+    if system is not None and system.engine is None:
+        raise _no_engine(what, system.name)
+
+
+class PersistentCore(Behaviour, Generic[S]):
+    """Recovery, the persist path and the snapshot points of one persistent actor."""
+
+    def __init__(
+        self,
+        persistence_id: str,
+        *,
+        codec: EventCodec[Any],
+        tags_for: Callable[[Any], Iterable[str]],
+        snapshotter: Snapshotter[S],
+    ) -> None:
+        if not isinstance(persistence_id, str) or not persistence_id:
+            raise ValueError(f"persistence_id must be a non-empty string, got {persistence_id!r}")
+        self.persistence_id = persistence_id
+        self.codec = codec
+        self.snapshotter = snapshotter
+        self._tags_for = tags_for
+        self.state: S = cast(S, None)
+        self.recovering = True
+        self.replay_sequence_nr = 0
+        self.last_recovery: RecoveryReport | None = None
+        self.journal: Journal | None = None
+        self.recovered = False
+        self.pctx: PersistentContext[S] | None = None
+        self._restored_size = 0
+
+    # -- what each API supplies ------------------------------------------------------------
+
+    @abstractmethod
+    def initial(self) -> S:
+        """The state before any event."""
+
+    @abstractmethod
+    def decode_state(self, payload: Json, version: int) -> S:
+        """The state from a snapshot's JSON form written at ``version``."""
+
+    @abstractmethod
+    async def replay_one(self, state: S, event: Any, ctx: PersistentContext[S]) -> S:
+        """Fold one replayed event into the state."""
+
+    @abstractmethod
+    async def recovery_complete(self) -> None:
+        """Run once the state is rebuilt, before the first command."""
+
+    @abstractmethod
+    async def handle(self, msg: object, ctx: PersistentContext[S]) -> None:
+        """Handle one command."""
+
+    @abstractmethod
+    def after_write(self, events: Sequence[Any], stored: Sequence[StoredEvent]) -> None:
+        """Apply freshly durable events, asking the snapshotter after each (class API)."""
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    @property
+    def sequence_nr(self) -> int:
+        if self.recovering:
+            return self.replay_sequence_nr
+        return self.journal.sequence_nr if self.journal is not None else 0
+
+    def bind(self, ctx: Context) -> PersistentContext[S]:
+        """The context handlers get for this call (the runtime's one for this message)."""
+        pctx = PersistentContext.of(ctx, self)
+        self.pctx = pctx
+        return pctx
+
+    async def started(self, ctx: Context) -> None:
+        await self.recover(self.bind(ctx))
+
+    async def recover(self, ctx: PersistentContext[S]) -> None:
+        """Rebuild the state from the latest usable snapshot and the events after it."""
+        engine = engine_of(ctx, f"persistent actor {self.persistence_id!r}")
+        if self.journal is None or self.journal.engine is not engine:
+            self.journal = Journal(engine, self.persistence_id)
+        self.recovered = False
+        self.recovering = True
+        self.replay_sequence_nr = 0
+        self._restored_size = 0
+        self.pctx = ctx.with_sender(None)  # replayed events have no sender to reply to
+        state, report = await recover(
+            engine,
+            self.persistence_id,
+            initial=self.initial,
+            restore=self._restore,
+            apply=self._apply_stored,
+        )
+        self.pctx = ctx
+        self.state = state
+        self.journal.reset(report.sequence_nr)
+        self.snapshotter.recovered(
+            engine, ctx.system.snapshots, report.snapshot_sequence_nr, self._restored_size
+        )
+        self.recovering = False
+        self.recovered = True
+        self.last_recovery = report
+        ctx.system.metrics.observe_replay(report.seconds, report.events_replayed)
+        await self.recovery_complete()
+
+    def _restore(self, payload: Json) -> S:
+        where = f"snapshot of {self.persistence_id!r}"
+        state_payload, version = unwrap_snapshot(payload, where)
+        state = self.decode_state(state_payload, version)
+        self._restored_size = self.snapshotter.measure(state)
+        return state
+
+    async def _apply_stored(self, state: S, stored: StoredEvent) -> S:
+        where = f"event #{stored.sequence_nr} of {self.persistence_id!r}"
+        event = self.codec.decode(stored.type, stored.version, stored.payload, where)
+        self.replay_sequence_nr = stored.sequence_nr
+        self.state = state
+        assert self.pctx is not None
+        return await self.replay_one(state, event, self.pctx)
+
+    async def receive(self, msg: object, ctx: Context) -> None:
+        pctx = self.bind(ctx)
+        if not self.recovered or self.journal is None or self.journal.uncertain:
+            # resumed after a failed recovery, a conflict or an ambiguous write:
+            # the journal is the truth again before any command
+            await self.recover(pctx)
+        snapshotter = self.snapshotter
+        snapshotter.deferral = None
+        await self.handle(msg, pctx)
+        if snapshotter.owed:
+            await snapshotter.command_done(self.sequence_nr, self.state)
+
+    def reset(self) -> None:
+        self.state = cast(S, None)
+        self.recovered = False
+        self.recovering = True
+        self.replay_sequence_nr = 0
+        if self.journal is not None:
+            self.journal.reset(0)
+
+    async def stopped(self, ctx: Context, unprocessed: list[object]) -> None:
+        """Snapshot on stop (if enabled), from a state known to match the journal."""
+        if self.recovered and self.journal is not None and not self.journal.uncertain:
+            await self.snapshotter.stopping(self.sequence_nr, self.state)
+
+    def default_decision(self, msg: object, error: BaseException) -> Decision:
+        """Reset (recover from the journal) after a command's fault; stop if recovery failed.
+
+        A conflict, a failed write or a bug in a handler never leaves a stale state behind:
+        the journal holds every acknowledged event, so recovering loses nothing. A fault
+        during recovery would fail again the same way, so the actor stops instead of looping.
+        """
+        if msg is None and not isinstance(error, ConcurrencyConflict):
+            return Decision.STOP
+        return Decision.RESET
+
+    # -- the persist path --------------------------------------------------------------------
+
+    async def persist_all(self, events: list[Any], ctx: PersistentContext[S]) -> None:
+        if self.recovering:
+            raise CalledDuringRecovery(
+                f"{self.persistence_id!r}: persist called during recovery; replayed events are "
+                f"already in the journal (check ctx.recovering)"
+            )
+        if not events:
+            return
+        journal = self.journal
+        if journal is None:
+            raise ActorNotStarted(f"{self.persistence_id!r}: persist called before recovery")
+        batch = []
+        encode = self.codec.encode
+        tags_for = self._tags_for
+        for event in events:
+            encoded = encode(event)
+            given = tags_for(event)
+            if given == () or given == _NO_TAGS:  # the common case: no set to build or check
+                tags = _NO_TAGS
+            else:
+                tags = frozenset(given)
+                if not all(isinstance(tag, str) and tag for tag in tags):
+                    raise ValueError(f"tags_for must give non-empty strings, got {list(tags)!r}")
+            batch.append(NewEvent(encoded.type, encoded.payload, encoded.version, tags))
+        stored = await journal.write(batch)
+        ctx.system.metrics.observe_persist(journal.last_write_seconds, len(stored))
+        try:
+            self.after_write(events, stored)
+        except BaseException:
+            journal.uncertain = True  # durable but not applied: recover before going on
+            raise
+        if self.snapshotter.captured is not None:
+            await self.snapshotter.flush()
+
+    # -- the explicit snapshot ---------------------------------------------------------------
+
+    async def snapshot_now(self) -> bool:
+        """``ctx.snapshot()``: snapshot the current state now (see ``actors/snapshots.py``)."""
+        if self.recovering:
+            raise CalledDuringRecovery(
+                f"{self.persistence_id!r}: snapshot() called during recovery"
+            )
+        if self.journal is None or self.journal.uncertain:
+            refused = SnapshotRefused(
+                f"{self.persistence_id!r}: the state may not match the journal after a failed "
+                f"write; no snapshot until the actor recovered"
+            )
+            self.snapshotter.failed(refused, self.sequence_nr)
+            return False
+        return await self.snapshotter.take(self.sequence_nr, self.state)
