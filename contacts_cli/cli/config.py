@@ -32,16 +32,6 @@ def load_dotenv_file(path: str | os.PathLike[str] | None = None) -> Path | None:
     return candidate
 
 
-def default_data_dir() -> Path:
-    """``CONTACTS_DATA_DIR`` or the service's per-user data directory (the same as serve's)."""
-    configured = os.environ.get("CONTACTS_DATA_DIR", "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    from contacts_cli.service.settings import default_data_dir as service_default
-
-    return service_default()
-
-
 def database_identity(database_url: str | None, data_dir: Path, schema: str | None = None) -> str:
     """A stable name for the database and schema a process uses (no password), so the CLI
     only talks to a server that stores where it would store itself."""

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from contacts_cli.cli import common as cli_common
+from contacts_cli.cli import runner as cli_runner
 from contacts_cli.cli.app import app
+from contacts_cli.cli.options import CliOptions
 from contacts_cli.cli.render import Output, detail_rows, flatten, format_value, history_rows
 from tests.cli.fakes import FakeBackend
 
@@ -24,14 +25,14 @@ runner = CliRunner()
 def fake() -> Iterator[FakeBackend]:
     backend = FakeBackend()
 
-    async def factory(settings: cli_common.Settings) -> FakeBackend:
+    async def factory(options: CliOptions) -> FakeBackend:
         return backend
 
-    cli_common.backend_factory_override = factory  # type: ignore[assignment]
+    cli_runner.backend_factory_override = factory  # type: ignore[assignment]
     try:
         yield backend
     finally:
-        cli_common.backend_factory_override = None
+        cli_runner.backend_factory_override = None
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
