@@ -15,6 +15,8 @@ from contacts_cli.cli.runner import run
 
 if TYPE_CHECKING:
     from contacts_cli.backends.base import ContactsBackend
+    from contacts_cli.cli.config import ServerInfo
+    from contacts_cli.service.settings import Settings as ServiceSettings
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -95,7 +97,10 @@ def serve(
     raise typer.Exit(0 if ok else EXIT_UNAVAILABLE)
 
 
-def _run_server(config: Any, info: Any, data_dir: Path, log_level: str, out: Output) -> bool:
+def _run_server(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_level: str,
+                out: Output) -> bool:
+    """Serve until stopped; announce the server in ``data_dir`` once it accepts connections
+    and withdraw the announcement when it stops. False if it could not serve."""
     import asyncio
     import importlib.util
 

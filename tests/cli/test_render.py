@@ -80,6 +80,8 @@ def test_list_pages_and_tells_the_cursor_on_stderr(fake: FakeBackend) -> None:
         (("show", "c1", "--as-of", "yesterday-ish"), 2, "cannot read time"),
         (("rm", "c1"), 2, "pass --yes"),
         (("edit", "c1"), 2, "nothing to change"),
+        (("edit", "c1", "-e", "a@b.org", "--clear", "emails"), 2, "emails is both set and"),
+        (("add", "Ada", "--name", "Grace"), 2, "give the name once"),
     ],
 )
 def test_errors_go_to_stderr_with_their_exit_code(
@@ -89,6 +91,18 @@ def test_errors_go_to_stderr_with_their_exit_code(
     exit_code, out, err = invoke(*args)
     assert exit_code == code
     assert message in err and out == ""
+
+
+def test_the_field_options_reach_the_backend_as_contact_data(fake: FakeBackend) -> None:
+    code, _, _ = invoke("add", "--name", "Ada", "-e", "a@x.org", "-e", "b@x.org",
+                          "-p", "+44 20 7946 0000", "--company", "Acme", "-l", "x", "--json")
+    assert code == 0
+    assert fake.events["c1"][0]["changes"] == {
+        "name": "Ada", "emails": ["a@x.org", "b@x.org"], "phones": ["+44 20 7946 0000"],
+        "company": "Acme", "labels": ["x"]}
+    code, _, _ = invoke("edit", "c1", "--title", "Countess", "--clear", "phones", "--json")
+    assert code == 0
+    assert fake.events["c1"][-1]["changes"] == {"title": "Countess", "phones": None}
 
 
 def test_stale_expected_version_exits_4(fake: FakeBackend) -> None:
