@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from contacts_cli.cli.contact_fields import ContactData, with_contact_fields
 from contacts_cli.cli.exits import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE, fail
+from contacts_cli.cli.option_groups import CONTACT_FIELDS, PAGING, ContactData, Paging
 from contacts_cli.cli.options import ExpectVersionOption, JsonOption, UserOption
 from contacts_cli.cli.render import Output
 from contacts_cli.cli.runner import run
@@ -26,12 +26,6 @@ NameArg = Annotated[
     str | None, typer.Argument(metavar="[NAME]", help="The contact's name.", show_default=False)
 ]
 IdArg = Annotated[str, typer.Argument(help="The contact's id (as `contacts ls` shows it).")]
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="Contacts per page.")]
-AllOpt = Annotated[bool, typer.Option("--all", "-a", help="Every contact, page after page.")]
-CursorOpt = Annotated[
-    str | None, typer.Option("--cursor", help="Continue from a previous page's cursor.")
-]
-
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\w*\s*(?:ago)?\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -57,7 +51,7 @@ def parse_time(text: str) -> datetime:
     return parsed
 
 
-@with_contact_fields
+@CONTACT_FIELDS
 def add(
     ctx: typer.Context,
     name_arg: NameArg = None,
@@ -87,17 +81,16 @@ def add(
     out.contact(run(ctx, out, job))
 
 
-def _list(ctx: typer.Context, out: Output, user: str, q: str | None, limit: int,
-          all_: bool, cursor: str | None) -> None:
+def _list(ctx: typer.Context, out: Output, user: str, q: str | None, paging: Paging) -> None:
     """``list`` and ``search``: a page of contacts (or every page), then the next cursor."""
     async def job(backend: ContactsBackend) -> tuple[list[dict[str, Any]], str | None]:
         items: list[dict[str, Any]] = []
-        next_cursor = cursor
+        next_cursor = paging.cursor
         while True:
-            page = await backend.list(user, limit=limit, cursor=next_cursor, q=q)
+            page = await backend.list(user, limit=paging.limit, cursor=next_cursor, q=q)
             items.extend(page["items"])
             next_cursor = page.get("next_cursor")
-            if not all_ or not next_cursor:
+            if not paging.all or not next_cursor:
                 return items, next_cursor
 
     items, next_cursor = run(ctx, out, job)
@@ -106,32 +99,27 @@ def _list(ctx: typer.Context, out: Output, user: str, q: str | None, limit: int,
         out.message(f"more contacts: --cursor {next_cursor} (or --all)")
 
 
-def list_(
-    ctx: typer.Context,
-    limit: LimitOpt = 50,
-    all_: AllOpt = False,
-    cursor: CursorOpt = None,
-    user: UserOption = "",
-    json_: JsonOption = False,
-) -> None:
+@PAGING
+def list_(ctx: typer.Context, *, paging: Paging, user: UserOption = "",
+          json_: JsonOption = False) -> None:
     """List contacts, sorted by name (alias: ls)."""
-    _list(ctx, Output(json_mode=json_), user, None, limit, all_, cursor)
+    _list(ctx, Output(json_mode=json_), user, None, paging)
 
 
+@PAGING
 def search(
     ctx: typer.Context,
     terms: Annotated[list[str], typer.Argument(
         help='Search terms, all must match: a word matches any field, "a phrase" matches '
              'as written, field:term narrows to one field (name, email, phone, company, '
              'title, address, birthday, notes, label), e.g. label:work email:example.org.')],
-    limit: LimitOpt = 50,
-    all_: AllOpt = False,
-    cursor: CursorOpt = None,
+    *,
+    paging: Paging,
     user: UserOption = "",
     json_: JsonOption = False,
 ) -> None:
     """Find contacts with the service's term syntax."""
-    _list(ctx, Output(json_mode=json_), user, " ".join(terms), limit, all_, cursor)
+    _list(ctx, Output(json_mode=json_), user, " ".join(terms), paging)
 
 
 def show(
@@ -167,7 +155,7 @@ def show(
     out.contact(contact)
 
 
-@with_contact_fields
+@CONTACT_FIELDS
 def edit(
     ctx: typer.Context,
     contact_id: IdArg,
