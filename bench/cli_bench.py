@@ -10,7 +10,13 @@ Runs against ``DATABASE_URL`` or ``TEST_DATABASE_URL`` (else an embedded Postgre
 temporary directory, started once and kept up while measuring) in a fresh schema that is
 dropped at the end. Prints medians of ``--runs`` runs; writes bench/results/cli_bench.json.
 
+``--against DIR`` also measures the ``contacts add`` figures of another checkout (its
+``.venv/bin/contacts``, e.g. the commit before a change), alternating the two run by run,
+each client against its own checkout's server, so both see the same load on a machine whose
+speed drifts.
+
     python -m bench.cli_bench [--runs 11] [--rows 100000] [--import-modes local,client]
+                              [--against ../base]
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +68,10 @@ def free_port() -> int:
         return port
 
 
-def start_server(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(env: dict[str, str], data_dir: Path,
+                 contacts: str = CONTACTS) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    proc = subprocess.Popen([CONTACTS, "serve", "--port", str(port), "--log-level", "warning"],
+    proc = subprocess.Popen([contacts, "serve", "--port", str(port), "--log-level", "warning"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     server_file = data_dir / "server.json"
@@ -103,6 +110,29 @@ def drop_schema(url: str, schema: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+def alternate(checkouts: dict[str, str], runs: int,
+              command: Callable[[str, int], list[str]], env: dict[str, str],
+              ) -> dict[str, list[float]]:
+    """``runs`` timings of ``command(checkout name, run number)`` per checkout, alternating
+    which checkout goes first."""
+    samples: dict[str, list[float]] = {name: [] for name in checkouts}
+    names = list(checkouts)
+    for i in range(runs):
+        for name in names if i % 2 == 0 else names[::-1]:
+            samples[name].append(timed(command(name, i), env))
+    return samples
+
+
+def report(results: dict[str, Any], key: str, label: str, samples: dict[str, list[float]],
+           target_ms: int) -> None:
+    """Record and print the medians (this checkout's, then the other's if measured)."""
+    for name, taken in samples.items():
+        figures = results[f"{key}_{name}" if name else key] = summary(taken)
+        which = f" [{name}]" if name else ""
+        print(f"{label + which:<25}: median {figures['median_ms']} ms (min {figures['min_ms']}, "
+              f"max {figures['max_ms']}; target < {target_ms} ms)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="contacts in the import")
     parser.add_argument("--import-modes", default="local",
                         help="comma-separated: local, client (or none)")
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="another checkout whose `contacts add` to measure alternately")
     args = parser.parse_args(argv)
+    checkouts = {"": CONTACTS}
+    if args.against is not None:
+        checkouts["against"] = str(args.against.resolve() / ".venv" / "bin" / "contacts")
 
     work = Path(tempfile.mkdtemp(prefix="cli-bench-"))
     embedded = None
@@ -130,28 +165,31 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"database": "embedded" if embedded else "DATABASE_URL",
                                "runs": args.runs,
                                "bytecode_cache": "PYTHONDONTWRITEBYTECODE" not in env}
-    server = None
+    servers: list[subprocess.Popen[str]] = []
     try:
         timed([CONTACTS, "--local", "db", "migrate"], env)
-        timed([CONTACTS, "--local", "ls", "-u", "bench-add"], env)  # warm-up (and __pycache__)
+        for contacts in checkouts.values():  # warm-up (and __pycache__)
+            timed([contacts, "--local", "ls", "-u", "bench-add"], env)
 
-        local = [timed([CONTACTS, "--local", "add", f"Local {i}", "-e",
-                        f"local{i}@example.org", "-u", "bench-add"], env)
-                 for i in range(args.runs)]
-        results["add_in_process"] = summary(local)
-        print(f"contacts add, in-process : median {results['add_in_process']['median_ms']} ms "
-              f"(min {results['add_in_process']['min_ms']}, max "
-              f"{results['add_in_process']['max_ms']}; target < 400 ms)", flush=True)
+        local = alternate(checkouts, args.runs, lambda name, i: [
+            checkouts[name], "--local", "add", f"Local {i}", "-e", f"local{i}@example.org",
+            "-u", "bench-add"], env)
+        report(results, "add_in_process", "contacts add, in-process", local, 400)
 
-        server, server_url = start_server(env, data_dir)
-        timed([CONTACTS, "--server", server_url, "ls", "-u", "bench-add"], env)  # warm the actor
-        client = [timed([CONTACTS, "--server", server_url, "add", f"Client {i}", "-e",
-                         f"client{i}@example.org", "-u", "bench-add"], env)
-                  for i in range(args.runs)]
-        results["add_client_mode"] = summary(client)
-        print(f"contacts add, client mode: median {results['add_client_mode']['median_ms']} ms "
-              f"(min {results['add_client_mode']['min_ms']}, max "
-              f"{results['add_client_mode']['max_ms']}; target < 150 ms)", flush=True)
+        urls: dict[str, str] = {}
+        for name, contacts in checkouts.items():
+            # One server per checkout, each announced in its own data directory.
+            served = data_dir / name if name else data_dir
+            server, urls[name] = start_server({**env, "CONTACTS_DATA_DIR": str(served)}, served,
+                                              contacts)
+            servers.append(server)
+            timed([contacts, "--server", urls[name], "ls", "-u", f"bench-add{name}"],
+                  env)  # warm the actor
+        server_url = urls[""]
+        client = alternate(checkouts, args.runs, lambda name, i: [
+            checkouts[name], "--server", urls[name], "add", f"Client {i}",
+            "-e", f"client{i}@example.org", "-u", f"bench-add{name}"], env)
+        report(results, "add_client_mode", "contacts add, client mode", client, 150)
 
         modes = [m for m in args.import_modes.split(",") if m and m != "none"]
         if modes:
@@ -167,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"contacts import {args.rows:,} rows, {mode}: {elapsed:.1f} s, "
                       f"{rate:,.0f} contacts/s (target >= 20,000)", flush=True)
     finally:
-        if server is not None:
+        for server in servers:
             server.terminate()
             server.wait(timeout=30)
         drop_schema(url, schema)

@@ -1,4 +1,4 @@
-"""Operating commands: serve, stats and demo (the db group lives in cli_db)."""
+"""The operating commands: serve, stats and demo (the ``db`` group is :mod:`.db`)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from contacts_cli.cli.common import (
-    EXIT_FAILURE,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    JsonOption,
-    fail,
-    run,
-    settings_of,
-)
-from contacts_cli.cli.db import db_app
+from contacts_cli.cli.exits import EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE, ExitCodes, fail
+from contacts_cli.cli.options import JsonOption, options_of
 from contacts_cli.cli.render import Output
+from contacts_cli.cli.runner import run
 
 if TYPE_CHECKING:
     from contacts_cli.backends.base import ContactsBackend
+    from contacts_cli.cli.config import ServerInfo
+    from contacts_cli.service.settings import Settings as ServiceSettings
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-def register(app: typer.Typer) -> None:
-    """Add the operating commands to ``app``."""
-    app.command(rich_help_panel="Operations")(serve)
-    app.command(rich_help_panel="Operations")(stats)
-    app.command(rich_help_panel="Operations")(demo)
-    app.add_typer(db_app, name="db", rich_help_panel="Operations")
 
 
 def stats(ctx: typer.Context, json_: JsonOption = False) -> None:
@@ -54,20 +42,11 @@ def demo(
     crashes an actor, restarts everything and replays, snapshots, shows a history.
     Uses its own schema (contacts_demo), reset at every run.
     """
-    from contacts_cli.cli.common import describe, exit_code_for
     from contacts_cli.cli.demo import run_demo
 
-    out = Output()
-    settings = settings_of(ctx)
-    try:
-        code = run_demo(settings.database_url, settings.data_dir, step)
-    except KeyboardInterrupt:
-        raise fail(out, "interrupted", 130) from None
-    except Exception as exc:
-        exit_code = exit_code_for(exc)
-        if exit_code is None:
-            raise
-        raise fail(out, describe(exc), exit_code) from None
+    options = options_of(ctx)
+    with ExitCodes(Output()):
+        code = run_demo(options.database_url, options.data_dir, step)
     raise typer.Exit(code)
 
 
@@ -96,29 +75,32 @@ def serve(
     from contacts_cli.service.settings import SettingsError
 
     out = Output()
-    settings = settings_of(ctx)
+    options = options_of(ctx)
     if log_level.lower() not in LOG_LEVELS:
         raise fail(out, f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}",
                    EXIT_USAGE)
     log_level = log_level.lower()
     try:
-        config = service_settings(settings, reuse_embedded=True).with_(
+        config = service_settings(options, reuse_embedded=True).with_(
             **{k: v for k, v in (("host", host), ("port", port)) if v is not None})
         config.check_bind()
     except (SettingsError, ValueError) as exc:
         raise fail(out, str(exc), EXIT_USAGE) from None
-    running = read_server_file(settings.data_dir)
+    running = read_server_file(options.data_dir)
     if running is not None and running.pid != os.getpid():
         raise fail(out, f"a contacts serve (pid {running.pid}) already serves this data "
                         f"directory at {running.url}; stop it first", EXIT_FAILURE)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     url_host = f"[{config.host}]" if ":" in config.host else config.host
-    info = ServerInfo(f"http://{url_host}:{config.port}", os.getpid(), settings.database)
-    ok = _run_server(config, info, settings.data_dir, log_level, out)
+    info = ServerInfo(f"http://{url_host}:{config.port}", os.getpid(), options.database)
+    ok = _run_server(config, info, options.data_dir, log_level, out)
     raise typer.Exit(0 if ok else EXIT_UNAVAILABLE)
 
 
-def _run_server(config: Any, info: Any, data_dir: Path, log_level: str, out: Output) -> bool:
+def _run_server(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_level: str,
+                out: Output) -> bool:
+    """Serve until stopped; announce the server in ``data_dir`` once it accepts connections
+    and withdraw the announcement when it stops. False if it could not serve."""
     import asyncio
     import importlib.util
 

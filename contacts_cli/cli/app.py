@@ -5,6 +5,10 @@ embedded PostgreSQL); client mode with ``--server URL``, ``CONTACTS_URL``, or wh
 ``contacts serve`` runs on the same data directory. ``--local`` forces in-process.
 Heavy modules (the actor system, psycopg, starlette, Rich tables) are imported inside the
 commands that need them, so a client-mode command starts quickly.
+
+Every command is a module-level function of its group's module (:mod:`.contacts`,
+:mod:`.transfer`, :mod:`.admin`, :mod:`.db`) and is registered here, in the order
+``contacts --help`` lists them.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from typing import Annotated
 
 import typer
 
-from contacts_cli.cli import admin as cli_admin
-from contacts_cli.cli import contacts as cli_contacts
-from contacts_cli.cli import transfer as cli_transfer
-from contacts_cli.cli.common import EXIT_CODES_HELP, Settings
+from contacts_cli.cli import admin, contacts, db, transfer
+from contacts_cli.cli.exits import EXIT_CODES_HELP
+from contacts_cli.cli.options import CliOptions
 
 app = typer.Typer(
     name="contacts",
@@ -66,16 +69,37 @@ def root(
     )] = False,
 ) -> None:
     """Global options; they come before the command."""
-    settings = Settings(server=server, local=local, database_url=database_url or None,
-                        timeout=timeout)
-    if data_dir is not None:
-        settings.data_dir = data_dir.expanduser()
-    ctx.obj = settings
+    if data_dir is None:
+        from contacts_cli.service.settings import default_data_dir
+
+        data_dir = default_data_dir()
+    ctx.obj = CliOptions(data_dir=data_dir.expanduser(), server=server, local=local,
+                         database_url=database_url or None, timeout=timeout)
 
 
-cli_contacts.register(app)
-cli_transfer.register(app)
-cli_admin.register(app)
+app.command(rich_help_panel="Contacts")(contacts.add)
+app.command("list", rich_help_panel="Contacts")(contacts.list_)
+app.command("ls", hidden=True)(contacts.list_)
+app.command(rich_help_panel="Contacts")(contacts.search)
+app.command(rich_help_panel="Contacts")(contacts.show)
+app.command(rich_help_panel="Contacts")(contacts.edit)
+app.command(rich_help_panel="Contacts")(contacts.rm)
+app.command(rich_help_panel="Contacts")(contacts.history)
+
+app.command("import", rich_help_panel="Batch")(transfer.import_)
+app.command("export", rich_help_panel="Batch")(transfer.export)
+
+app.command(rich_help_panel="Operations")(admin.serve)
+app.command(rich_help_panel="Operations")(admin.stats)
+app.command(rich_help_panel="Operations")(admin.demo)
+
+db_app = typer.Typer(help=db.HELP, no_args_is_help=True)
+db_app.command("status")(db.status)
+db_app.command("migrate")(db.migrate)
+db_app.command("start")(db.start)
+db_app.command("stop")(db.stop)
+db_app.command("journal")(db.journal)
+app.add_typer(db_app, name="db", rich_help_panel="Operations")
 
 
 def main() -> None:

@@ -32,31 +32,33 @@ def load_dotenv_file(path: str | os.PathLike[str] | None = None) -> Path | None:
     return candidate
 
 
-def default_data_dir() -> Path:
-    """``CONTACTS_DATA_DIR`` or the service's per-user data directory (the same as serve's)."""
-    configured = os.environ.get("CONTACTS_DATA_DIR", "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    from contacts_cli.service.settings import default_data_dir as service_default
-
-    return service_default()
-
-
 def database_identity(database_url: str | None, data_dir: Path, schema: str | None = None) -> str:
     """A stable name for the database and schema a process uses (no password), so the CLI
     only talks to a server that stores where it would store itself."""
     schema = schema or os.environ.get("CONTACTS_DB_SCHEMA", "").strip() or "contacts"
     if not database_url:
         return f"embedded:{data_dir.expanduser().resolve()}#{schema}"
-    from urllib.parse import urlsplit, urlunsplit
+    return f"{_without_password(database_url)}#{schema}"
 
-    parts = urlsplit(database_url)
-    netloc = parts.hostname or ""
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")) + f"#{schema}"
+
+def _without_password(url: str) -> str:
+    """``url`` with no password, not even an empty one (``postgres:@host`` is ``postgres@host``),
+    the host in lower case and the rest as written."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    user, at, host = parts.netloc.rpartition("@")
+    user = user.partition(":")[0]
+    return parts._replace(netloc=f"{user}{at}{host.lower()}").geturl()
+
+
+def same_database(announced: str, ours: str) -> bool:
+    """Whether a server's announced database is ours, however its URL spells the user part
+    (a server file is written by another process, perhaps another release)."""
+    url, hash_, schema = announced.rpartition("#")
+    if hash_ and not url.startswith("embedded:"):
+        announced = f"{_without_password(url)}#{schema}"
+    return announced == ours
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,6 @@ def read_server_file(data_dir: Path, *, check_alive: bool = True) -> ServerInfo 
 def discover_server(data_dir: Path, database: str) -> str | None:
     """The URL of a live ``contacts serve`` on this data directory and database, if any."""
     info = read_server_file(data_dir)
-    if info is None or info.database != database:
+    if info is None or not same_database(info.database, database):
         return None
     return info.url

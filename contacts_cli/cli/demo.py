@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,6 +344,3 @@ def run_demo(database_url: str | None, data_dir: Path, step: bool) -> int:
     asyncio.run(main())
     narrator.say(f"(walkthrough took {time.perf_counter() - started:.1f} s)")
     return 0
-
-
-DemoRunner = Callable[[str | None, Path, bool], int]

@@ -1,39 +1,32 @@
-"""The batch commands: ``import`` (streamed, idempotent, resumable) and ``export``."""
+"""The batch commands: ``import`` (streamed, idempotent, resumable) and ``export``.
+
+The import pipeline itself is :mod:`contacts_cli.cli.imports`; what it reports,
+:mod:`contacts_cli.cli.import_report`. Both are imported only when ``import`` runs.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from contacts_cli.cli.common import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-    JsonOption,
-    UserOption,
-    fail,
-    run,
-)
+from contacts_cli.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from contacts_cli.cli.options import JsonOption, UserOption
 from contacts_cli.cli.render import Output
+from contacts_cli.cli.runner import run
 
 if TYPE_CHECKING:
-    from contacts_cli.backends.base import ContactsBackend
+    from contacts_cli.backends.base import ContactsBackend, DuplicatePolicy
+    from contacts_cli.io import Format
 
 FormatOpt = Annotated[
     str | None,
     typer.Option("--format", "-f", help="csv, vcf, jsonl or json (default: from the name or "
                                         "the content)."),
 ]
-
-
-def register(app: typer.Typer) -> None:
-    """Add import and export to ``app``."""
-    app.command("import", rich_help_panel="Batch")(import_)
-    app.command("export", rich_help_panel="Batch")(export)
 
 
 def import_(
@@ -72,7 +65,7 @@ def import_(
     carries an idempotency key derived from its content and position.
     Exits 1 when rows were rejected, 0 when every row was imported or skipped.
     """
-    from contacts_cli.cli.imports import ImportJob, ImportSummary
+    from contacts_cli.cli.imports import ImportJob
 
     out = Output(json_mode=json_)
     if policy not in ("skip", "update", "create"):
@@ -94,14 +87,15 @@ def import_(
         raise fail(out, f"no such file: {file}", EXIT_USAGE)
 
     job = ImportJob(
-        source=file, format=fmt, user=user, policy=policy, chunk_size=chunk_size,  # type: ignore[arg-type]
-        encoding=encoding, errors_path=errors, progress=not quiet and _stderr_tty(), out=out,
+        source=file, format=fmt, user=user, policy=cast("DuplicatePolicy", policy),
+        chunk_size=chunk_size, encoding=encoding, errors_path=errors,
+        progress=not quiet and _stderr_tty(), out=out,
     )
     try:
-        summary: ImportSummary = run(ctx, out, lambda backend: job.run(backend, dry_run, strict),
-                                     event_loop=True)
+        summary = run(ctx, out, lambda backend: job.run(backend, dry_run, strict),
+                      event_loop=True)
     except typer.Exit as stopped:
-        if stopped.exit_code == 130 and job.summary.rows:
+        if stopped.exit_code == EXIT_INTERRUPTED and job.summary.rows:
             job.summary.render(out)
             out.message("interrupted: the rows counted above are stored; run the same command "
                         "again to import the rest (nothing is imported twice)")
@@ -135,7 +129,7 @@ def export(
 
     out = Output()
     try:
-        fmt = parse_format(format_) if format_ else (
+        fmt: Format = parse_format(format_) if format_ else (
             format_from_name(str(output)) if output else None) or "jsonl"
     except ValueError as exc:
         raise fail(out, str(exc), EXIT_USAGE) from None
@@ -160,7 +154,7 @@ def export(
     out.message(f"exported {count} contacts to {target} ({fmt})")
 
 
-async def _export(backend: ContactsBackend, user: str, fmt: str, sink: Any) -> int:
+async def _export(backend: ContactsBackend, user: str, fmt: Format, sink: Any) -> int:
     """Page through the user's contacts and write them as they come (memory stays flat)."""
     import io
     import json
@@ -187,7 +181,7 @@ async def _export(backend: ContactsBackend, user: str, fmt: str, sink: Any) -> i
             sink.write(text if count == 0 else text.split("\r\n", 1)[1])
             count += len(contacts)
         else:
-            count += export_contacts(contacts, sink, fmt)  # type: ignore[arg-type]
+            count += export_contacts(contacts, sink, fmt)
         cursor = page.get("next_cursor")
         if not cursor:
             break

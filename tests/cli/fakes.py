@@ -6,6 +6,7 @@ contacts is tested against the real backends and a real PostgreSQL elsewhere.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -63,6 +64,9 @@ class FakeBackend:
             raise Conflict(f"contact {contact_id} is at version {contact['version']}")
         contact.update(changes)
         contact["version"] += 1
+        self.events[contact_id].append({"at": "2026-11-23T11:00:00+00:00",
+                                        "type": "ContactUpdated",
+                                        "version": contact["version"], "changes": dict(changes)})
         return contact
 
     async def remove(self, user: str, contact_id: str,
@@ -71,11 +75,11 @@ class FakeBackend:
         del self.contacts[contact_id]
         return contact
 
-    async def history(self, user: str, contact_id: str) -> list[dict[str, Any]]:
+    async def history(self, user: str, contact_id: str) -> builtins.list[dict[str, Any]]:
         await self.get(user, contact_id)
         return self.events[contact_id]
 
-    async def as_of(self, user: str, when: datetime) -> list[dict[str, Any]]:
+    async def as_of(self, user: str, when: datetime) -> builtins.list[dict[str, Any]]:
         self._check()
         return list(self.contacts.values())
 

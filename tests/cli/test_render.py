@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from contacts_cli.cli import common as cli_common
+from contacts_cli.cli import runner as cli_runner
 from contacts_cli.cli.app import app
+from contacts_cli.cli.options import CliOptions
 from contacts_cli.cli.render import Output, detail_rows, flatten, format_value, history_rows
 from tests.cli.fakes import FakeBackend
 
@@ -24,14 +25,14 @@ runner = CliRunner()
 def fake() -> Iterator[FakeBackend]:
     backend = FakeBackend()
 
-    async def factory(settings: cli_common.Settings) -> FakeBackend:
+    async def factory(options: CliOptions) -> FakeBackend:
         return backend
 
-    cli_common.backend_factory_override = factory  # type: ignore[assignment]
+    cli_runner.backend_factory_override = factory  # type: ignore[assignment]
     try:
         yield backend
     finally:
-        cli_common.backend_factory_override = None
+        cli_runner.backend_factory_override = None
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -79,6 +80,8 @@ def test_list_pages_and_tells_the_cursor_on_stderr(fake: FakeBackend) -> None:
         (("show", "c1", "--as-of", "yesterday-ish"), 2, "cannot read time"),
         (("rm", "c1"), 2, "pass --yes"),
         (("edit", "c1"), 2, "nothing to change"),
+        (("edit", "c1", "-e", "a@b.org", "--clear", "emails"), 2, "emails is both set and"),
+        (("add", "Ada", "--name", "Grace"), 2, "give the name once"),
     ],
 )
 def test_errors_go_to_stderr_with_their_exit_code(
@@ -88,6 +91,18 @@ def test_errors_go_to_stderr_with_their_exit_code(
     exit_code, out, err = invoke(*args)
     assert exit_code == code
     assert message in err and out == ""
+
+
+def test_the_field_options_reach_the_backend_as_contact_data(fake: FakeBackend) -> None:
+    code, _, _ = invoke("add", "--name", "Ada", "-e", "a@x.org", "-e", "b@x.org",
+                          "-p", "+44 20 7946 0000", "--company", "Acme", "-l", "x", "--json")
+    assert code == 0
+    assert fake.events["c1"][0]["changes"] == {
+        "name": "Ada", "emails": ["a@x.org", "b@x.org"], "phones": ["+44 20 7946 0000"],
+        "company": "Acme", "labels": ["x"]}
+    code, _, _ = invoke("edit", "c1", "--title", "Countess", "--clear", "phones", "--json")
+    assert code == 0
+    assert fake.events["c1"][-1]["changes"] == {"title": "Countess", "phones": None}
 
 
 def test_stale_expected_version_exits_4(fake: FakeBackend) -> None:
