@@ -39,7 +39,7 @@ def loads_bounded(
     Raises :class:`~contacts_cli.io.errors.JsonTooDeep` (a ``ValueError``) for deeper text,
     and whatever ``decoder`` raises (``json.JSONDecodeError``) for malformed text.
     """
-    if nests_deeper(text, max_depth):
+    if text.count("[") + text.count("{") > max_depth and nests_deeper(text, max_depth):
         raise JsonTooDeep(max_depth)
     return decoder.decode(text)
 
@@ -56,16 +56,12 @@ def nests_deeper(text: str, max_depth: int = MAX_JSON_DEPTH, start: int = 0) -> 
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > max_depth
 
 
-def value_extent(text: str, start: int, max_depth: int = MAX_JSON_DEPTH) -> tuple[int, bool] | None:
-    """Where the array or object opening at ``text[start]`` ends, and whether it nests deeper
-    than ``max_depth``.
-
-    ``(end, too_deep)``, or None if ``text`` ends before the value does. Brackets are
-    counted, not matched by kind: a mismatch is left for the decoder to report. For the
-    slow path only (text that :func:`nests_deeper` flagged): one regex match per bracket.
+def value_end(text: str, start: int) -> int | None:
+    """Where the array or object opening at ``text[start]`` ends, or None if ``text`` ends
+    first. Brackets are counted, not matched by kind, and never recursed into: this finds
+    the end of a value too deep to decode. One regex match per bracket and string.
     """
     depth = 0
-    too_deep = False
     for match in _TOKEN.finditer(text, start):
         token = match.group()
         if token == '"':
@@ -74,7 +70,6 @@ def value_extent(text: str, start: int, max_depth: int = MAX_JSON_DEPTH) -> tupl
         if step is None:
             continue
         depth += step
-        too_deep = too_deep or depth > max_depth
         if depth <= 0:
-            return match.end(), too_deep
+            return match.end()
     return None

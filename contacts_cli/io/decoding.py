@@ -16,7 +16,7 @@ from collections import deque
 from contextvars import ContextVar
 from typing import BinaryIO
 
-from contacts_cli.io.errors import UnreadableFileError
+from contacts_cli.io.errors import ImportFileError, UnreadableFileError
 
 CHUNK_BYTES = 64 * 1024
 _MARK = "contacts_cli.io.mark-undecodable"
@@ -84,23 +84,21 @@ class DecodedText:
         return self.undecodable.encoding
 
     def read(self, size: int = -1, /) -> str:
-        """Up to ``size`` characters (all if negative); ``""`` only at the end."""
-        parts = [self._surplus]
-        have = len(self._surplus)
-        while (size < 0 or have < size) and not self._eof:
-            data = self._head or self._binary.read(
-                CHUNK_BYTES if size < 0 else max(size - have, 1)
-            )
+        """Up to ``size`` characters (all if negative), maybe fewer; ``""`` only at the end.
+
+        Each call reads ``size`` bytes at most once more than it must to return anything,
+        so a chunked reader gets one decode per chunk and no copying.
+        """
+        if size < 0:
+            return "".join(iter(lambda: self.read(CHUNK_BYTES), ""))
+        text, self._surplus = self._surplus, ""
+        while not text and not self._eof:
+            data = self._head or self._binary.read(max(size, 1))
             self._head = b""
             self._eof = not data
             text = self._decode(data, final=self._eof)
-            parts.append(text)
-            have += len(text)
-        text = "".join(parts)
-        if 0 <= size < len(text):
+        if len(text) > size:
             text, self._surplus = text[:size], text[size:]
-        else:
-            self._surplus = ""
         return text
 
     def _decode(self, data: bytes, final: bool) -> str:
@@ -108,6 +106,9 @@ class DecodedText:
         token = _bad_spans.set(spans)
         try:
             text = self._decoder.decode(data, final)
+        except UnicodeError as exc:  # not a bad byte: "UTF-16 stream does not start with BOM"
+            raise ImportFileError(1, f"cannot read the file as {self.encoding}: {exc}; "
+                                     "give its encoding, e.g. utf-16-le") from None
         finally:
             _bad_spans.reset(token)
         end = self._consumed + len(data)

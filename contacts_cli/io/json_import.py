@@ -1,7 +1,9 @@
 """Streaming JSON readers: JSON Lines (one object a line) and a JSON array of objects.
 
-Both bound the nesting of what they decode (:mod:`contacts_cli.io.bounded_json`), so a
-hostile file gets a line-numbered reject, never a ``RecursionError``.
+Both bound the nesting of what they accept at :data:`MAX_JSON_DEPTH`, so a hostile file
+gets a line-numbered reject, never a ``RecursionError``: JSON Lines checks each line before
+decoding it (:func:`loads_bounded`); the array reader decodes each element in place, where
+``json``'s own recursion guard stops a hostile one early, and checks it after.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from contacts_cli.domain import READ_ONLY_FIELDS
-from contacts_cli.io.bounded_json import MAX_JSON_DEPTH, loads_bounded, nests_deeper, value_extent
+from contacts_cli.io.bounded_json import MAX_JSON_DEPTH, loads_bounded, nests_deeper, value_end
 from contacts_cli.io.errors import ImportFileError, JsonTooDeep
 from contacts_cli.io.rows import ParsedRow
 from contacts_cli.io.text import (
@@ -20,13 +22,15 @@ from contacts_cli.io.text import (
     TextSource,
     bad_text_message,
     find_bad_text,
-    has_bad_text,
     iter_chunks,
+    may_hold_bad_text,
     undecodable_of,
 )
 
 _WHITESPACE = " \t\n"
 _TOO_DEEP = f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+_DEEP = object()
+"""Stands for the value of an element nested too deep."""
 
 
 def read_jsonl(stream: TextSource) -> Iterator[ParsedRow]:
@@ -80,9 +84,12 @@ def read_json(stream: TextSource) -> Iterator[ParsedRow]:
 class _ArrayReader:
     """The text of a JSON array as it streams in: a buffer, a position in it, its line.
 
-    Each time the buffer grows it is checked once, as a whole, for nesting and bad text;
-    only a buffer that fails a check takes the slow, exact path element by element.
+    Elements are decoded in place in the buffer, so a per-chunk check would cost as much as
+    the decoding (a 64 KiB chunk holds some 600 contacts): depth is checked per element
+    from its brackets (free for a real contact) and bad text per chunk.
     """
+
+    __slots__ = ("_chunks", "_decoder", "_dirty", "_eof", "_undecodable", "buffer", "line", "pos")
 
     def __init__(self, stream: TextSource) -> None:
         self._chunks = iter_chunks(stream)
@@ -92,7 +99,6 @@ class _ArrayReader:
         self.pos = 0
         self.line = 1
         self._eof = False
-        self._deep = False
         self._dirty = False
 
     def more(self) -> bool:
@@ -105,23 +111,23 @@ class _ArrayReader:
             return False
         self.buffer = self.buffer[self.pos :] + chunk
         self.pos = 0
-        self._deep = nests_deeper(self.buffer)
-        self._dirty = has_bad_text(self.buffer)
+        self._dirty = may_hold_bad_text(self.buffer, self._undecodable)
         return True
 
     def skip_space(self) -> str:
         """Advance over whitespace (counting lines); return the next char or "" at EOF."""
-        buffer = self.buffer
+        buffer, pos = self.buffer, self.pos
         while True:
-            while self.pos < len(buffer) and buffer[self.pos] in _WHITESPACE:
-                if buffer[self.pos] == "\n":
+            while pos < len(buffer) and buffer[pos] in _WHITESPACE:
+                if buffer[pos] == "\n":
                     self.line += 1
-                self.pos += 1
-            if self.pos < len(buffer):
-                return buffer[self.pos]
+                pos += 1
+            self.pos = pos
+            if pos < len(buffer):
+                return buffer[pos]
             if not self.more():
                 return ""
-            buffer = self.buffer
+            buffer, pos = self.buffer, self.pos
 
     def error(self, message: str, at: int | None = None) -> ImportFileError:
         """An ImportFileError at ``at`` (default: here), naming a bad byte if one is there."""
@@ -138,39 +144,38 @@ class _ArrayReader:
         """Decode the element at ``pos`` and move past it."""
         start_line = self.line
         while True:
-            extent = self._deep_extent()
-            if extent is not None:
-                end, value = extent, None
-                break
             try:
                 value, end = self._decoder.raw_decode(self.buffer, self.pos)
+            except RecursionError:
+                value, end = _DEEP, self._end_of_deep_value()
+                break
             except json.JSONDecodeError as exc:
                 if not self._grow():
                     raise self.error(f"invalid JSON: {exc.msg}", exc.pos) from None
                 continue
             if end == len(self.buffer) and not self._eof and self.more():
                 continue  # a number may go on in the next chunk: decode again with more text
+            buffer, start = self.buffer, self.pos
+            if buffer.count("[", start, end) + buffer.count("{", start, end) > MAX_JSON_DEPTH:
+                value = _DEEP if nests_deeper(buffer[start:end]) else value
             break
         text_start, self.pos = self.pos, end
         self.line += self.buffer.count("\n", text_start, end)
         if self._dirty and (bad := find_bad_text(self.buffer, text_start, end)) >= 0:
             message = bad_text_message(self.buffer[bad:end], self._undecodable) or ""
             return ParsedRow.failed(start_line + self.buffer.count("\n", text_start, bad), message)
-        if extent is not None:
+        if value is _DEEP:
             return ParsedRow.failed(start_line, _TOO_DEEP)
         return _row(start_line, value)
 
-    def _deep_extent(self) -> int | None:
-        """The end of the element at ``pos`` if it nests too deep (reading on to find it)."""
-        while self._deep and self.buffer[self.pos] in "[{":
-            found = value_extent(self.buffer, self.pos)
-            if found is not None:
-                end, too_deep = found
-                return end if too_deep else None
+    def _end_of_deep_value(self) -> int:
+        """The end of the array or object at ``pos``, read on to find it (by its brackets)."""
+        while True:
+            end = value_end(self.buffer, self.pos)
+            if end is not None:
+                return end
             if not self._grow():
-                raise self.error(_TOO_DEEP if nests_deeper(self.buffer, start=self.pos)
-                                 else "invalid JSON: the array is not closed")
-        return None
+                raise self.error(_TOO_DEEP)
 
     def _grow(self) -> bool:
         """More text for an element that is not complete yet, unless it is too large."""
