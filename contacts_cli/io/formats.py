@@ -18,11 +18,7 @@ FORMATS: tuple[Format, ...] = get_args(Format)
 SNIFF_CHARS = 4096
 
 _EXTENSIONS: dict[str, Format] = {
-    ".csv": "csv",
-    ".vcf": "vcf",
-    ".vcard": "vcf",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
+    ".csv": "csv", ".vcf": "vcf", ".vcard": "vcf", ".jsonl": "jsonl", ".ndjson": "jsonl",
     ".json": "json",
 }
 
