@@ -27,6 +27,7 @@ from contacts_cli.domain.errors import (
     DomainError,
     EventSchemaError,
     FieldError,
+    NewIdCollision,
     ValidationError,
     VersionConflict,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "ImportPlan",
     "ImportRow",
     "NewId",
+    "NewIdCollision",
     "Page",
     "RemoveContact",
     "RowOutcome",

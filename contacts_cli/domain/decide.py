@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
-from contacts_cli.domain.errors import FieldError, ValidationError, VersionConflict
+from contacts_cli.domain.errors import (
+    FieldError,
+    NewIdCollision,
+    ValidationError,
+    VersionConflict,
+)
 from contacts_cli.domain.events import ContactCreated, ContactRemoved, ContactUpdated, Event
 from contacts_cli.domain.model import LIST_FIELDS, Contact, new_contact, require_aware
 from contacts_cli.domain.state import ContactsState, require_contact
@@ -307,11 +312,15 @@ def _remember_emails(batch_emails: dict[str, str], contact_id: str, emails: Iter
         batch_emails.setdefault(email_key(email), contact_id)
 
 
+_ID_ATTEMPTS = 5
+"""Random ids collide about never; a source that collides this often in a row is broken."""
+
+
 def _fresh_id(state: ContactsState, new_id: NewId, taken: Mapping[str, Any] | tuple[()]) -> str:
-    for _ in range(5):
+    for _ in range(_ID_ATTEMPTS):
         candidate = new_id()
         if not isinstance(candidate, str) or not candidate:
             raise TypeError(f"new_id must return a non-empty str, got {candidate!r}")
         if candidate not in state and candidate not in taken:
             return candidate
-    raise RuntimeError("new_id keeps returning ids that are already taken")
+    raise NewIdCollision(_ID_ATTEMPTS)

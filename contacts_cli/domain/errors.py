@@ -61,3 +61,11 @@ class VersionConflict(DomainError):
 
 class EventSchemaError(DomainError):
     """A stored event cannot be decoded: unknown type, a version from the future, bad payload."""
+
+
+class NewIdCollision(DomainError):
+    """The id source (``new_id``) kept returning ids that are already taken: it is broken."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+        super().__init__(f"new_id returned {attempts} ids in a row that are already taken")

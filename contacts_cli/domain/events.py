@@ -105,14 +105,10 @@ def event_from_payload(
         raise EventSchemaError(
             f"{type_name} version {version} is newer than this code understands ({current})"
         )
-    chain = UPCASTERS if upcasters is None else upcasters
-    data = payload if version == current else dict(payload)  # upcasters get their own copy
-    while version < current:
-        step = chain.get((type_name, version))
-        if step is None:
-            raise EventSchemaError(f"no upcaster for {type_name} version {version}")
-        data = step(data)
-        version += 1
+    data = payload
+    if version < current:
+        data = _upcast(type_name, version, current, dict(payload), upcasters)
+        version = current
     try:
         contact_id = data["id"]
         at = parse_timestamp(data["at"])
@@ -123,6 +119,24 @@ def event_from_payload(
         return ContactRemoved(contact_id, at)
     except (KeyError, TypeError, ValueError) as exc:
         raise EventSchemaError(f"malformed {type_name} v{version} payload: {exc!r}") from exc
+
+
+def _upcast(
+    type_name: str,
+    version: int,
+    current: int,
+    data: dict[str, Any],
+    upcasters: Mapping[tuple[str, int], Upcaster] | None,
+) -> dict[str, Any]:
+    """Run the upcasters from ``version`` up to ``current`` on ``data`` (the caller's copy)."""
+    chain = UPCASTERS if upcasters is None else upcasters
+    while version < current:
+        step = chain.get((type_name, version))
+        if step is None:
+            raise EventSchemaError(f"no upcaster for {type_name} version {version}")
+        data = step(data)
+        version += 1
+    return data
 
 
 def _json_fields(values: Mapping[str, Any]) -> dict[str, Any]:

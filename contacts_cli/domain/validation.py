@@ -38,6 +38,8 @@ REGION_ENV = "CONTACTS_DEFAULT_REGION"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone surrogate: a Python str may hold one, but no UTF-8 text (nor the journal) can."""
 _BIRTHDAY = re.compile(r"^(?:(\d{4})-?(\d{2})-?(\d{2})|--(\d{2})-?(\d{2}))$")
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -144,14 +146,14 @@ def _normalise_phone(value: str, region: str) -> str:
             phonenumbers.NumberParseException.TOO_LONG: "is too long",
         }.get(exc.error_type, "is not a phone number")
         raise ValueError(f"{reason} ({value!r})") from None
-    reason = phonenumbers.is_possible_number_with_reason(number)
-    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:
         detail = {
             phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "lacks an area code",
             phonenumbers.ValidationResult.TOO_SHORT: "is too short",
             phonenumbers.ValidationResult.TOO_LONG: "is too long",
             phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "has an invalid country code",
-        }.get(reason, "is not a possible number")
+        }.get(possible, "is not a possible number")
         raise ValueError(f"{detail} ({value!r})")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return f"{e164} ext. {number.extension}" if number.extension else e164
@@ -287,7 +289,15 @@ def _check_keys(raw: Mapping[str, Any], errors: list[FieldError]) -> None:
         if key in READ_ONLY_FIELDS:
             errors.append(FieldError(str(key), "is set by the server and cannot be given"))
         elif key not in EDITABLE_FIELDS:
-            errors.append(FieldError(str(key), "unknown field"))
+            errors.append(FieldError(_field_name(key), "unknown field"))
+
+
+def _field_name(key: object) -> str:
+    """An unknown key as an error may name it: as written if printable, else escaped
+    (``ascii``), so the error itself can be encoded as UTF-8 JSON and read in a terminal."""
+    if isinstance(key, str) and key.isprintable():
+        return key
+    return ascii(key) if isinstance(key, str) else str(key)
 
 
 def _field(
@@ -315,6 +325,11 @@ def _field(
 def _clean_text(
     path: str, value: str, limit: int, multiline: bool, errors: list[FieldError]
 ) -> str | None:
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:
+        errors.append(FieldError(path, f"must not contain a lone surrogate "
+                                       f"(U+{ord(surrogate.group()):04X})"))
+        return None
     text = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
     if len(text) > limit:
         errors.append(FieldError(path, f"is too long ({len(text)} characters, at most {limit})"))
@@ -341,6 +356,7 @@ def _list_field(
     out: list[str] = []
     seen: set[str] = set()
     for index, item in enumerate(value):
+        text: str | None
         if fast and type(item) is str and item.isprintable():
             # printable: no line break or control character; ASCII: already NFC
             text = item.strip() if item.isascii() else unicodedata.normalize("NFC", item).strip()

@@ -14,8 +14,9 @@ from typing import Any
 
 from contacts_cli.domain import EDITABLE_FIELDS, READ_ONLY_FIELDS
 from contacts_cli.domain.model import LIST_FIELDS
-from contacts_cli.io.rows import ImportFileError, ParsedRow
-from contacts_cli.io.text import TextSource, iter_lines
+from contacts_cli.io.errors import ImportFileError
+from contacts_cli.io.rows import ParsedRow
+from contacts_cli.io.text import MAX_RECORD_CHARS, Lines, TextSource
 
 OUR_COLUMNS: tuple[str, ...] = EDITABLE_FIELDS
 _ALIASES = {"email": "emails", "phone": "phones", "label": "labels"}
@@ -59,32 +60,45 @@ Mapper = Callable[[list[str]], dict[str, Any]]
 
 
 def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
-    """Yield one :class:`ParsedRow` per record; raises ImportFileError for a bad header."""
-    lines = iter_lines(stream)
+    """Yield one :class:`ParsedRow` per record; raises ImportFileError for a bad header.
+
+    A record with a line that is too long or not text, or longer than MAX_RECORD_CHARS in
+    all, is rejected naming that line; the records after it are read on.
+    """
+    lines = Lines(stream)
+    feed = _RecordLines(iter(lines))
     peeked: list[str] = []
-    for line in lines:
+    for line in feed:
         peeked.append(line)
         if line.strip():
             break
     delimiter = sniff_delimiter(peeked[-1] if peeked else "")
-    reader = csv.reader(itertools.chain(peeked, lines), delimiter=delimiter, strict=True)
+    feed.replay(peeked)
+    reader = csv.reader(feed, delimiter=delimiter, strict=True)
     header: list[str] | None = None
     mapper: Mapper | None = None
-    consumed = 0
     while True:
-        start = consumed + 1
+        start = feed.number + 1
+        feed.size = 0
+        problem: str | None = None
         try:
             record = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            consumed = reader.line_num
             message = "unterminated quoted field" if "end of data" in str(exc) else str(exc)
+            problem = f"malformed CSV: {message}"
+        except _RecordTooLong:
+            problem = (f"the record is longer than {MAX_RECORD_CHARS} characters "
+                       "(an unclosed quote?)")
+        at = start
+        if lines.bad and (bad := lines.take_bad(feed.number)) is not None:
+            at, problem = bad.number, bad.message
+        if problem is not None:
             if header is None:
-                raise ImportFileError(start, f"cannot read the CSV header: {message}") from None
-            yield ParsedRow.failed(start, f"malformed CSV: {message}")
+                raise ImportFileError(at, f"cannot read the CSV header: {problem}")
+            yield ParsedRow.failed(at, problem)
             continue
-        consumed = reader.line_num
         first = record[0] if record else ""
         if (not first or first.isspace()) and not any(cell.strip() for cell in record):
             continue  # a blank record (the first cell, usually a name, settles most at once)
@@ -101,6 +115,39 @@ def read_csv(stream: TextSource) -> Iterator[ParsedRow]:
                 )
                 continue
         yield ParsedRow(start, mapper(record))
+
+
+class _RecordTooLong(Exception):
+    """Raised through ``csv.reader`` by :class:`_RecordLines` (which restarts at the next
+    line: the reader resets its state on every call)."""
+
+
+class _RecordLines:
+    """The lines ``csv.reader`` reads, counted, and refused once a record grows too long.
+
+    ``number`` is the last line handed out; the caller resets ``size`` at each record.
+    """
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.number = 0
+        self.size = 0
+
+    def replay(self, lines: list[str]) -> None:
+        """Hand ``lines`` (already read and counted) out again first."""
+        self._lines = itertools.chain(lines, self._lines)
+        self.number -= len(lines)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        self.size += len(line)
+        if self.size > MAX_RECORD_CHARS:
+            raise _RecordTooLong
+        return line
 
 
 def sniff_delimiter(header_line: str) -> str:

@@ -7,8 +7,9 @@ from pathlib import PurePath
 from typing import Literal, TypeAlias, get_args
 
 from contacts_cli.io.csv_import import read_csv
+from contacts_cli.io.errors import ImportFileError
 from contacts_cli.io.json_import import read_json, read_jsonl
-from contacts_cli.io.rows import ImportFileError, ParsedRow
+from contacts_cli.io.rows import ParsedRow
 from contacts_cli.io.text import BOM, PrefixedSource, TextSource
 from contacts_cli.io.vcard_import import read_vcards
 
@@ -17,11 +18,7 @@ FORMATS: tuple[Format, ...] = get_args(Format)
 SNIFF_CHARS = 4096
 
 _EXTENSIONS: dict[str, Format] = {
-    ".csv": "csv",
-    ".vcf": "vcf",
-    ".vcard": "vcf",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
+    ".csv": "csv", ".vcf": "vcf", ".vcard": "vcf", ".jsonl": "jsonl", ".ndjson": "jsonl",
     ".json": "json",
 }
 
@@ -68,7 +65,14 @@ def read_contacts(
 ) -> Iterator[ParsedRow]:
     """Stream parsed rows from ``stream`` in the given or guessed format."""
     if format is None:
-        head = stream.read(SNIFF_CHARS)
+        try:
+            head = stream.read(SNIFF_CHARS)
+        except UnicodeDecodeError as exc:  # a strict text stream (open_text never raises)
+            raise ImportFileError(
+                1,
+                f"the file is not valid {exc.encoding} text in its first {SNIFF_CHARS} "
+                f"characters ({exc.reason}); give its encoding, e.g. cp1252",
+            ) from None
         format = guess_format(filename, head)
         stream = PrefixedSource(head, stream)
     if format == "csv":

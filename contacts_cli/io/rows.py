@@ -13,7 +13,8 @@ from contacts_cli.domain import FieldError, ImportRow, RowOutcome
 class ParsedRow:
     """A record read from a file: raw contact fields (not yet validated) or parse errors.
 
-    ``line`` is 1-based and points at the line where the record starts.
+    ``line`` is 1-based and points at the line where the record starts or, for a record
+    rejected because one of its lines is too long or not text, at that line.
     """
 
     line: int
@@ -27,15 +28,6 @@ class ParsedRow:
     @classmethod
     def failed(cls, line: int, message: str, field: str = "record") -> ParsedRow:
         return cls(line, None, (FieldError(field, message),))
-
-
-class ImportFileError(Exception):
-    """The file as a whole cannot be read (unknown header, broken JSON array, bad format)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        self.line = line
-        self.message = message
-        super().__init__(f"line {line}: {message}")
 
 
 def import_chunks(

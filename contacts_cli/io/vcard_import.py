@@ -13,28 +13,38 @@ from typing import Any
 import vobject
 
 from contacts_cli.io.rows import ParsedRow
-from contacts_cli.io.text import TextSource, iter_lines
+from contacts_cli.io.text import MAX_RECORD_CHARS, BadLine, Lines, TextSource
 
-MAX_CARD_CHARS = 10_000_000
+MAX_CARD_CHARS = MAX_RECORD_CHARS
 """A card beyond this (say, a huge photo) is reported instead of parsed."""
 _AT_LINE = re.compile(r"^At line \d+: ")
+_OUTSIDE = "text outside a vCard (BEGIN:VCARD...)"
 
 
 def read_vcards(stream: TextSource) -> Iterator[ParsedRow]:
-    """Yield one :class:`ParsedRow` per card; text outside cards is reported, not ignored."""
+    """Yield one :class:`ParsedRow` per card; text outside cards is reported, not ignored.
+
+    A card with a line that is too long or not text is rejected naming that line.
+    """
+    lines = Lines(stream)
     card: list[str] = []
     size = 0
     start = 0
     depth = 0
     stray_start: int | None = None
-    for number, line in enumerate(iter_lines(stream), start=1):
+    for number, line in enumerate(lines, start=1):
         word = line.rstrip("\r\n \t").upper()
         if depth == 0:
             if word == "BEGIN:VCARD":
                 if stray_start is not None:
-                    yield ParsedRow.failed(stray_start, "text outside a vCard (BEGIN:VCARD...)")
+                    yield ParsedRow.failed(stray_start, _OUTSIDE)
                     stray_start = None
                 depth, start, card, size = 1, number, [line], len(line)
+            elif not word and lines.bad and (bad := lines.take_bad(number)) is not None:
+                if stray_start is not None:
+                    yield ParsedRow.failed(stray_start, _OUTSIDE)
+                    stray_start = None
+                yield ParsedRow.failed(bad.number, bad.message)
             elif word and stray_start is None:
                 stray_start = number
             continue
@@ -48,17 +58,24 @@ def read_vcards(stream: TextSource) -> Iterator[ParsedRow]:
         elif word == "END:VCARD":
             depth -= 1
             if depth == 0:
-                if size > MAX_CARD_CHARS:
-                    yield ParsedRow.failed(
-                        start, f"card is larger than {MAX_CARD_CHARS} characters"
-                    )
-                else:
-                    yield _parse_card(start, "".join(card))
+                yield _finish_card(start, card, size, lines.take_bad(number) if lines.bad else None)
                 card = []
     if depth:
-        yield ParsedRow.failed(start, "card is not closed with END:VCARD")
+        bad = lines.take_bad()
+        if bad is not None:
+            yield ParsedRow.failed(bad.number, bad.message)
+        else:
+            yield ParsedRow.failed(start, "card is not closed with END:VCARD")
     if stray_start is not None:
-        yield ParsedRow.failed(stray_start, "text outside a vCard (BEGIN:VCARD...)")
+        yield ParsedRow.failed(stray_start, _OUTSIDE)
+
+
+def _finish_card(start: int, card: list[str], size: int, bad: BadLine | None) -> ParsedRow:
+    if bad is not None:
+        return ParsedRow.failed(bad.number, bad.message)
+    if size > MAX_CARD_CHARS:
+        return ParsedRow.failed(start, f"card is larger than {MAX_CARD_CHARS} characters")
+    return _parse_card(start, "".join(card))
 
 
 def _parse_card(line: int, text: str) -> ParsedRow:

@@ -19,6 +19,7 @@ from contacts_cli.domain import (
     ContactUpdated,
     CreateContact,
     Event,
+    NewIdCollision,
     RemoveContact,
     UpdateContact,
     ValidationError,
@@ -161,7 +162,7 @@ def test_naive_now_is_refused(new_id: Callable[[], str]) -> None:
 def test_taken_ids_are_not_reused() -> None:
     state = ContactsState()
     run(state, CreateContact({"name": "A"}), T0, lambda: "same")
-    with pytest.raises(RuntimeError, match="already taken"):
+    with pytest.raises(NewIdCollision, match="already taken"):
         decide(state, CreateContact({"name": "B"}), T0, lambda: "same")
     sequence = iter(["same", "other"])
     [event] = decide(state, CreateContact({"name": "B"}), T0, lambda: next(sequence))

@@ -6,8 +6,9 @@ import io
 
 import pytest
 
-from contacts_cli.io import ImportFileError, read_contacts
-from contacts_cli.io.text import PrefixedSource, iter_chunks, iter_lines, open_text
+from contacts_cli.io import read_contacts
+from contacts_cli.io.decoding import open_text
+from contacts_cli.io.text import PrefixedSource, iter_chunks, iter_lines
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 65536])
@@ -46,9 +47,13 @@ def test_open_text_detects_boms(encoding: str) -> None:
     assert [(r.line, r.data) for r in rows] == [(2, {"name": "Zoë", "notes": "a\nb"})]
 
 
-def test_wrong_encoding_is_a_clear_file_error() -> None:
+def test_a_wrong_encoding_rejects_the_lines_it_garbles_naming_byte_and_offset() -> None:
     data = "name\nA\nCafé\n".encode("cp1252")
-    with pytest.raises(ImportFileError, match=r"not valid utf-8 text.*cp1252"):
-        list(read_contacts(open_text(io.BytesIO(data)), "csv"))
+    rows = list(read_contacts(open_text(io.BytesIO(data)), "csv"))
+    assert [(r.line, r.data) for r in rows] == [(2, {"name": "A"}), (3, None)]
+    assert rows[1].errors[0].message == (
+        "is not valid utf-8 text: byte 0xE9 at byte offset 10; give the file's encoding, "
+        "e.g. cp1252"
+    )
     rows = list(read_contacts(open_text(io.BytesIO(data), "cp1252"), "csv"))
     assert [r.data for r in rows] == [{"name": "A"}, {"name": "Café"}]
