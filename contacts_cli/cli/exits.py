@@ -41,6 +41,9 @@ def exit_code_for(exc: BaseException) -> int | None:
 
     if isinstance(exc, BackendError):
         return exc.exit_code
+    io_errors = sys.modules.get("contacts_cli.io.errors")
+    if io_errors is not None and isinstance(exc, io_errors.ContactsIOError):
+        return EXIT_USAGE  # an unreadable or malformed input file
     errors = sys.modules.get("persistence.errors")
     if errors is not None:
         if isinstance(exc, errors.StorageUnavailable):

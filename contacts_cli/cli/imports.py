@@ -89,14 +89,14 @@ class ImportJob:
     @contextlib.contextmanager
     def _open(self) -> Iterator[tuple[Iterator[ParsedRow], Any, int | None]]:
         """Parsed rows, the raw byte stream (for progress) and its size when known."""
-        from contacts_cli.io import read_contacts
+        from contacts_cli.io import open_file, open_text, read_contacts
 
         path = self._path()
-        raw: Any = open(path, "rb", buffering=0) if path else sys.stdin.buffer  # noqa: SIM115
+        raw: Any = open_file(path, buffering=0) if path else sys.stdin.buffer
         try:
             total = os.fstat(raw.fileno()).st_size if path else None
             buffered = io.BufferedReader(raw, 1024 * 1024) if path else raw
-            text = io.TextIOWrapper(buffered, encoding=self.encoding, newline="")
+            text = open_text(buffered, self.encoding)
             name = self.source if self.source != "-" else None
             yield read_contacts(text, self.format, name), raw, total
         finally:
@@ -170,9 +170,6 @@ class ImportJob:
                     await sending
             except ImportFileError as exc:
                 raise Invalid([(f"line {exc.line}", exc.message)]) from None
-            except UnicodeDecodeError as exc:
-                raise Invalid([("file", f"is not valid {self.encoding} ({exc.reason}); pass "
-                                        "--encoding, e.g. --encoding cp1252")]) from None
             finally:
                 if sending is not None and not sending.done():
                     sending.cancel()

@@ -245,3 +245,24 @@ def test_an_import_killed_midway_and_run_again_ends_with_exactly_every_row(
     assert summary["already_imported"] + summary["imported"] == 50_000
     assert summary["already_imported"] == stored  # every durable row is recognised
     assert count(cli_env, user) == 50_000
+
+
+def test_a_bad_byte_far_into_the_file_is_a_reject_at_its_exact_line(
+    cli_env: Env, tmp_path: Path
+) -> None:
+    """Past the first read chunks, a byte that is not UTF-8 rejects that record at its own
+    line (it was reported thousands of lines early, or stopped the import), and the rows
+    around it are imported."""
+    lines = ["name,emails"] + [f"Person {n},p{n}@example.org" for n in range(2, 40_010)]
+    bad_line = 40_002
+    data = "\n".join(lines).encode() + b"\n"
+    head, _, tail = data.partition(f"Person {bad_line},".encode())
+    source = tmp_path / "bad-byte.csv"
+    source.write_bytes(head + f"Person {bad_line}\xff,".encode("latin-1") + tail)
+    result = cli_env.cli("import", str(source), "--json", user="bad-byte", mode="local")
+    assert result.code == 1, result.stderr
+    summary = result.json()
+    assert isinstance(summary, dict)
+    assert summary["rejected"] == 1, summary
+    assert [r["line"] for r in summary["rejected_rows"]] == [bad_line], summary
+    assert summary["imported"] == 40_007
