@@ -31,7 +31,7 @@ class RuntimeCollector(Collector):
         self.service = service
 
     def collect(self) -> Iterator[Any]:
-        backend = self.service._backend
+        backend = self.service.current
         m = backend.runtime_metrics() if backend is not None else {}
         yield GaugeMetricFamily(
             "contacts_live_actors", "Actors currently running (router and user actors).",
@@ -51,7 +51,7 @@ class RuntimeCollector(Collector):
         )
         yield SummaryMetricFamily(
             "contacts_persist_seconds", "Journal writes (persist/persist_all) and their latency.",
-            count_value=m.get("persist_seconds_count", 0),
+            count_value=int(m.get("persist_seconds_count", 0)),
             sum_value=m.get("persist_seconds_sum", 0.0),
         )
         yield CounterMetricFamily(
@@ -67,7 +67,7 @@ class RuntimeCollector(Collector):
         yield SummaryMetricFamily(
             "contacts_replay_seconds",
             "Recoveries (snapshot load plus journal replay) and their duration.",
-            count_value=m.get("replays", 0), sum_value=m.get("replay_seconds_sum", 0.0),
+            count_value=int(m.get("replays", 0)), sum_value=m.get("replay_seconds_sum", 0.0),
         )
         yield CounterMetricFamily(
             "contacts_passivations", "User actors stopped after being idle.",

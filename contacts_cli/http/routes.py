@@ -17,16 +17,16 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from contacts_cli.backends.base import BackendError, ContactJson, DuplicatePolicy
-from contacts_cli.backends.local import RowError
+from contacts_cli.backends.base import ContactJson, DuplicatePolicy, NumberedRow, RowError
+from contacts_cli.backends.errors import BackendError
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
 from contacts_cli.http.problems import HttpProblem, invalid
 from contacts_cli.json_text import row_encoder
+from contacts_cli.service.ids import check_user_id
 
 if TYPE_CHECKING:
     from contacts_cli.http.app import ServiceState
 
-USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ETAG = re.compile(r'^"?(\d{1,18})"?$')
 MAX_LIMIT = 1000
@@ -50,10 +50,7 @@ def state(request: Request) -> ServiceState:
 
 def user_id(request: Request) -> str:
     """The path's user id, checked against the allowed alphabet (422 otherwise)."""
-    value: str = request.path_params["user_id"]
-    if not USER_ID.match(value):
-        raise invalid("user_id", "must be 1 to 64 letters, digits, '.', '_' or '-'")
-    return value
+    return check_user_id(request.path_params["user_id"])
 
 
 def etag(contact: ContactJson) -> str:
@@ -250,7 +247,7 @@ async def import_contacts(request: Request) -> Response:
     return RequestBodyStreamingResponse(body(), media_type=JSONL)
 
 
-async def _numbered(lines: AsyncIterator[Line]) -> AsyncIterator[tuple[int, Any]]:
+async def _numbered(lines: AsyncIterator[Line]) -> AsyncIterator[NumberedRow]:
     async for line in lines:
         if line.value is None:
             yield line.number, RowError(line.number, [("line", line.error or "unreadable")])
