@@ -40,7 +40,6 @@ from contacts_cli.backends.errors import (
     TimedOut,
     Unavailable,
 )
-from contacts_cli.json_text import row_encoder
 
 if TYPE_CHECKING:
     import httpx
@@ -246,8 +245,13 @@ class HttpBackend:
             await self._async_client.aclose()
 
 
-_ROW_JSON = row_encoder()
-"""``json.dumps(row, ensure_ascii=False)``, built once: a chunk has thousands of rows."""
+_ROW_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+"""``json.dumps(row, ensure_ascii=False)`` with the encoder built once (a chunk has thousands
+of rows). The standard library, not orjson or msgspec: a row read from a JSON file may hold
+NaN, Infinity or integers beyond 64 bits, which the server must see as ``json.dumps`` writes
+them (and refuse or accept exactly as the in-process backend would); the faster encoders
+write NaN as ``null`` and refuse the large integers. No cycle check: a row read from a file
+has no cycles (one would end in RecursionError)."""
 
 
 _conforms: type[ContactsBackend] = HttpBackend

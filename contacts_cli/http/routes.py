@@ -6,13 +6,13 @@ between HTTP (paths, headers, status codes) and backend calls.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -21,7 +21,6 @@ from contacts_cli.backends.base import ContactJson, DuplicatePolicy, NumberedRow
 from contacts_cli.backends.errors import BackendError
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
 from contacts_cli.http.problems import HttpProblem, invalid
-from contacts_cli.json_text import row_encoder
 from contacts_cli.service.ids import check_user_id
 
 if TYPE_CHECKING:
@@ -35,12 +34,12 @@ JSONL = "application/x-ndjson"
 
 
 class JSONBody(Response):
-    """A compact UTF-8 JSON response."""
+    """A compact UTF-8 JSON response (orjson: a tenth of the standard library's time)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        return orjson.dumps(content)
 
 
 def state(request: Request) -> ServiceState:
@@ -269,9 +268,7 @@ class RequestBodyStreamingResponse(StreamingResponse):
 
 
 def _line(value: dict[str, Any]) -> bytes:
-    """One JSON line, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
-    writes it, with the encoder built once (an import writes one per row)."""
-    return (_LINE_JSON(value) + "\n").encode()
-
-
-_LINE_JSON = row_encoder(separators=(",", ":"))
+    """One compact JSON line (an import writes one per row). For the values an outcome holds
+    (text, integers, lists, None) the bytes are those of
+    ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``."""
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
