@@ -24,7 +24,6 @@ from contacts_cli.backends.errors import (
     Conflict,
     Invalid,
     NotFound,
-    ServiceUnreachable,
     TimedOut,
     Unavailable,
 )
@@ -46,7 +45,6 @@ __all__ = [
     "RowError",
     "RowList",
     "ServiceBackend",
-    "ServiceUnreachable",
     "TimedOut",
     "Unavailable",
 ]

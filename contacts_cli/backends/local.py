@@ -35,17 +35,9 @@ from contacts_cli.backends.errors import Unavailable
 from contacts_cli.backends.runtime_figures import runtime_metrics, stats_json
 from contacts_cli.backends.translate import backend_error, storage_unreachable
 from contacts_cli.domain import RemoveContact, UpdateContact
+from contacts_cli.service import messages
 from contacts_cli.service.actor import drain_snapshots
 from contacts_cli.service.ids import PERSISTENCE_PREFIX, check_user_id
-from contacts_cli.service.messages import (
-    Count,
-    Create,
-    Failed,
-    Get,
-    Import,
-    ListContacts,
-    SnapshotIfBehind,
-)
 from contacts_cli.service.router import LiveUsers, Resolve, spawn_router
 from contacts_cli.service.settings import Settings
 from persistence.engine import Engine
@@ -86,12 +78,16 @@ class LocalBackend:
 
         Without ``engine``: PostgreSQL at ``settings.database_url``, or an embedded server in
         ``settings.data_dir``; either is closed (and the embedded server stopped) by
-        :meth:`close`. A given engine is used as it is and left open.
+        :meth:`close`. A given engine is used as it is and left open. A database that cannot
+        be reached (or an embedded server that fails to start) raises ``Unavailable``.
         """
         settings = settings or Settings.from_env()
         owns = engine is None
         if engine is None:
-            engine = await _open_engine(settings)
+            try:
+                engine = await _open_engine(settings)
+            except (PersistenceError, OSError) as exc:  # an embedded server's failure too
+                raise backend_error(exc) from exc
         system = ActorSystem("contacts", engine=engine)
         try:
             await system.__aenter__()
@@ -121,7 +117,7 @@ class LocalBackend:
         Best effort: a snapshot is an optimisation, the journal has everything."""
         for user, ref in list(self._refs.items()):
             try:
-                await query(ref, SnapshotIfBehind(), self.settings.query_timeout)
+                await query(ref, messages.SnapshotIfBehind(), self.settings.query_timeout)
             except Exception as exc:  # an actor that stopped or cannot answer: nothing to do
                 log.debug("no closing snapshot for %r: %r", user, exc)
 
@@ -158,7 +154,7 @@ class LocalBackend:
                 if self._refs.get(user) is ref:
                     del self._refs[user]
                 continue
-            if isinstance(reply, Failed):
+            if isinstance(reply, messages.Failed):
                 raise reply.error
             return reply
         raise Unavailable(f"the actor of user {user!r} keeps stopping; see the server log")
@@ -193,16 +189,16 @@ class LocalBackend:
 
     async def create(self, user: str, data: Mapping[str, Any],
                      idempotency_key: str | None = None) -> ContactJson:
-        result: ContactJson = await self._ask(user, Create(dict(data), idempotency_key))
+        result: ContactJson = await self._ask(user, messages.Create(dict(data), idempotency_key))
         return result
 
     async def get(self, user: str, contact_id: str) -> ContactJson:
-        result: ContactJson = await self._ask(user, Get(contact_id))
+        result: ContactJson = await self._ask(user, messages.Get(contact_id))
         return result
 
     async def list(self, user: str, *, limit: int = 50, cursor: str | None = None,
                    q: str | None = None) -> JsonObject:
-        result: JsonObject = await self._ask(user, ListContacts(limit, cursor, q))
+        result: JsonObject = await self._ask(user, messages.ListContacts(limit, cursor, q))
         return result
 
     async def update(self, user: str, contact_id: str, changes: Mapping[str, Any],
@@ -273,7 +269,7 @@ class LocalBackend:
         return await local_import.one_chunk(rows, options, self._sender(user))
 
     def _sender(self, user: str) -> local_import.Send:
-        async def send(command: Import) -> OutcomeList:
+        async def send(command: messages.Import) -> OutcomeList:
             outcomes: OutcomeList = await self._ask(
                 user, command, self.settings.import_chunk_timeout
             )
@@ -282,7 +278,7 @@ class LocalBackend:
         return send
 
     async def user_count(self, user: str) -> int:
-        count: int = await self._ask(user, Count())
+        count: int = await self._ask(user, messages.Count())
         return count
 
     async def stats(self) -> JsonObject:

@@ -19,14 +19,8 @@ other module maps errors. The rules::
 from __future__ import annotations
 
 from actors import ActorCrashed, ActorNotFound, QueryTimeout
-from contacts_cli.backends.errors import (
-    BackendError,
-    Conflict,
-    Invalid,
-    NotFound,
-    TimedOut,
-    Unavailable,
-)
+from contacts_cli.backends import errors
+from contacts_cli.backends.errors import BackendError, Unavailable
 from contacts_cli.domain import ContactNotFound, DomainError, ValidationError, VersionConflict
 from persistence.errors import PersistenceError, StorageUnavailable
 
@@ -40,7 +34,7 @@ def backend_error(error: BaseException) -> BackendError:
     if isinstance(error, DomainError):
         return _domain_error(error)
     if isinstance(error, QueryTimeout):
-        return TimedOut(f"no answer within {error.timeout:g} s")
+        return errors.TimedOut(f"no answer within {error.timeout:g} s")
     if isinstance(error, ActorNotFound):
         return Unavailable(f"the actor keeps stopping; see the server log ({error})")
     if isinstance(error, StorageUnavailable | OSError):
@@ -62,9 +56,9 @@ def storage_unreachable(error: BaseException, within: float | None = None) -> Un
 
 def _domain_error(error: DomainError) -> BackendError:
     if isinstance(error, ValidationError):
-        return Invalid([(e.field or "body", e.message) for e in error.errors])
+        return errors.Invalid([(e.field or "body", e.message) for e in error.errors])
     if isinstance(error, ContactNotFound):
-        return NotFound(str(error))
+        return errors.NotFound(str(error))
     if isinstance(error, VersionConflict):
-        return Conflict(str(error))
+        return errors.Conflict(str(error))
     return BackendError(str(error))
