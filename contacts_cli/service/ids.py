@@ -13,13 +13,15 @@ import re
 from contacts_cli.backends.errors import Invalid
 
 PERSISTENCE_PREFIX = "contacts-user/"
-USER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+USER_ID_PATTERN = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,64}$"
+"""The user id rule as a regular expression both Python and JSON Schema (OpenAPI) read."""
+USER_ID = re.compile(USER_ID_PATTERN)
 USER_ID_RULE = "must be 1 to 64 letters, digits, '.', '_' or '-', and not '.' or '..'"
 
 
 def check_user_id(user_id: str) -> str:
     """The user id if it follows :data:`USER_ID_RULE`; else ``Invalid``."""
-    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id) or user_id in (".", ".."):
+    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
         raise Invalid([("user_id", USER_ID_RULE)])
     return user_id
 
