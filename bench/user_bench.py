@@ -32,14 +32,11 @@ from typing import Any
 
 from contacts_cli.backends.local import LocalBackend
 from contacts_cli.process import tune_gc
+from contacts_cli.service.envelope import decode_journaled
+from contacts_cli.service.ids import persistence_id
 from contacts_cli.service.settings import Settings
-from contacts_cli.service.user_actor import (
-    SNAPSHOT_VERSION,
-    UserState,
-    decode_journaled,
-    encode_state,
-    persistence_id,
-)
+from contacts_cli.service.snapshot_codec import SNAPSHOT_VERSION, encode_state
+from contacts_cli.service.user_state import UserState
 from persistence.factory import open_engine
 
 RESULTS = Path(__file__).with_name("results")

@@ -1,35 +1,23 @@
-"""JSON encoders built once, for per-row encoding on the import path.
+"""Compatibility only: ``row_encoder`` for ``contacts_cli/cli/imports.py``'s chunk key.
 
-``json.dumps`` builds a new encoder on every call, which costs more than encoding a small
-row; an import encodes thousands of rows per chunk (the client's request body, the chunk's
-idempotency key, the server's outcome lines).
+Delete this module once ``cli/imports.py`` builds its key encoder itself, as
+``json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False).encode`` (the
+chunk keys already journaled need ``json.dumps``'s exact bytes). The import path's other
+encoders moved: the server's outcome lines are orjson (``contacts_cli/http/routes.py``), the
+client's request rows a prebuilt standard encoder (``contacts_cli/backends/http.py``).
 """
 
 from __future__ import annotations
 
 import json
-import json.encoder
 from collections.abc import Callable
-from functools import partial
 from typing import Any
-
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 
 
 def row_encoder(
     *, separators: tuple[str, str] = (", ", ": "), sort_keys: bool = False
 ) -> Callable[[Any], str]:
-    """A function giving ``json.dumps(value, ensure_ascii=False, separators=separators,
-    sort_keys=sort_keys)``, without its cycle check (rows read from a file or a request have
-    no cycles; one would end in RecursionError)."""
-    if _c_make_encoder is None:
-        return partial(json.dumps, ensure_ascii=False, separators=separators,
-                       sort_keys=sort_keys)
-    item_separator, key_separator = separators
-    encode = _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring,
-                             None, key_separator, item_separator, sort_keys, False, True)
-
-    def dumps(value: Any) -> str:
-        return "".join(encode(value, 0))
-
-    return dumps
+    """``json.dumps(value, ensure_ascii=False, separators=separators, sort_keys=sort_keys)``
+    with the encoder built once, without the cycle check."""
+    return json.JSONEncoder(ensure_ascii=False, separators=separators, sort_keys=sort_keys,
+                            check_circular=False).encode

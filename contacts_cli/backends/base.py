@@ -1,75 +1,145 @@
-"""The one interface the CLI and the HTTP routes talk to, in-process or over HTTP.
+"""The interfaces the CLI and the HTTP app talk to, in-process or over HTTP.
 
-Both implementations return the same plain JSON-ready dicts, so the CLI prints the same
-output in either mode. ``LocalBackend`` (contacts_cli/backends/local.py) drives the actor system;
-``HttpBackend`` (contacts_cli/backends/http.py) calls a running ``contacts serve``.
+* :class:`ContactsBackend`: what the CLI calls. ``LocalBackend``
+  (contacts_cli/backends/local.py) drives the actor system in this process; ``HttpBackend``
+  (contacts_cli/backends/http.py) calls a running ``contacts serve``. Both return the same
+  plain JSON-ready dicts, so the CLI prints the same output in either mode.
+* :class:`ServiceBackend`: what the HTTP app serves from, a :class:`ContactsBackend` that also
+  answers readiness probes, exposes the runtime's counters and streams an import's chunks.
+  Only ``LocalBackend`` is one (a service in front of another service is not offered).
+
+Each implementation module states its conformance with a typed assignment that mypy checks.
+The errors they raise are in :mod:`contacts_cli.backends.errors`, re-exported here as part
+of the interface.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from contacts_cli.backends.errors import (
+    BackendError,
+    Conflict,
+    Invalid,
+    NotFound,
+    TimedOut,
+    Unavailable,
+)
+
+__all__ = [
+    "BackendError",
+    "Conflict",
+    "ContactJson",
+    "ContactList",
+    "ContactsBackend",
+    "DuplicatePolicy",
+    "EventList",
+    "Invalid",
+    "JsonObject",
+    "NotFound",
+    "NumberedRow",
+    "Outcome",
+    "OutcomeList",
+    "RowError",
+    "RowList",
+    "ServiceBackend",
+    "TimedOut",
+    "Unavailable",
+]
+
+# Aliases, so that annotations inside the protocols never say ``list``: there it would name
+# the method ``list``, not the type.
+JsonObject = dict[str, Any]
 ContactJson = dict[str, Any]
+ContactList = list[ContactJson]
+EventList = list[JsonObject]
+RowList = list[JsonObject]
+Outcome = dict[str, Any]
+"""One import row's outcome: ``{"row": n, "outcome": "created"|"updated"|"skipped"|
+"rejected", "id": ..., "errors": [{"field", "message"}], "reason"?: ...}``."""
+OutcomeList = list[Outcome]
 DuplicatePolicy = Literal["skip", "update", "create"]
 
 
-class BackendError(Exception):
-    """Base of the errors every backend raises; each maps to one CLI exit code and HTTP status."""
+class RowError:
+    """An import row that could not even be read (malformed line); reported as rejected."""
 
-    exit_code = 1
-    http_status = 500
+    __slots__ = ("errors", "number")
 
-
-class NotFound(BackendError):
-    exit_code, http_status = 3, 404
-
-
-class Conflict(BackendError):
-    """A stale expected version (HTTP 412 when it came from If-Match, 409 otherwise)."""
-
-    exit_code, http_status = 4, 412
-
-
-class Invalid(BackendError):
-    """Validation failed; ``errors`` lists (field, message) pairs."""
-
-    exit_code, http_status = 2, 422
-
-    def __init__(self, errors: list[tuple[str, str]]):
-        super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
+    def __init__(self, number: int, errors: list[tuple[str, str]]) -> None:
+        self.number = number
         self.errors = errors
 
 
-class Unavailable(BackendError):
-    """The database (or the service) cannot be reached."""
-
-    exit_code, http_status = 5, 503
-
-
-class TimedOut(BackendError):
-    exit_code, http_status = 1, 504
+NumberedRow = tuple[int, "Mapping[str, Any] | RowError"]
+"""An import row with the caller's number for it (e.g. its line in the request body)."""
 
 
 class ContactsBackend(Protocol):
+    """Every call the CLI makes; each raises a :class:`BackendError` subclass on failure."""
+
     async def create(self, user: str, data: Mapping[str, Any],
                      idempotency_key: str | None = None) -> ContactJson: ...
+
     async def get(self, user: str, contact_id: str) -> ContactJson: ...
+
     async def list(self, user: str, *, limit: int = 50, cursor: str | None = None,
-                   q: str | None = None) -> dict[str, Any]:
-        """{"items": [...], "next_cursor": str | None}"""
+                   q: str | None = None) -> JsonObject:
+        """``{"items": [...], "next_cursor": str | None}``"""
+        ...
+
     async def update(self, user: str, contact_id: str, changes: Mapping[str, Any],
                      expected_version: int | None = None) -> ContactJson: ...
+
     async def remove(self, user: str, contact_id: str,
                      expected_version: int | None = None) -> ContactJson: ...
-    async def history(self, user: str, contact_id: str) -> list[dict[str, Any]]: ...
-    async def as_of(self, user: str, when: datetime) -> list[ContactJson]: ...
-    async def import_rows(self, user: str, rows: AsyncIterable[dict[str, Any]], *,
-                          policy: DuplicatePolicy = "skip", chunk_size: int = 1000,
-                          dry_run: bool = False) -> AsyncIterable[dict[str, Any]]:
-        """Yields one outcome per row as soon as its chunk is durable:
-        {"row": n, "outcome": "created"|"updated"|"skipped"|"rejected", "id": ...,
-        "errors": [...]}"""
-    async def stats(self) -> dict[str, Any]: ...
+
+    async def history(self, user: str, contact_id: str) -> EventList:
+        """The contact's events, oldest first (also after its removal)."""
+        ...
+
+    async def as_of(self, user: str, when: datetime) -> ContactList:
+        """The user's contacts as they were at ``when``."""
+        ...
+
+    def import_rows(self, user: str, rows: AsyncIterable[JsonObject], *,
+                    policy: DuplicatePolicy = "skip", chunk_size: int = 1000,
+                    dry_run: bool = False) -> AsyncIterator[Outcome]:
+        """Yields one outcome per row (rows numbered from 1) once its chunk is durable."""
+        ...
+
+    async def import_chunk(self, user: str, rows: RowList, idempotency_key: str | None, *,
+                           policy: DuplicatePolicy = "skip", dry_run: bool = False,
+                           more: bool = False) -> OutcomeList:
+        """One chunk, rows numbered 1..n, in one command: each row is journaled under
+        ``<idempotency_key>#<n>``, so re-sending it with the same key creates nothing twice.
+        ``more``: the next chunk of the same import follows at once (a hint: a snapshot
+        falling due may wait for the last chunk)."""
+        ...
+
+    async def stats(self) -> JsonObject: ...
+
     async def close(self) -> None: ...
+
+
+class ServiceBackend(ContactsBackend, Protocol):
+    """What the HTTP app needs of the backend it serves, beyond :class:`ContactsBackend`."""
+
+    async def ping(self, within: float = 3.0) -> None:
+        """Raise :class:`Unavailable` unless the database answers within ``within`` s."""
+        ...
+
+    def runtime_metrics(self) -> dict[str, float]:
+        """The actor runtime's counters as plain numbers (for /metrics)."""
+        ...
+
+    def import_numbered_chunks(
+        self, user: str, rows: AsyncIterable[NumberedRow], *,
+        policy: DuplicatePolicy = "skip", chunk_size: int = 1000, dry_run: bool = False,
+        idempotency_key: str | None = None, more: bool = False,
+    ) -> AsyncIterator[OutcomeList]:
+        """Rows with the caller's numbers, one list of outcomes per chunk once it is durable;
+        a :class:`RowError` (or a row that is not an object) is reported as rejected."""
+        ...

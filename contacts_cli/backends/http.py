@@ -17,31 +17,32 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from contacts_cli.backends.base import (
+    ContactJson,
+    ContactList,
+    ContactsBackend,
+    DuplicatePolicy,
+    EventList,
+    JsonObject,
+    Outcome,
+    OutcomeList,
+    RowList,
+)
+from contacts_cli.backends.errors import (
     BackendError,
     Conflict,
-    ContactJson,
-    DuplicatePolicy,
     Invalid,
     NotFound,
+    ServiceUnreachable,
     TimedOut,
     Unavailable,
 )
-from contacts_cli.json_text import row_encoder
 
-ContactList = list[ContactJson]
-EventList = list[dict[str, Any]]
-
-
-class ServiceUnreachable(Unavailable):
-    """No connection could be made to the service, so the request was not sent at all."""
-
-    def __init__(self, message: str, *, first_request: bool) -> None:
-        super().__init__(message)
-        self.first_request = first_request
+if TYPE_CHECKING:
+    import httpx
 
 
 def _user_path(user: str) -> str:
@@ -80,6 +81,17 @@ def _error_from(status: int, body: Any, url: str) -> BackendError:
     return BackendError(message or f"the service at {url} answered HTTP {status}")
 
 
+async def _chunked(rows: AsyncIterable[JsonObject], size: int) -> AsyncIterator[RowList]:
+    chunk: RowList = []
+    async for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 class HttpBackend:
     """Talks to ``contacts serve`` at ``base_url``."""
 
@@ -94,13 +106,16 @@ class HttpBackend:
             headers["Authorization"] = f"Bearer {token}"
         self.blocking = blocking
         self.requests = 0
-        client_class = httpx.Client if blocking else httpx.AsyncClient
-        self._client = client_class(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout, connect=5.0),
-            headers=headers,
+        options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "timeout": httpx.Timeout(timeout, connect=5.0),
+            "headers": headers,
             # Plain http needs no certificates; loading the CA bundle costs ~20 ms per start.
-            verify=not self.base_url.startswith("http://"),
+            "verify": not self.base_url.startswith("http://"),
+        }
+        self._client: httpx.Client | None = httpx.Client(**options) if blocking else None
+        self._async_client: httpx.AsyncClient | None = (
+            None if blocking else httpx.AsyncClient(**options)
         )
 
     async def _request(self, method: str, path: str, *, raw: bool = False,
@@ -108,10 +123,11 @@ class HttpBackend:
         httpx = self._httpx
         try:
             self.requests += 1
-            if self.blocking:
+            if self._client is not None:
                 response = self._client.request(method, path, **kwargs)
             else:
-                response = await self._client.request(method, path, **kwargs)
+                assert self._async_client is not None
+                response = await self._async_client.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
             raise ServiceUnreachable(
                 f"cannot reach the contacts service at {self.base_url}: {exc}",
@@ -144,13 +160,13 @@ class HttpBackend:
         return result
 
     async def list(self, user: str, *, limit: int = 50, cursor: str | None = None,
-                   q: str | None = None) -> dict[str, Any]:
+                   q: str | None = None) -> JsonObject:
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
         if q:
             params["q"] = q
-        result: dict[str, Any] = await self._request("GET", _user_path(user), params=params)
+        result: JsonObject = await self._request("GET", _user_path(user), params=params)
         return result
 
     async def update(self, user: str, contact_id: str, changes: Mapping[str, Any],
@@ -178,30 +194,21 @@ class HttpBackend:
         items: ContactList = result["items"] if isinstance(result, Mapping) else result
         return items
 
-    async def import_rows(self, user: str, rows: AsyncIterable[dict[str, Any]], *,
+    async def import_rows(self, user: str, rows: AsyncIterable[JsonObject], *,
                           policy: DuplicatePolicy = "skip", chunk_size: int = 1000,
-                          dry_run: bool = False) -> AsyncIterator[dict[str, Any]]:
+                          dry_run: bool = False) -> AsyncIterator[Outcome]:
         """Send the rows a chunk per request; each reply lists the chunk's durable outcomes."""
-        chunk: list[dict[str, Any]] = []
         offset = 0
-        async for row in rows:
-            chunk.append(row)
-            if len(chunk) >= chunk_size:
-                for outcome in await self.import_chunk(user, chunk, None, policy=policy,
-                                                       dry_run=dry_run):
-                    outcome["row"] = int(outcome["row"]) + offset
-                    yield outcome
-                offset += len(chunk)
-                chunk = []
-        if chunk:
+        async for chunk in _chunked(rows, chunk_size):
             for outcome in await self.import_chunk(user, chunk, None, policy=policy,
                                                    dry_run=dry_run):
                 outcome["row"] = int(outcome["row"]) + offset
                 yield outcome
+            offset += len(chunk)
 
-    async def import_chunk(self, user: str, rows: ContactList, idempotency_key: str | None, *,
+    async def import_chunk(self, user: str, rows: RowList, idempotency_key: str | None, *,
                            policy: DuplicatePolicy = "skip", dry_run: bool = False,
-                           more: bool = False) -> EventList:
+                           more: bool = False) -> OutcomeList:
         """One request for ``rows`` (numbered 1..n by their body line); the outcomes come back
         as JSON Lines once the chunk is durable. An in-band error line raises. ``more``: the
         next chunk of the same import follows at once (the server may defer a snapshot)."""
@@ -215,7 +222,7 @@ class HttpBackend:
                   "chunk_size": str(max(1, min(len(rows), 10_000)))}
         text = await self._request("POST", f"{_user_path(user)}/import", params=params,
                                    content=body, headers=headers, raw=True)
-        outcomes: EventList = []
+        outcomes: OutcomeList = []
         for line in text.splitlines():
             if not line.strip():
                 continue
@@ -227,16 +234,25 @@ class HttpBackend:
                 outcomes.append(item)
         return outcomes
 
-    async def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request("GET", "/api/stats")
+    async def stats(self) -> JsonObject:
+        result: JsonObject = await self._request("GET", "/api/stats")
         return result
 
     async def close(self) -> None:
-        if self.blocking:
+        if self._client is not None:
             self._client.close()
-        else:
-            await self._client.aclose()
+        if self._async_client is not None:
+            await self._async_client.aclose()
 
 
-_ROW_JSON = row_encoder()
-"""``json.dumps(row, ensure_ascii=False)``, built once: a chunk has thousands of rows."""
+_ROW_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+"""``json.dumps(row, ensure_ascii=False)`` with the encoder built once (a chunk has thousands
+of rows). The standard library, not orjson or msgspec: a row read from a JSON file may hold
+NaN, Infinity or integers beyond 64 bits, which the server must see as ``json.dumps`` writes
+them (and refuse or accept exactly as the in-process backend would); the faster encoders
+write NaN as ``null`` and refuse the large integers. No cycle check: a row read from a file
+has no cycles (one would end in RecursionError)."""
+
+
+_conforms: type[ContactsBackend] = HttpBackend
+"""Checked by mypy: HttpBackend is everything the CLI calls."""

@@ -1,7 +1,8 @@
-"""The Starlette application: routes, error mapping, authentication and metrics in one place.
+"""The Starlette application: routes, error rendering, authentication and metrics in one place.
 
-``create_app`` takes a started backend; the server module owns its lifecycle (start before
-the first request, close after the last one in flight).
+``create_app`` takes a started :class:`~contacts_cli.backends.base.ServiceBackend`, or a way
+to open one at startup (the server module passes the in-process ``LocalBackend``); the app is
+typed to the protocol only.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from contacts_cli.backends.base import BackendError, Unavailable
-from contacts_cli.backends.local import LocalBackend
+from contacts_cli.backends.base import ServiceBackend
+from contacts_cli.backends.errors import BackendError, Unavailable
 from contacts_cli.http import routes
 from contacts_cli.http.auth import BearerAuth
 from contacts_cli.http.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
@@ -30,6 +31,7 @@ from contacts_cli.service.settings import Settings
 log = logging.getLogger("contacts_cli.http")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+BackendOpener = Callable[[], Awaitable[ServiceBackend]]
 
 
 @dataclass
@@ -37,14 +39,14 @@ class ServiceState:
     """What every route needs: the backend, the settings, the metrics registry."""
 
     settings: Settings
-    _backend: LocalBackend | None = None
+    current: ServiceBackend | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     @property
-    def backend(self) -> LocalBackend:
-        if self._backend is None:
+    def backend(self) -> ServiceBackend:
+        if self.current is None:
             raise Unavailable("the service is starting or stopping")
-        return self._backend
+        return self.current
 
 
 async def _problem(request: Request, exc: Exception) -> Response:
@@ -76,25 +78,28 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return problem_response(500, "internal error; see the server log", instance=request.url.path)
 
 
-def create_app(settings: Settings, backend: LocalBackend | None = None) -> Starlette:
+def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
+               open_backend: BackendOpener | None = None) -> Starlette:
     """The ASGI app; ``settings`` supplies limits and the API token.
 
-    With ``backend`` the app serves it and leaves its lifecycle to the caller; without, the
-    app's lifespan opens a :class:`LocalBackend` from ``settings`` at startup and closes it at
-    shutdown (after uvicorn has finished the requests in flight).
+    With ``backend`` the app serves it and leaves its lifecycle to the caller; else the app's
+    lifespan calls ``open_backend`` at startup and closes what it opened at shutdown (after
+    uvicorn has finished the requests in flight).
     """
+    if (backend is None) == (open_backend is None):
+        raise TypeError("create_app needs exactly one of backend and open_backend")
     service = ServiceState(settings, backend)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if service._backend is not None:
+        if open_backend is None:
             yield
             return
-        service._backend = await LocalBackend.open(settings)
+        service.current = await open_backend()
         try:
             yield
         finally:
-            opened, service._backend = service._backend, None
+            opened, service.current = service.current, None
             await opened.close()
 
     http_metrics = HttpMetrics(service.registry, service)

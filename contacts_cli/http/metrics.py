@@ -24,59 +24,50 @@ if TYPE_CHECKING:
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+_COUNTERS = (
+    ("contacts_messages_handled", "Messages the actors have handled.", "messages_handled"),
+    ("contacts_dead_letters", "Messages sent to stopped actors.", "dead_letters"),
+    ("contacts_actor_faults", "Handler failures seen by supervision.", "faults"),
+    ("contacts_events_persisted", "Events written to the journal.", "persists"),
+    ("contacts_passivations", "User actors stopped after being idle.", "passivations"),
+    ("contacts_events_replayed", "Events replayed during recoveries.", "events_replayed"),
+)
+"""(metric, help, runtime counter) of each counter exposed."""
+
+_SUMMARIES = (
+    ("contacts_persist_seconds", "Journal writes (persist/persist_all) and their latency.",
+     "persist_seconds_count", "persist_seconds_sum"),
+    ("contacts_replay_seconds",
+     "Recoveries (snapshot load plus journal replay) and their duration.",
+     "replays", "replay_seconds_sum"),
+)
+"""(metric, help, runtime count, runtime sum) of each summary exposed."""
+
+
 class RuntimeCollector(Collector):
-    """Exposes ``system.metrics`` of the backend's actor system on every scrape."""
+    """Exposes the runtime counters of the served backend on every scrape."""
 
     def __init__(self, service: ServiceState) -> None:
         self.service = service
 
     def collect(self) -> Iterator[Any]:
-        backend = self.service._backend
+        backend = self.service.current
         m = backend.runtime_metrics() if backend is not None else {}
         yield GaugeMetricFamily(
             "contacts_live_actors", "Actors currently running (router and user actors).",
             value=m.get("live_actors", 0),
         )
-        yield CounterMetricFamily(
-            "contacts_messages_handled", "Messages the actors have handled.",
-            value=m.get("messages_handled", 0),
-        )
-        yield CounterMetricFamily(
-            "contacts_dead_letters", "Messages sent to stopped actors.",
-            value=m.get("dead_letters", 0),
-        )
-        yield CounterMetricFamily(
-            "contacts_actor_faults", "Handler failures seen by supervision.",
-            value=m.get("faults", 0),
-        )
-        yield SummaryMetricFamily(
-            "contacts_persist_seconds", "Journal writes (persist/persist_all) and their latency.",
-            count_value=m.get("persist_seconds_count", 0),
-            sum_value=m.get("persist_seconds_sum", 0.0),
-        )
-        yield CounterMetricFamily(
-            "contacts_events_persisted", "Events written to the journal.",
-            value=m.get("persists", 0),
-        )
+        for name, documentation, key in _COUNTERS:
+            yield CounterMetricFamily(name, documentation, value=m.get(key, 0))
+        for name, documentation, count, total in _SUMMARIES:
+            yield SummaryMetricFamily(name, documentation, count_value=int(m.get(count, 0)),
+                                      sum_value=m.get(total, 0.0))
         for quantile in ("p50", "p99"):
             if (value := m.get(f"persist_seconds_{quantile}")) is not None:
                 yield GaugeMetricFamily(
                     f"contacts_persist_seconds_{quantile}",
                     f"Journal write latency over the recent writes, {quantile}.", value=value,
                 )
-        yield SummaryMetricFamily(
-            "contacts_replay_seconds",
-            "Recoveries (snapshot load plus journal replay) and their duration.",
-            count_value=m.get("replays", 0), sum_value=m.get("replay_seconds_sum", 0.0),
-        )
-        yield CounterMetricFamily(
-            "contacts_passivations", "User actors stopped after being idle.",
-            value=m.get("passivations", 0),
-        )
-        yield CounterMetricFamily(
-            "contacts_events_replayed", "Events replayed during recoveries.",
-            value=m.get("events_replayed", 0),
-        )
 
 
 class HttpMetrics:

@@ -10,6 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from contacts_cli.service.ids import USER_ID_PATTERN
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _JSON = "application/json"
 
@@ -33,7 +35,7 @@ def _problems(*statuses: int) -> dict[str, Any]:
 _ETAG = {"ETag": {"description": 'The contact\'s version, e.g. "3".',
                   "schema": {"type": "string"}}}
 _USER = {"name": "user_id", "in": "path", "required": True,
-         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}}
+         "schema": {"type": "string", "pattern": USER_ID_PATTERN}}
 _CONTACT = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
              "description": 'Expected version, e.g. "3"; a stale one answers 412.',

@@ -6,27 +6,26 @@ between HTTP (paths, headers, status codes) and backend calls.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from contacts_cli.backends.base import BackendError, ContactJson, DuplicatePolicy
-from contacts_cli.backends.local import RowError
+from contacts_cli.backends.base import ContactJson, DuplicatePolicy, NumberedRow, RowError
+from contacts_cli.backends.errors import BackendError
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
 from contacts_cli.http.problems import HttpProblem, invalid
-from contacts_cli.json_text import row_encoder
+from contacts_cli.service.ids import check_user_id
 
 if TYPE_CHECKING:
     from contacts_cli.http.app import ServiceState
 
-USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ETAG = re.compile(r'^"?(\d{1,18})"?$')
 MAX_LIMIT = 1000
@@ -35,12 +34,12 @@ JSONL = "application/x-ndjson"
 
 
 class JSONBody(Response):
-    """A compact UTF-8 JSON response."""
+    """A compact UTF-8 JSON response (orjson: a tenth of the standard library's time)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        return orjson.dumps(content)
 
 
 def state(request: Request) -> ServiceState:
@@ -50,10 +49,7 @@ def state(request: Request) -> ServiceState:
 
 def user_id(request: Request) -> str:
     """The path's user id, checked against the allowed alphabet (422 otherwise)."""
-    value: str = request.path_params["user_id"]
-    if not USER_ID.match(value):
-        raise invalid("user_id", "must be 1 to 64 letters, digits, '.', '_' or '-'")
-    return value
+    return check_user_id(request.path_params["user_id"])
 
 
 def etag(contact: ContactJson) -> str:
@@ -250,7 +246,7 @@ async def import_contacts(request: Request) -> Response:
     return RequestBodyStreamingResponse(body(), media_type=JSONL)
 
 
-async def _numbered(lines: AsyncIterator[Line]) -> AsyncIterator[tuple[int, Any]]:
+async def _numbered(lines: AsyncIterator[Line]) -> AsyncIterator[NumberedRow]:
     async for line in lines:
         if line.value is None:
             yield line.number, RowError(line.number, [("line", line.error or "unreadable")])
@@ -272,9 +268,7 @@ class RequestBodyStreamingResponse(StreamingResponse):
 
 
 def _line(value: dict[str, Any]) -> bytes:
-    """One JSON line, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
-    writes it, with the encoder built once (an import writes one per row)."""
-    return (_LINE_JSON(value) + "\n").encode()
-
-
-_LINE_JSON = row_encoder(separators=(",", ":"))
+    """One compact JSON line (an import writes one per row). For the values an outcome holds
+    (text, integers, lists, None) the bytes are those of
+    ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``."""
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)

@@ -44,11 +44,15 @@ class _Server(uvicorn.Server):
 
 def uvicorn_config(settings: Settings, *, log_level: str = "info") -> uvicorn.Config:
     """The uvicorn configuration: httptools and uvloop when installed, no access log."""
+    from contacts_cli.backends.local import LocalBackend
     from contacts_cli.http.app import create_app
+
+    async def open_backend() -> LocalBackend:
+        return await LocalBackend.open(settings)
 
     has = importlib.util.find_spec
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, open_backend=open_backend),
         host=settings.host,
         port=settings.port,
         http="httptools" if has("httptools") else "h11",

@@ -21,8 +21,9 @@ from actors import (
     spawn,
     spawn_actor,
 )
+from contacts_cli.service.actor import UserActor
+from contacts_cli.service.ids import check_user_id
 from contacts_cli.service.settings import Settings
-from contacts_cli.service.user_actor import UserActor, check_user_id
 
 CHILD_PREFIX = "user:"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_pooled_contact_ids_are_canonical_random_uuid4_texts() -> None:
     import uuid
 
-    from contacts_cli.service.user_actor import new_contact_id, uuid4_texts
+    from contacts_cli.service.ids import new_contact_id, uuid4_texts
 
     texts = uuid4_texts(5000) + [new_contact_id() for _ in range(3000)]
     assert len(set(texts)) == len(texts)

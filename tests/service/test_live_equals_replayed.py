@@ -8,13 +8,9 @@ from typing import Any
 
 from actors import ActorSystem, query, spawn_actor
 from contacts_cli.domain import ImportRow, RemoveContact, UpdateContact
-from contacts_cli.service.user_actor import (
-    Create,
-    Failed,
-    Import,
-    UserActor,
-    UserState,
-)
+from contacts_cli.service.actor import UserActor
+from contacts_cli.service.messages import Create, Failed, Import
+from contacts_cli.service.user_state import UserState
 from tests.conftest import EngineFactory
 
 

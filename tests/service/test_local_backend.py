@@ -11,8 +11,8 @@ import pytest
 
 from contacts_cli.backends.base import Conflict, Invalid, NotFound, TimedOut
 from contacts_cli.backends.local import LocalBackend
+from contacts_cli.service.actor import drain_snapshots
 from contacts_cli.service.settings import Settings
-from contacts_cli.service.user_actor import drain_snapshots
 from persistence.postgres import PostgresEngine
 from tests.conftest import EngineFactory
 
@@ -143,10 +143,10 @@ async def test_a_streaming_import_snapshots_at_its_last_chunk(
     settings: Settings, engine: PostgresEngine, monkeypatch: pytest.MonkeyPatch,
     deferral: int | None,
 ) -> None:
-    from contacts_cli.service import user_actor
+    from contacts_cli.service import actor
 
     if deferral is not None:
-        monkeypatch.setattr(user_actor, "IMPORT_SNAPSHOT_DEFERRAL", deferral)
+        monkeypatch.setattr(actor, "IMPORT_SNAPSHOT_DEFERRAL", deferral)
     pid = "contacts-user/streamer"
     backend = await LocalBackend.open(settings.with_(snapshot_every=100), engine=engine)
     try:

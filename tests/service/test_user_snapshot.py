@@ -12,16 +12,15 @@ import pytest
 
 from contacts_cli.domain import ContactCreated, ContactRemoved, ContactUpdated, contact_to_dict
 from contacts_cli.domain.state import pack_column
-from contacts_cli.service.user_actor import (
-    Journaled,
-    KeyEntry,
-    UserActor,
-    UserState,
+from contacts_cli.service.actor import UserActor
+from contacts_cli.service.envelope import Journaled
+from contacts_cli.service.snapshot_codec import (
     _key_columns,
     decode_state,
     encode_state,
     encode_state_text,
 )
+from contacts_cli.service.user_state import KeyEntry, UserState
 from persistence.errors import JournalIntegrityError
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

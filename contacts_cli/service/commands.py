@@ -1,0 +1,193 @@
+"""The command side of one user: decide, persist, reply; independent of the actor machinery.
+
+``decide`` (the domain) turns a command into events; :class:`UserCommands` persists them
+(one ``persist`` call per command or import chunk) and only then replies, from the state they
+were folded into. Ids and timestamps are made here, once, and stored in the events, so a
+replay reproduces the state exactly. A refused command is replied to with :class:`Failed`,
+its error translated to the backend's vocabulary (by :mod:`contacts_cli.backends.translate`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from contacts_cli.backends.errors import BackendError, Invalid, NotFound
+from contacts_cli.backends.translate import backend_error
+from contacts_cli.domain import (
+    CreateContact,
+    DomainError,
+    ImportContacts,
+    ImportRow,
+    RemoveContact,
+    RowOutcome,
+    UpdateContact,
+    contact_to_dict,
+    decide,
+    get_contact,
+    list_contacts,
+    plan_import,
+    search_contacts,
+)
+from contacts_cli.service.envelope import Journaled
+from contacts_cli.service.ids import new_contact_id
+from contacts_cli.service.messages import (
+    Count,
+    Create,
+    Failed,
+    Get,
+    Import,
+    ListContacts,
+    Message,
+)
+from contacts_cli.service.user_state import KeyEntry, UserState
+
+Persist = Callable[[list[Journaled]], Awaitable[None]]
+"""Makes the events durable and folds them into the state; returns once both are done."""
+
+REPLAYED_REASON = "already imported with this Idempotency-Key"
+
+
+def fingerprint(data: Mapping[str, Any]) -> str:
+    """A digest of a request body, to refuse one idempotency key reused for another body.
+
+    Journaled with the key, so its text must never change: the standard library's
+    ``json.dumps`` with these options, byte for byte (other encoders format some floats and
+    large integers differently)."""
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+_OUTCOMES = {
+    "created": "created",
+    "updated": "updated",
+    "unchanged": "skipped",
+    "skipped-duplicate": "skipped",
+    "rejected": "rejected",
+}
+
+
+def outcome_json(outcome: RowOutcome) -> dict[str, Any]:
+    """One import row's outcome as the backend reports it."""
+    result: dict[str, Any] = {
+        "row": outcome.ref,
+        "outcome": _OUTCOMES[outcome.status],
+        "id": outcome.contact_id,
+        "errors": [{"field": e.field, "message": e.message} for e in outcome.errors],
+    }
+    if outcome.status == "unchanged":
+        result["reason"] = "duplicate with nothing to change"
+    elif outcome.reason and outcome.status != "rejected":
+        result["reason"] = outcome.reason
+    return result
+
+
+def replayed_json(ref: int, entry: KeyEntry) -> dict[str, Any]:
+    """The outcome of a row already imported under the same idempotency key."""
+    return {"row": ref, "outcome": entry.outcome, "id": entry.contact_id, "errors": [],
+            "reason": REPLAYED_REASON}
+
+
+class UserCommands:
+    """The command side of one user, independent of the actor machinery that calls it.
+
+    ``handle`` decides, calls ``persist`` with the events (which must return only once they
+    are durable and folded into ``state``), and returns the reply.
+    """
+
+    def __init__(self, user_id: str, *, region: str | None = None) -> None:
+        self.user_id = user_id
+        self.region = region
+
+    async def handle(self, state: UserState, message: Message, persist: Persist) -> Any:
+        try:
+            return await self._handle(state, message, persist)
+        except (DomainError, BackendError) as error:
+            return Failed(backend_error(error))
+
+    async def _handle(self, state: UserState, message: Message, persist: Persist) -> Any:
+        contacts = state.contacts
+        if isinstance(message, Get):
+            return contact_to_dict(get_contact(contacts, message.contact_id))
+        if isinstance(message, ListContacts):
+            page = (
+                search_contacts(contacts, message.q, message.limit, message.cursor)
+                if message.q
+                else list_contacts(contacts, message.limit, message.cursor)
+            )
+            return {"items": [contact_to_dict(c) for c in page.items],
+                    "next_cursor": page.next_cursor}
+        if isinstance(message, Count):
+            return len(contacts)
+        now = datetime.now(UTC)
+        if isinstance(message, Create):
+            return await self._create(state, message, now, persist)
+        if isinstance(message, UpdateContact):
+            events = decide(contacts, message, now, new_contact_id, region=self.region)
+            await persist([Journaled(e) for e in events])
+            return contact_to_dict(get_contact(contacts, message.contact_id))
+        if isinstance(message, RemoveContact):
+            before = get_contact(contacts, message.contact_id)
+            events = decide(contacts, message, now, new_contact_id, region=self.region)
+            await persist([Journaled(e) for e in events])
+            return contact_to_dict(before)
+        if isinstance(message, Import):
+            return await self._import(state, message, now, persist)
+        raise TypeError(f"a user actor does not understand {message!r}")
+
+    async def _create(
+        self, state: UserState, message: Create, now: datetime, persist: Persist
+    ) -> dict[str, Any]:
+        key = message.idempotency_key
+        digest = fingerprint(message.data) if key is not None else None
+        if key is not None and (entry := state.keys.get(key)) is not None:
+            if entry.fingerprint is not None and entry.fingerprint != digest:
+                raise Invalid([(
+                    "Idempotency-Key",
+                    "was already used for a request with a different body",
+                )])
+            contact = state.contacts.get(entry.contact_id)
+            if contact is None:
+                raise NotFound(
+                    f"contact {entry.contact_id!r}, created under this Idempotency-Key, "
+                    "has been removed since"
+                )
+            return contact_to_dict(contact)
+        events = decide(
+            state.contacts, CreateContact(message.data), now, new_contact_id, region=self.region
+        )
+        await persist([Journaled(e, key, digest) for e in events])
+        return contact_to_dict(get_contact(state.contacts, events[0].contact_id))
+
+    async def _import(
+        self, state: UserState, message: Import, now: datetime, persist: Persist
+    ) -> list[dict[str, Any]]:
+        key = message.idempotency_key
+        done: dict[int, dict[str, Any]] = {}
+        fresh: list[ImportRow] = []
+        for row in message.rows:
+            entry = state.keys.get(f"{key}#{row.ref}") if key is not None else None
+            if entry is None:
+                fresh.append(row)
+            else:
+                done[row.ref] = replayed_json(row.ref, entry)
+        plan = plan_import(
+            state.contacts, ImportContacts(fresh, message.policy), now, new_contact_id,
+            region=self.region,
+        )
+        writes = iter(plan.events)
+        journaled: list[Journaled] = []
+        for outcome in plan.outcomes:
+            report = outcome_json(outcome)
+            if outcome.status in ("created", "updated"):
+                row_key = f"{key}#{outcome.ref}" if key is not None else None
+                journaled.append(Journaled(next(writes), row_key))
+                if message.dry_run and outcome.status == "created":
+                    report["id"] = None
+            done[outcome.ref] = report
+        if not message.dry_run:
+            await persist(journaled)
+        return [done[row.ref] for row in message.rows]
