@@ -36,7 +36,6 @@ from contacts_cli.backends.runtime_figures import runtime_metrics, stats_json
 from contacts_cli.backends.translate import backend_error, storage_unreachable
 from contacts_cli.domain import RemoveContact, UpdateContact
 from contacts_cli.service import messages
-from contacts_cli.service.actor import drain_snapshots
 from contacts_cli.service.ids import PERSISTENCE_PREFIX, check_user_id
 from contacts_cli.service.router import LiveUsers, Resolve, spawn_router
 from contacts_cli.service.settings import Settings
@@ -104,22 +103,12 @@ class LocalBackend:
             return
         self._closed = True
         try:
-            await self._snapshot_behind_users()
+            # Each user actor snapshots on its way out if it is far enough behind, and the
+            # system waits for the snapshots in flight: the next start replays little.
             await self.system.__aexit__(None, None, None)
-            await drain_snapshots()
         finally:
             if self._owns_engine:
                 await self.engine.close()
-
-    async def _snapshot_behind_users(self) -> None:
-        """Ask each user actor this backend talked to for a last snapshot if it is far enough
-        behind (see ``UserActor``), so the next start after a big import replays nothing.
-        Best effort: a snapshot is an optimisation, the journal has everything."""
-        for user, ref in list(self._refs.items()):
-            try:
-                await query(ref, messages.SnapshotIfBehind(), self.settings.query_timeout)
-            except Exception as exc:  # an actor that stopped or cannot answer: nothing to do
-                log.debug("no closing snapshot for %r: %r", user, exc)
 
     async def __aenter__(self) -> LocalBackend:
         return self

@@ -209,7 +209,7 @@ def journal(
     options = options_of(ctx)
 
     async def job() -> list[dict[str, Any]]:
-        from contacts_cli.service.user_actor import persistence_id
+        from contacts_cli.service.ids import persistence_id
         from persistence.factory import open_engine
 
         try:

@@ -231,10 +231,8 @@ class Demo:
         outcomes = [o async for o in self.backend.import_numbered(ALICE, items())]
         say.say(f"  {sum(o['outcome'] == 'created' for o in outcomes)} created in one "
                 "persist_all (one journal write).")
-        from contacts_cli.service.user_actor import drain_snapshots
-
         waited = time.perf_counter()
-        await drain_snapshots()
+        await self.backend.system.wait_for_snapshots()
         waited = time.perf_counter() - waited
         say.say("  The actor replied first and wrote the snapshot in the background, so it "
                 f"never delays a command; it was durable {_ms(waited)} later.")

@@ -15,19 +15,19 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contacts_cli.backends.base import BackendError, Invalid
+from contacts_cli.backends.base import Invalid
 from contacts_cli.cli.import_report import ErrorsFile, ImportProgress, ImportSummary
-from contacts_cli.json_text import row_encoder
 
 if TYPE_CHECKING:
     from contacts_cli.backends.base import ContactsBackend, DuplicatePolicy
@@ -38,8 +38,9 @@ KEY_VERSION = "contacts-import-v1"
 _YIELD_EVERY = 256
 """Rows read between two chances for the chunk in flight to move on."""
 
-_key_json = row_encoder(sort_keys=True)
-"""``json.dumps(data, sort_keys=True, ensure_ascii=False)``, built once."""
+_key_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False).encode
+"""``json.dumps(data, sort_keys=True, ensure_ascii=False)``, built once: the text of journaled
+keys, so it must stay byte for byte what it was (the standard library, not orjson)."""
 
 
 def chunk_key(index: int, policy: str, rows: list[tuple[int, dict[str, Any]]]) -> str:
@@ -233,27 +234,5 @@ async def send_chunk(backend: ContactsBackend, user: str, rows: list[dict[str, A
     """One chunk to the backend under ``key``; rows are numbered 1..n in both modes, so
     their per-row keys (``<key>#<n>``) are the same in-process and through the server.
     ``more``: the next chunk follows at once (a hint: the backend may defer a snapshot)."""
-    by_chunk = getattr(backend, "import_chunk", None)
-    if by_chunk is not None:
-        result: list[dict[str, Any]] = await by_chunk(user, rows, key, policy=policy,
-                                                      dry_run=dry_run, more=more)
-        return result
-    numbered = getattr(backend, "import_numbered", None)
-    if numbered is not None:
-        async def items() -> AsyncIterator[tuple[int, dict[str, Any]]]:
-            for number, row in enumerate(rows, 1):
-                yield number, row
-
-        return [o async for o in numbered(user, items(), policy=policy,
-                                          chunk_size=len(rows) + 1, dry_run=dry_run,
-                                          idempotency_key=key)]
-
-    async def plain() -> AsyncIterator[dict[str, Any]]:
-        for row in rows:
-            yield row
-
-    outcomes = backend.import_rows(user, plain(), policy=policy, chunk_size=len(rows) + 1,
-                                   dry_run=dry_run)
-    if not hasattr(outcomes, "__aiter__"):
-        raise BackendError("the backend's import_rows is not an async iterator")
-    return [o async for o in outcomes]
+    return await backend.import_chunk(user, rows, key, policy=policy, dry_run=dry_run,
+                                      more=more)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from contacts_cli.backends.base import Invalid, Unavailable
+from contacts_cli.backends.base import Invalid
 
 if TYPE_CHECKING:
     from contacts_cli.backends.local import LocalBackend
@@ -55,10 +55,6 @@ async def open_local_backend(options: CliOptions) -> LocalBackend:
     """Start the engine, the actor system and the router in this process (on the data
     directory of ``options``: an embedded PostgreSQL is never started anywhere else)."""
     from contacts_cli.backends.local import LocalBackend
-    from persistence.errors import StorageUnavailable
 
     config = service_settings(options, reuse_embedded=True)
-    try:
-        return await LocalBackend.open(config)
-    except StorageUnavailable as exc:  # EmbeddedServerError included
-        raise Unavailable(str(exc)) from None
+    return await LocalBackend.open(config)  # raises the backend's errors (Unavailable, ...)

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 
 from contacts_cli.http.problems import HttpProblem
+from contacts_cli.io.bounded_json import loads_bounded
 
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 
@@ -33,8 +34,9 @@ def loads_strict(data: bytes | str) -> Any:
     if isinstance(data, str):
         if data.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
-        return _STRICT_DECODER.decode(data)
-    return _STRICT_DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
+        return loads_bounded(data, decoder=_STRICT_DECODER)
+    text = data.decode(json.detect_encoding(data), "surrogatepass")
+    return loads_bounded(text, decoder=_STRICT_DECODER)
 
 
 def check_json_content_type(request: Request, accepted: tuple[str, ...] = _JSON_TYPES) -> None:

@@ -53,16 +53,7 @@ class Count:
     """How many contacts the user has (for stats)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotIfBehind:
-    """Before a shutdown: snapshot now if at least ``snapshot_every`` events were written
-    since the last snapshot, so the next start replays nothing. Replies whether it did."""
-
-
-Message = (
-    Get | ListContacts | Create | UpdateContact | RemoveContact | Import | Count
-    | SnapshotIfBehind
-)
+Message = Get | ListContacts | Create | UpdateContact | RemoveContact | Import | Count
 """What a user actor understands."""
 
 

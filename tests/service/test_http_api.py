@@ -190,6 +190,9 @@ async def test_malformed_bodies_are_4xx_and_change_nothing(client: httpx.AsyncCl
         (b'{"name": 42}', 422),
         (b'{"name": "x", "id": "chosen-by-client"}', 422),
         (b'{"name": "x", "version": 7}', 422),
+        (b'{"name": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", 400),  # RecursionError before
+        (b'{"name": "\\ud800"}', 422),  # a lone surrogate crashed the journal's encoder
+        (b'{"\\ud800": "x", "name": "y"}', 422),  # the problem itself could not be encoded
     ]
     for body, status in cases:
         response = await client.post(ALICE, content=body, headers=headers)

@@ -11,7 +11,6 @@ import pytest
 
 from contacts_cli.backends.base import Conflict, Invalid, NotFound, TimedOut
 from contacts_cli.backends.local import LocalBackend
-from contacts_cli.service.actor import drain_snapshots
 from contacts_cli.service.settings import Settings
 from persistence.postgres import PostgresEngine
 from tests.conftest import EngineFactory
@@ -88,7 +87,7 @@ async def test_snapshot_once_per_write_and_recovery_from_it(
     await run_import(backend, "big", [{"name": f"P{i:04d}"} for i in range(250)],
                      chunk_size=200)
     assert await snapshot_at(engine, "contacts-user/big", 200) == 200  # not 100: per write
-    await drain_snapshots()
+    await backend.system.wait_for_snapshots()
     # The interval is now twice the last snapshot's 200 contacts: 250 + 350 creates reach 600.
     for i in range(360):
         await backend.create("big", {"name": f"Q{i:03d}"}, idempotency_key=f"q{i}")
@@ -121,7 +120,7 @@ async def test_snapshot_interval_grows_and_close_snapshots_a_user_far_behind(
             size = 300 if chunk < 3 else 100
             await run_import(backend, "grower", [{"name": f"G{chunk}-{i}"} for i in range(size)],
                              chunk_size=size)
-            await drain_snapshots()
+            await backend.system.wait_for_snapshots()
         # at 300 (>= 100), not at 600 (< 2 x 300 since), at 900, not at 1000 (< 2 x 900 since)
         assert (await engine.load_snapshot(pid)).sequence_nr == 900  # type: ignore[union-attr]
         expected = await backend.list("grower", limit=1000)
@@ -154,7 +153,7 @@ async def test_a_streaming_import_snapshots_at_its_last_chunk(
         for n in range(3):  # 200 events per chunk; the first two say more follow
             rows = [{"name": f"S{n}-{i}"} for i in range(200)]
             await backend.import_chunk("streamer", rows, f"k{n}", more=n < 2)
-            await drain_snapshots()
+            await backend.system.wait_for_snapshots()
             snapshot = await engine.load_snapshot(pid)
             seen.append(snapshot.sequence_nr if snapshot is not None else None)
         # deferred while the import streams; taken at its last chunk, or once the journal

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from contacts_cli.backends.http import _ROW_JSON
+from contacts_cli.cli.imports import _key_json
 from contacts_cli.http.routes import _line
-from contacts_cli.json_text import row_encoder
 
 TEXTS = ["Zoë", "Ørjan Ødegård", 'quote " and \\ backslash', "tab\tnew\nline", "", "emoji 🎉",
          "\u2028", "ascii", "\x00\x01\x1f\x7f", "\b\f\r", "/</script>", "\ufeff"]
@@ -49,15 +49,9 @@ def test_client_rows_are_what_json_dumps_writes() -> None:
         assert _ROW_JSON(value) == json.dumps(value, ensure_ascii=False)
 
 
-@pytest.mark.parametrize(
-    ("separators", "sort_keys"),
-    [((", ", ": "), False), ((", ", ": "), True), ((",", ":"), False)],
-)
-def test_row_encoder_matches_json_dumps(separators: tuple[str, str], sort_keys: bool) -> None:
-    encode = row_encoder(separators=separators, sort_keys=sort_keys)
+def test_chunk_key_rows_are_what_json_dumps_writes() -> None:
     for value in _values(500):
-        assert encode(value) == json.dumps(value, ensure_ascii=False, separators=separators,
-                                           sort_keys=sort_keys)
+        assert _key_json(value) == json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def test_outcome_lines_are_what_json_dumps_writes() -> None:
@@ -69,6 +63,6 @@ def test_outcome_lines_are_what_json_dumps_writes() -> None:
 
 
 def test_the_encoders_refuse_what_json_dumps_refuses() -> None:
-    for encode in (row_encoder(), _ROW_JSON, _line):
+    for encode in (_key_json, _ROW_JSON, _line):
         with pytest.raises(TypeError):
             encode({"k": object()})
