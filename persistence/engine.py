@@ -97,15 +97,6 @@ class DurableState:
 # JSON text may spell U+0000 as an escape; PostgreSQL's jsonb cannot store it.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _REFERENCE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_FAST_OPTIONS = (
-    orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-"""orjson hands these types to its (absent) ``default``, so it refuses them, as the reference
-does: dataclasses, datetimes, and subclasses of str, int, dict and list."""
-
-
 def encode_json(payload: Json, what: str | Callable[[], str]) -> str:
     """Serialise ``payload`` to JSON text every engine can store, or raise
     :class:`SerializationError` naming ``what`` (a callable is only called on error).
@@ -113,29 +104,30 @@ def encode_json(payload: Json, what: str | Callable[[], str]) -> str:
     Beyond plain JSON this refuses what PostgreSQL's jsonb refuses (U+0000, lone surrogates),
     so that an event the in-memory engine accepts is one PostgreSQL accepts too.
 
-    The cheap branch is orjson (about eight times faster than the standard library). Where
-    its answer could differ from :func:`encode_json_reference`'s, the reference decides:
-    when orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates, cycles,
-    the types in :data:`_FAST_OPTIONS`), when its text holds ``null`` (orjson writes NaN and
-    Infinity as ``null``, the reference refuses them) or an escaped U+0000. The two texts
-    may spell a float differently (``1e-7``, ``1e-07``); they decode to the same value.
-    orjson also writes ``uuid.UUID`` and ``enum.Enum`` members (as their string and value),
-    which the reference refuses: every engine accepts them alike, and stores what a replay
-    gives back, the string or the value.
+    The cheap branch is orjson, about eight times faster than the standard library's encoder
+    (:func:`encode_json_reference`, which defines what is accepted). orjson's text is used
+    only when it decodes back to ``payload`` itself and holds no escaped U+0000; then the
+    reference would have written the same value (a float may be spelled differently:
+    ``1e-7``, ``1e-07``). Everything else goes to the reference, which accepts or refuses it:
+    what orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates, cycles)
+    and what it writes but does not read back as given (NaN and Infinity as ``null``, uuids,
+    enum members, dataclasses and datetimes as strings or objects, tuples as arrays).
     """
-    data = _orjson_text(payload)
-    return data.decode() if data is not None else encode_json_reference(payload, what)
+    fast = _orjson_text(payload)
+    return fast[0].decode() if fast is not None else encode_json_reference(payload, what)
 
 
-def _orjson_text(payload: Json) -> bytes | None:
-    """orjson's text of ``payload`` where it is the reference's answer too, else ``None``."""
+def _orjson_text(payload: Json) -> tuple[bytes, Json] | None:
+    """orjson's text of ``payload`` and the value decoded from it, when that value is
+    ``payload`` itself (see :func:`encode_json`); else ``None``."""
     try:
-        data = orjson.dumps(payload, option=_FAST_OPTIONS)
+        data = orjson.dumps(payload)
     except TypeError:  # orjson.JSONEncodeError is one
         return None
-    if b"null" in data or b"\\u0000" in data:
+    if b"\\u0000" in data:
         return None
-    return data
+    copy = orjson.loads(data)
+    return (data, copy) if copy == payload else None
 
 
 def encode_json_reference(payload: Json, what: str | Callable[[], str]) -> str:
@@ -172,15 +164,14 @@ def encode_payloads(persistence_id: str, events: Sequence[NewEvent]) -> tuple[st
     event that cannot be stored.
 
     One encoder call for the whole batch; only a failure looks at the events one by one.
-    orjson decodes its own text exactly and about four times faster than ``json.loads``;
-    the reference's text may hold integers beyond 64 bits, which orjson would turn into
-    floats, so ``json.loads`` decodes that.
+    The cheap branch's copies come with its text (orjson decoded them to compare); the
+    reference's text may hold integers beyond 64 bits, which orjson would turn into floats,
+    so ``json.loads`` decodes that.
     """
     payloads = [event.payload for event in events]
-    data = _orjson_text(payloads)
-    if data is not None:
-        copies: list[Json] = orjson.loads(data)
-        return data.decode(), copies
+    fast = _orjson_text(payloads)
+    if fast is not None:
+        return fast[0].decode(), fast[1]
     try:
         text = encode_json_reference(
             payloads, lambda: f"payloads of {len(events)} events for {persistence_id!r}"

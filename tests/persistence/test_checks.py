@@ -1,7 +1,7 @@
 """The contract's argument checks and JSON encoding: each cheap branch against its reference.
 
-``encode_json`` tries orjson first and lets the standard library's encoder
-(``encode_json_reference``) decide wherever orjson's answer could differ; ``check_append``
+``encode_json`` takes orjson's text when it decodes back to the payload itself and lets the
+standard library's encoder (``encode_json_reference``) decide everything else; ``check_append``
 skips the per-text checks (``check_append_texts``) for ASCII without NUL. These tests pin
 that the cheap branches accept exactly what the references accept, and fail the same way.
 """
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import json
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -28,6 +30,14 @@ from persistence.engine import (
 
 class Text(str):
     pass
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
 
 
 @dataclasses.dataclass
@@ -70,6 +80,10 @@ PAYLOADS = {
     "dataclass": [Point(1)],
     "datetime": [datetime.datetime(2024, 1, 1)],
     "tuple": {"t": (1, "two")},
+    "uuid": {"k": uuid.UUID(int=1)},
+    "enum": [Colour.RED],
+    "int-enum": [Level.HIGH],
+    "null-in-a-string": {"state": '{"a":null,"b":[1]}'},
     "deep": nested(300),
     "too-deep": nested(100_000),
 }
@@ -155,3 +169,4 @@ def test_check_append_refuses_bad_sequence_numbers() -> None:
     with pytest.raises(InvalidArgument, match="overflow"):
         check_append("p", [EVENT, EVENT], MAX_SEQUENCE_NR - 1)
     check_append("p", [EVENT], MAX_SEQUENCE_NR - 1)
+
