@@ -1,4 +1,10 @@
-"""Storage for persistent actors: the engine contract and its in-memory and PostgreSQL engines."""
+"""Storage for persistent actors: the engine contract and its in-memory and PostgreSQL engines.
+
+The public names are listed in ``__all__``: the contract (:class:`Engine` and its value
+types), the in-memory engine, :func:`open_engine` for the PostgreSQL one, and every error
+(see :mod:`persistence.errors` for their hierarchy). The PostgreSQL engine's own names are
+in :mod:`persistence.postgres`.
+"""
 
 from persistence.engine import (
     MAX_SEQUENCE_NR,
@@ -10,30 +16,40 @@ from persistence.engine import (
     StoredEvent,
 )
 from persistence.errors import (
+    AppendRefused,
     ConcurrencyConflict,
+    EmbeddedServerError,
+    InvalidArgument,
     JournalIntegrityError,
     PersistenceError,
+    SchemaError,
     SerializationError,
     StateRevisionConflict,
     StorageUnavailable,
+    UnexpectedResponse,
 )
 from persistence.factory import open_engine
 from persistence.memory import InMemoryEngine
 
 __all__ = [
     "MAX_SEQUENCE_NR",
+    "AppendRefused",
     "ConcurrencyConflict",
     "DurableState",
+    "EmbeddedServerError",
     "Engine",
     "InMemoryEngine",
+    "InvalidArgument",
     "JournalIntegrityError",
     "Json",
     "NewEvent",
     "PersistenceError",
+    "SchemaError",
     "SerializationError",
     "Snapshot",
     "StateRevisionConflict",
     "StorageUnavailable",
     "StoredEvent",
+    "UnexpectedResponse",
     "open_engine",
 ]

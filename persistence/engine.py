@@ -38,7 +38,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeAlias
 
-from persistence.errors import SerializationError
+import orjson
+
+from persistence.errors import InvalidArgument, SerializationError
 
 Json: TypeAlias = Any
 """A JSON value: dict, list, str, int, float, bool or None, nested."""
@@ -94,22 +96,49 @@ class DurableState:
 
 # JSON text may spell U+0000 as an escape; PostgreSQL's jsonb cannot store it.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
+_REFERENCE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 def encode_json(payload: Json, what: str | Callable[[], str]) -> str:
     """Serialise ``payload`` to JSON text every engine can store, or raise
     :class:`SerializationError` naming ``what`` (a callable is only called on error).
 
     Beyond plain JSON this refuses what PostgreSQL's jsonb refuses (U+0000, lone surrogates),
     so that an event the in-memory engine accepts is one PostgreSQL accepts too.
+
+    The cheap branch is orjson, about eight times faster than the standard library's encoder
+    (:func:`encode_json_reference`, which defines what is accepted). orjson's text is used
+    only when it decodes back to ``payload`` itself and holds no escaped U+0000; then the
+    reference would have written the same value (a float may be spelled differently:
+    ``1e-7``, ``1e-07``). Everything else goes to the reference, which accepts or refuses it:
+    what orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates, cycles)
+    and what it writes but does not read back as given (NaN and Infinity as ``null``, uuids,
+    enum members, dataclasses and datetimes as strings or objects, tuples as arrays).
     """
+    fast = _orjson_text(payload)
+    return fast[0].decode() if fast is not None else encode_json_reference(payload, what)
+
+
+def _orjson_text(payload: Json) -> tuple[bytes, Json] | None:
+    """orjson's text of ``payload`` and the value decoded from it, when that value is
+    ``payload`` itself (see :func:`encode_json`); else ``None``."""
+    try:
+        data = orjson.dumps(payload)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return None
+    if b"\\u0000" in data:
+        return None
+    copy = orjson.loads(data)
+    return (data, copy) if copy == payload else None
+
+
+def encode_json_reference(payload: Json, what: str | Callable[[], str]) -> str:
+    """:func:`encode_json` with the standard library's encoder alone: the definition of what
+    is accepted, and the wording of every :class:`SerializationError`."""
 
     def name() -> str:
         return what if isinstance(what, str) else what()
 
     try:
-        text = _ENCODER.encode(payload)
+        text = _REFERENCE.encode(payload)
     except RecursionError:
         raise SerializationError(f"{name()} is nested too deeply to store as JSON") from None
     except (TypeError, ValueError) as exc:
@@ -129,25 +158,77 @@ def encode_json(payload: Json, what: str | Callable[[], str]) -> str:
     return text
 
 
+def encode_payloads(persistence_id: str, events: Sequence[NewEvent]) -> tuple[str, list[Json]]:
+    """The payloads of an append as one JSON array text, and copies of them decoded from
+    that text (what a replay gives back); or :class:`SerializationError` naming the first
+    event that cannot be stored.
+
+    One encoder call for the whole batch; only a failure looks at the events one by one.
+    The cheap branch's copies come with its text (orjson decoded them to compare); the
+    reference's text may hold integers beyond 64 bits, which orjson would turn into floats,
+    so ``json.loads`` decodes that.
+    """
+    payloads = [event.payload for event in events]
+    fast = _orjson_text(payloads)
+    if fast is not None:
+        return fast[0].decode(), fast[1]
+    try:
+        text = encode_json_reference(
+            payloads, lambda: f"payloads of {len(events)} events for {persistence_id!r}"
+        )
+    except SerializationError:
+        for number, event in enumerate(events, start=1):
+            encode_json(event.payload, describe_payload(persistence_id, number, event))
+        raise
+    return text, json.loads(text)
+
+
+def describe_payload(persistence_id: str, number: int, event: NewEvent) -> Callable[[], str]:
+    """How a :class:`SerializationError` names the payload of an append's event #``number``."""
+    return lambda: f"payload of event #{number} ({event.type}) for {persistence_id!r}"
+
+
 def check_text(value: str, what: str) -> None:
     """Refuse an id, type, tag or key that PostgreSQL cannot store as text."""
     if "\x00" in value:
-        raise ValueError(f"{what} contains a NUL character, which PostgreSQL cannot store")
+        raise InvalidArgument(f"{what} contains a NUL character, which PostgreSQL cannot store")
     if not value.isascii():
         try:
             value.encode()
         except UnicodeEncodeError:
-            raise ValueError(f"{what} contains a lone surrogate, which is not UTF-8") from None
+            raise InvalidArgument(f"{what} contains a lone surrogate, which is not UTF-8") from None
 
 
 def check_append(
     persistence_id: str, events: Sequence[NewEvent], expected_sequence_nr: int
 ) -> None:
-    """The argument checks every engine's :meth:`Engine.append` makes before writing anything."""
+    """The argument checks every engine's :meth:`Engine.append` makes before writing anything.
+
+    The cheap branch: ids, types and tags that are all ASCII without NUL are storable text,
+    which one ``isascii`` over their concatenation shows for nearly every append; only
+    otherwise :func:`check_append_texts` looks at each and names the culprit.
+    """
     if expected_sequence_nr < 0:
-        raise ValueError(f"expected_sequence_nr must be >= 0, got {expected_sequence_nr}")
+        raise InvalidArgument(f"expected_sequence_nr must be >= 0, got {expected_sequence_nr}")
     if expected_sequence_nr + len(events) > MAX_SEQUENCE_NR:
-        raise ValueError(f"sequence numbers of {persistence_id!r} would overflow")
+        raise InvalidArgument(f"sequence numbers of {persistence_id!r} would overflow")
+    if len(events) == 1:  # many actors' single events: no list to build
+        event = events[0]
+        joined = persistence_id + event.type
+        if event.tags:
+            joined += "".join(event.tags)
+    else:
+        texts = [event.type for event in events]
+        texts.append(persistence_id)
+        texts += [tag for event in events if event.tags for tag in event.tags]
+        joined = "".join(texts)
+    if not joined.isascii() or "\x00" in joined:
+        check_append_texts(persistence_id, events)
+
+
+def check_append_texts(persistence_id: str, events: Sequence[NewEvent]) -> None:
+    """Check the id, every type and every tag of an append one by one (the reference for
+    :func:`check_append`'s cheap branch)."""
     check_text(persistence_id, "persistence_id")
     for i, event in enumerate(events, start=1):
         check_text(event.type, f"type of event #{i} for {persistence_id!r}")
@@ -268,6 +349,6 @@ class Engine(ABC):
 def check_range(from_sequence_nr: int, to_sequence_nr: int, max_count: int | None) -> bool:
     """Whether a replay with these bounds can yield anything at all."""
     if max_count is not None and max_count < 0:
-        raise ValueError(f"max_count must be >= 0, got {max_count}")
+        raise InvalidArgument(f"max_count must be >= 0, got {max_count}")
     return (max_count is None or max_count > 0) and from_sequence_nr <= to_sequence_nr
 

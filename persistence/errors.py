@@ -1,10 +1,36 @@
-"""The errors an engine raises: each names the persistence id or key it concerns."""
+"""The errors an engine raises: each names the persistence id, key or server it concerns.
+
+Every error raised by this package derives from :class:`PersistenceError`, so a caller can
+catch the whole layer at once; nothing lower (psycopg, the pool, the JSON encoder) crosses
+the package's boundary untranslated. The hierarchy::
+
+    PersistenceError
+    ├── InvalidArgument (also a ValueError)   bad arguments or settings; nothing was done
+    │   └── SerializationError                a payload is not storable as JSON
+    ├── ConcurrencyConflict                   an append's expected sequence_nr was stale
+    ├── StateRevisionConflict                 a durable-state write's revision was stale
+    ├── JournalIntegrityError                 the journal is not what recovery needs
+    ├── AppendRefused                         PostgreSQL refused one append's statement
+    ├── SchemaError                           the stored schema does not fit this code
+    ├── UnexpectedResponse                    PostgreSQL answered what a statement rules out
+    └── StorageUnavailable                    the storage cannot be reached
+        └── EmbeddedServerError               the embedded PostgreSQL did not start
+"""
 
 from __future__ import annotations
 
 
 class PersistenceError(Exception):
     """Base class of every error raised by an engine."""
+
+
+class InvalidArgument(PersistenceError, ValueError):
+    """An argument or setting the engine cannot take (a negative sequence number, text
+    PostgreSQL cannot store, a missing data directory); nothing was written."""
+
+
+class SerializationError(InvalidArgument):
+    """A payload could not be stored as JSON; nothing was written."""
 
 
 class ConcurrencyConflict(PersistenceError):
@@ -36,12 +62,23 @@ class StateRevisionConflict(PersistenceError):
         self.actual_revision = actual_revision
 
 
-class SerializationError(PersistenceError, ValueError):
-    """A payload could not be stored as JSON; nothing was written."""
-
-
 class JournalIntegrityError(PersistenceError):
     """The journal is not what recovery needs: a gap in sequence numbers, an unknown version."""
+
+
+class AppendRefused(PersistenceError):
+    """PostgreSQL refused the statement of one append (e.g. a tag too long to index); the
+    other appends of its group-commit batch were written. Nothing of this one was."""
+
+
+class SchemaError(PersistenceError):
+    """The schema in the database does not fit this code (e.g. it was migrated by a newer
+    version), or code asked for a table the schema does not have."""
+
+
+class UnexpectedResponse(PersistenceError):
+    """PostgreSQL answered in a way the statement rules out (no row where one is certain):
+    a bug, or a server that is not the PostgreSQL the engine was written for."""
 
 
 class StorageUnavailable(PersistenceError):

@@ -19,17 +19,18 @@ async def open_engine(
 ) -> PostgresEngine:
     """Start and return a :class:`~persistence.postgres.PostgresEngine` for ``url``.
 
-    With ``url=None`` an embedded PostgreSQL is started (or reused) in ``data_dir``
-    (default: ``CONTACTS_DATA_DIR`` or the user's data directory); ``announce`` receives the
-    one-line message saying where its data lives. ``settings`` go to ``PostgresConfig``
-    (``schema``, ``table_prefix``, ``pool_max_size`` ...). Closing the engine also releases
-    the embedded server, which stops once no process uses it.
+    With ``url=None`` an embedded PostgreSQL is started (or reused) in ``data_dir``, which
+    the caller must give (:class:`~persistence.errors.InvalidArgument` otherwise);
+    ``announce`` receives the one-line message saying where its data lives. ``settings`` go
+    to ``PostgresConfig`` (``schema``, ``table_prefix``, ``pool_max_size`` ...). Closing the
+    engine also releases the embedded server, which stops once no process uses it.
     """
-    from persistence.embedded import start_embedded_async
+    from persistence.embedded import require_data_dir, start_embedded_async
     from persistence.postgres import PostgresEngine
 
     embedded = None
     if url is None:
+        data_dir = require_data_dir(data_dir)
         embedded = await start_embedded_async(data_dir)
         if announce is not None:
             announce(embedded.message)

@@ -25,9 +25,10 @@ from persistence.engine import (
     check_append,
     check_range,
     check_text,
+    describe_payload,
     encode_json,
 )
-from persistence.errors import ConcurrencyConflict, StateRevisionConflict
+from persistence.errors import ConcurrencyConflict, InvalidArgument, StateRevisionConflict
 
 
 @dataclass(slots=True)
@@ -88,8 +89,8 @@ class InMemoryEngine(Engine):
             return []
         check_append(persistence_id, events, expected_sequence_nr)
         encoded = [
-            encode_json(e.payload, f"payload of event #{i} ({e.type}) for {persistence_id!r}")
-            for i, e in enumerate(events, start=1)
+            encode_json(event.payload, describe_payload(persistence_id, number, event))
+            for number, event in enumerate(events, start=1)
         ]
         async with self._lock:
             actual = self._highest.get(persistence_id, 0)
@@ -198,7 +199,7 @@ class InMemoryEngine(Engine):
         self, key: str, value: Json, expected_revision: int, ttl: float | None = None
     ) -> DurableState:
         if ttl is not None and not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+            raise InvalidArgument(f"ttl must be a positive number of seconds, got {ttl!r}")
         check_text(key, "state key")
         text = encode_json(value, f"state {key!r}")
         async with self._lock:

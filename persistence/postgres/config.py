@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg.conninfo import conninfo_to_dict
 
-from persistence.errors import StorageUnavailable
+from persistence.errors import InvalidArgument, StorageUnavailable
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 
@@ -42,23 +42,23 @@ class PostgresConfig:
 
     def __post_init__(self) -> None:
         if not _IDENTIFIER.match(self.schema):
-            raise ValueError(
+            raise InvalidArgument(
                 f"schema must be a lower-case identifier (letters, digits, _), got {self.schema!r}"
             )
         if self.table_prefix and not _IDENTIFIER.match(self.table_prefix):
-            raise ValueError(
+            raise InvalidArgument(
                 "table_prefix must be empty or a lower-case identifier (letters, digits, _), "
                 f"got {self.table_prefix!r}"
             )
         if self.pool_min_size < 1 or self.pool_max_size < self.pool_min_size:
-            raise ValueError(
+            raise InvalidArgument(
                 f"need 1 <= pool_min_size <= pool_max_size, got {self.pool_min_size} and "
                 f"{self.pool_max_size}"
             )
         if self.connect_timeout <= 0:
-            raise ValueError(f"connect_timeout must be positive, got {self.connect_timeout}")
+            raise InvalidArgument(f"connect_timeout must be positive, got {self.connect_timeout}")
         if min(self.max_batch_events, self.replay_page_size, self.max_batches_in_flight) < 1:
-            raise ValueError(
+            raise InvalidArgument(
                 "max_batch_events, max_batches_in_flight and replay_page_size must be at least 1"
             )
         describe_target(self.url)  # a malformed URL fails here, with a clear message

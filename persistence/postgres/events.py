@@ -19,6 +19,7 @@ from typing import Any
 from psycopg.rows import TupleRow
 
 from persistence.engine import Json, NewEvent, StoredEvent
+from persistence.errors import InvalidArgument
 
 _FIELDS = (
     "persistence_id",
@@ -68,7 +69,7 @@ def unstamped_events(
     """
     n = len(events)
     if not len(persistence_ids) == len(sequence_nrs) == len(payloads) == n:
-        raise ValueError("unstamped_events needs columns of equal length")
+        raise InvalidArgument("unstamped_events needs columns of equal length")
     out: list[StoredEvent] = list(map(_new, repeat(StoredEvent, n)))
     _consume(map(_set_pid, out, persistence_ids))
     _consume(map(_set_seq, out, sequence_nrs))
@@ -83,7 +84,7 @@ def unstamped_events(
 def stamp(events: list[StoredEvent], orderings: range, timestamp: datetime) -> None:
     """Set the ordering and timestamp of events made by :func:`unstamped_events`."""
     if len(orderings) != len(events):
-        raise ValueError("stamp needs one ordering per event")
+        raise InvalidArgument("stamp needs one ordering per event")
     _consume(map(_set_ordering, events, orderings))
     _consume(map(_set_timestamp, events, repeat(timestamp, len(events))))
 

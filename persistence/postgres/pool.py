@@ -8,6 +8,9 @@ lets the pool start a fresh, immediate attempt.
 
 A connection is checked before every hand-out, but without a round trip (which cost as much
 as a group-commit batch's own statement): see :func:`check_idle_connection`.
+
+:class:`Connections` is how the engine's queries take a connection: a failure to get or
+keep one becomes :class:`~persistence.errors.StorageUnavailable` naming the server.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from time import monotonic
 
-from psycopg import AsyncConnection, OperationalError
+from psycopg import AsyncConnection, InterfaceError, OperationalError
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from persistence.postgres.config import PostgresConfig
+from persistence.errors import StorageUnavailable
+from persistence.postgres.config import PostgresConfig, connection_error, describe_target
+
+CONNECTION_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+"""What the driver and the pool raise when the server cannot be reached or is lost."""
 
 RECONNECT_WINDOW = 1.0
 """Seconds the pool retries replacing a lost connection before leaving it to new requests."""
@@ -97,3 +104,26 @@ async def connection(
         yield conn
     finally:
         await pool.putconn(conn)
+
+
+class Connections:
+    """The engine's pool (``None`` until the engine starts) and the one way its queries
+    take a connection from it."""
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.config = config
+        self.pool: AsyncConnectionPool | None = None
+
+    @asynccontextmanager
+    async def __call__(self, action: str) -> AsyncIterator[AsyncConnection[TupleRow]]:
+        """A pooled connection for ``action`` (named in every error); a lost server or an
+        exhausted pool raise :class:`~persistence.errors.StorageUnavailable`."""
+        if self.pool is None:
+            raise StorageUnavailable(
+                f"{action}: the engine for {describe_target(self.config.url)} is not started"
+            )
+        try:
+            async with connection(self.pool, self.config.connect_timeout) as conn:
+                yield conn
+        except CONNECTION_ERRORS as exc:
+            raise connection_error(self.config.url, f"{action}: cannot reach", exc) from None

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
 
+from persistence.errors import SchemaError
+
 TABLES = (
     "journal",
     "event_tag",
@@ -52,7 +54,7 @@ class Names:
 
     def table(self, name: str) -> sql.Composed:
         if name not in TABLES:
-            raise KeyError(f"unknown table {name!r}")
+            raise SchemaError(f"unknown table {name!r}")
         return sql.SQL(".").join([sql.Identifier(self.schema), sql.Identifier(self.prefix + name)])
 
     def index(self, name: str) -> sql.Identifier:
@@ -177,7 +179,7 @@ async def migrate(conn: AsyncConnection[object], names: Names) -> list[int]:
         row = await cur.fetchone()
         current = int(row[0]) if row else 0  # type: ignore[index]
         if current > LATEST_VERSION:
-            raise RuntimeError(
+            raise SchemaError(
                 f"schema {names.schema!r} is at version {current}, newer than this code's "
                 f"{LATEST_VERSION}; upgrade the application"
             )

@@ -22,10 +22,9 @@ from persistence import (
     StoredEvent,
     open_engine,
 )
-from persistence.embedded import default_data_dir
-from persistence.engine import encode_json
+from persistence.embedded import _ensure_database, start_embedded, start_embedded_async
+from persistence.errors import EmbeddedServerError, InvalidArgument
 from persistence.postgres import PostgresConfig, PostgresEngine
-from persistence.postgres.fastpath import plain_append, plain_payloads
 from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
 from tests.conftest import EngineFactory, private_embedded, unique_schema
 
@@ -496,9 +495,21 @@ async def test_abandoned_replays_release_their_connections(pg_engine: PostgresEn
     assert stored[0].sequence_nr == 2_501
 
 
-def test_the_embedded_data_directory_is_configurable(tmp_path: Path) -> None:
-    assert default_data_dir({"CONTACTS_DATA_DIR": str(tmp_path)}) == tmp_path
-    assert default_data_dir({}).name == "contacts-actors"
+async def test_an_embedded_server_needs_a_data_directory_from_its_caller() -> None:
+    with pytest.raises(InvalidArgument, match="needs a data directory"):
+        start_embedded(None)
+    with pytest.raises(InvalidArgument, match="needs a data directory"):
+        await start_embedded_async(None)
+    with pytest.raises(InvalidArgument, match="needs a data directory"):
+        await open_engine(None)
+
+
+def test_a_database_the_embedded_server_cannot_create_is_an_embedded_server_error(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(EmbeddedServerError, match="could not create the database") as info:
+        _ensure_database("postgresql://postgres@127.0.0.1:1/postgres", "x", tmp_path)
+    assert str(tmp_path / "log") in str(info.value)
 
 
 @pytest.mark.slow
@@ -543,7 +554,7 @@ async def test_by_tag_reads_hold_back_events_behind_an_open_transaction(
 ) -> None:
     """An event whose ordering is above an open writing transaction's is held back, so
     that a reader resuming after it cannot skip what that transaction commits later."""
-    monkeypatch.setattr("persistence.postgres.engine.HORIZON_WAIT", 0.2)
+    monkeypatch.setattr("persistence.postgres.ordering.HORIZON_WAIT", 0.2)
     engine = await engine_factory()
     tags = frozenset({"t"})
     await engine.append("early", [NewEvent("E", {"n": 1}, tags=tags)], 0)
@@ -557,52 +568,3 @@ async def test_by_tag_reads_hold_back_events_behind_an_open_transaction(
     assert [e.payload["n"] for e in events] == [1, 2]
     resumed = engine.events_by_tag("t", after_ordering=events[0].ordering)
     assert [e.payload["n"] async for e in resumed] == [2]
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        {"a": [1, 2.5, None, True, False], "b": {"c": "d\\u0000e", "e": ""}},
-        ["tab\tand \"quotes\" and \\ backslash", 10**30, -0.0, 1e-7],
-        [{"x": "Zoë"}],
-        [{"x": "lone \ud800 surrogate"}],
-        [{"x": "\x00"}],
-        [float("nan")],
-        [{1, 2}],
-        [{"k": object()}],
-    ],
-    ids=["plain", "escapes", "non-ascii", "surrogate", "nul", "nan", "set", "object"],
-)
-def test_the_payload_fast_path_matches_encode_json_or_defers(payload: object) -> None:
-    text = plain_payloads([payload])
-    try:
-        expected: str | None = encode_json([payload], "payload")
-    except SerializationError:
-        expected = None
-    assert text is None or text == expected
-    assert (text is None) == (expected is None or "\\u0000" in expected)
-
-
-def test_the_payload_fast_path_defers_cycles() -> None:
-    cycle: list[object] = []
-    cycle.append(cycle)
-    assert plain_payloads([cycle]) is None
-
-
-@pytest.mark.parametrize(
-    ("pid", "event", "expected", "plain"),
-    [
-        ("p", NewEvent("E", {}, tags=frozenset({"t"})), 0, True),
-        ("p\x00", NewEvent("E", {}), 0, False),
-        ("p", NewEvent("E\x00", {}), 0, False),
-        ("p", NewEvent("E", {}, tags=frozenset({"t\x00"})), 0, False),
-        ("p", NewEvent("É", {}), 0, False),
-        ("p", NewEvent("E", {}), -1, False),
-        ("p", NewEvent("E", {}), 2**63 - 1, False),
-    ],
-)
-def test_the_argument_fast_path_only_passes_what_check_append_passes(
-    pid: str, event: NewEvent, expected: int, plain: bool
-) -> None:
-    assert plain_append(pid, [event], expected) is plain
-    assert plain_append(pid, [event, event], expected) is plain  # the path for several
