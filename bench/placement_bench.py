@@ -119,8 +119,8 @@ async def run(url: str, batches: list[int], seconds: float, runs: int) -> None:
                 await store.heartbeat(me.instance_id)
 
             for name, action in (("acquire+release", acquire_release), ("renew", renew)):
-                rates = [await _rate(action, seconds) for _ in range(runs)]
-                print(f"{name:15s}: {statistics.median(rates):8.0f}/s ({runs} runs)")
+                measured = [await _rate(action, seconds) for _ in range(runs)]
+                print(f"{name:15s}: {statistics.median(measured):8.0f}/s ({runs} runs)")
     finally:
         await engine.drop_schema()
 
