@@ -45,9 +45,7 @@ def _statements(store: PlacementStore) -> dict[str, sql.Composed]:
         "WHERE h.persistence_id = r.persistence_id {fenced_only} RETURNING 1) "
         "SELECT count(*) FROM upd"
     )
-    plain = sql.SQL("WITH " + req + ", " + upd).format(
-        highest=highest, fenced_only=sql.SQL("")
-    )
+    plain = sql.SQL("WITH " + req + ", " + upd).format(highest=highest, fenced_only=sql.SQL(""))
     fenced = sql.SQL("WITH " + req + ", {fence}, " + upd).format(
         highest=highest,
         fence=fence_cte(store.names),

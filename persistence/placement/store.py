@@ -158,6 +158,19 @@ class PlacementStore:
         except _CONNECTION_ERRORS as exc:
             raise connection_error(self.config.url, f"{action}: cannot reach", exc) from None
 
+    async def _fetch_one(
+        self,
+        action: str,
+        statement: sql.Composed,
+        params: dict[str, object] | list[object],
+        *,
+        heartbeat: bool = False,
+    ) -> TupleRow | None:
+        """Run one statement (its own transaction) and return its first row."""
+        async with self._connection(action, heartbeat=heartbeat) as conn:
+            cur = await conn.execute(statement, params)
+            return await cur.fetchone()
+
     async def _limit_locks(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
         """Bound this transaction's lock waits and its idle time holding locks."""
         await conn.execute(
@@ -180,17 +193,17 @@ class PlacementStore:
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
         instance_id = instance_id or uuid.uuid4().hex
         sent = time.monotonic()
-        async with self._connection(f"register instance {instance_id!r}", heartbeat=True) as c:
-            cur = await c.execute(
-                sql.SQL(
-                    "INSERT INTO {} (id, address, started_at, heartbeat_at, expires_at, "
-                    "ttl_seconds) VALUES (%(id)s, %(address)s, now(), now(), "
-                    "now() + make_interval(secs => %(ttl)s), %(ttl)s) "
-                    "RETURNING started_at, expires_at"
-                ).format(self.names.instance),
-                {"id": instance_id, "address": address, "ttl": ttl},
-            )
-            row = await cur.fetchone()
+        row = await self._fetch_one(
+            f"register instance {instance_id!r}",
+            sql.SQL(
+                "INSERT INTO {} (id, address, started_at, heartbeat_at, expires_at, "
+                "ttl_seconds) VALUES (%(id)s, %(address)s, now(), now(), "
+                "now() + make_interval(secs => %(ttl)s), %(ttl)s) "
+                "RETURNING started_at, expires_at"
+            ).format(self.names.instance),
+            {"id": instance_id, "address": address, "ttl": ttl},
+            heartbeat=True,
+        )
         if row is None:
             raise PersistenceError(f"registering instance {instance_id!r} returned no row")
         return Registration(instance_id, address, ttl, row[0], row[1], local_deadline(sent, ttl))
@@ -202,16 +215,16 @@ class PlacementStore:
         may already have taken its users over.
         """
         sent = time.monotonic()
-        async with self._connection(f"renew instance {instance_id!r}", heartbeat=True) as conn:
-            cur = await conn.execute(
-                sql.SQL(
-                    "UPDATE {} SET heartbeat_at = now(), "
-                    "expires_at = now() + make_interval(secs => ttl_seconds) "
-                    "WHERE id = %s AND expires_at > now() RETURNING expires_at, ttl_seconds"
-                ).format(self.names.instance),
-                [instance_id],
-            )
-            row = await cur.fetchone()
+        row = await self._fetch_one(
+            f"renew instance {instance_id!r}",
+            sql.SQL(
+                "UPDATE {} SET heartbeat_at = now(), "
+                "expires_at = now() + make_interval(secs => ttl_seconds) "
+                "WHERE id = %s AND expires_at > now() RETURNING expires_at, ttl_seconds"
+            ).format(self.names.instance),
+            [instance_id],
+            heartbeat=True,
+        )
         if row is None:
             return Renewal(False, None, None)
         return Renewal(True, row[0], local_deadline(sent, float(row[1])))
@@ -219,27 +232,28 @@ class PlacementStore:
     async def drain(self, instance_id: str) -> bool:
         """Mark ``instance_id`` draining: it keeps its users until it releases them, but
         acquires no new one. False if it is not registered."""
-        async with self._connection(f"drain instance {instance_id!r}") as conn:
-            cur = await conn.execute(
-                sql.SQL("UPDATE {} SET draining = true WHERE id = %s").format(self.names.instance),
-                [instance_id],
-            )
-            return cur.rowcount == 1
+        row = await self._fetch_one(
+            f"drain instance {instance_id!r}",
+            sql.SQL("UPDATE {} SET draining = true WHERE id = %s RETURNING 1").format(
+                self.names.instance
+            ),
+            [instance_id],
+        )
+        return row is not None
 
     async def deregister(self, instance_id: str) -> int:
         """Release every lease ``instance_id`` still holds and remove its registration, in
         one transaction (its fenced writes in flight commit first); the number released."""
         n = self.names
-        async with self._connection(f"deregister instance {instance_id!r}") as conn:
-            cur = await conn.execute(
-                sql.SQL(
-                    "WITH freed AS (UPDATE {lease} SET owner = NULL WHERE owner = %(id)s "
-                    "RETURNING 1), gone AS (DELETE FROM {instance} WHERE id = %(id)s) "
-                    "SELECT count(*) FROM freed"
-                ).format(lease=n.lease, instance=n.instance),
-                {"id": instance_id},
-            )
-            row = await cur.fetchone()
+        row = await self._fetch_one(
+            f"deregister instance {instance_id!r}",
+            sql.SQL(
+                "WITH freed AS (UPDATE {lease} SET owner = NULL WHERE owner = %(id)s "
+                "RETURNING 1), gone AS (DELETE FROM {instance} WHERE id = %(id)s) "
+                "SELECT count(*) FROM freed"
+            ).format(lease=n.lease, instance=n.instance),
+            {"id": instance_id},
+        )
         return int(row[0]) if row else 0
 
     # -- leases ------------------------------------------------------------------------------
@@ -272,9 +286,7 @@ class PlacementStore:
         n = self.names
         await self._limit_locks(conn)
         cur = await conn.execute(
-            sql.SQL(
-                "SELECT expires_at > now(), draining FROM {} WHERE id = %s"
-            ).format(n.instance),
+            sql.SQL("SELECT expires_at > now(), draining FROM {} WHERE id = %s").format(n.instance),
             [instance_id],
         )
         me = await cur.fetchone()
@@ -323,14 +335,15 @@ class PlacementStore:
 
         The epoch stays: whoever acquires the key next gets the next one.
         """
-        async with self._connection(f"release the lease of {lease.key!r}") as conn:
-            cur = await conn.execute(
-                sql.SQL(
-                    "UPDATE {} SET owner = NULL WHERE key = %s AND owner = %s AND epoch = %s"
-                ).format(self.names.lease),
-                [lease.key, lease.owner, lease.epoch],
-            )
-            return cur.rowcount == 1
+        row = await self._fetch_one(
+            f"release the lease of {lease.key!r}",
+            sql.SQL(
+                "UPDATE {} SET owner = NULL WHERE key = %s AND owner = %s AND epoch = %s "
+                "RETURNING 1"
+            ).format(self.names.lease),
+            [lease.key, lease.owner, lease.epoch],
+        )
+        return row is not None
 
     # -- operations --------------------------------------------------------------------------
 
@@ -382,19 +395,18 @@ class PlacementStore:
         a fence also needs the owner's row, so nothing they held becomes writable) and
         takeover records older than ``keep_takeovers_for``; the two counts."""
         n = self.names
-        async with self._connection("prune the cluster tables") as conn:
-            cur = await conn.execute(
-                sql.SQL(
-                    "WITH dead AS (DELETE FROM {instance} "
-                    "WHERE expires_at < now() - make_interval(secs => %(dead)s) RETURNING id), "
-                    "freed AS (UPDATE {lease} SET owner = NULL "
-                    "WHERE owner IN (SELECT id FROM dead) RETURNING 1), "
-                    "old AS (DELETE FROM {takeover} "
-                    "WHERE at < now() - make_interval(secs => %(keep)s) RETURNING 1) "
-                    "SELECT (SELECT count(*) FROM dead), (SELECT count(*) FROM old), "
-                    "(SELECT count(*) FROM freed)"
-                ).format(instance=n.instance, lease=n.lease, takeover=n.takeover),
-                {"dead": dead_for, "keep": keep_takeovers_for},
-            )
-            row = await cur.fetchone()
+        row = await self._fetch_one(
+            "prune the cluster tables",
+            sql.SQL(
+                "WITH dead AS (DELETE FROM {instance} "
+                "WHERE expires_at < now() - make_interval(secs => %(dead)s) RETURNING id), "
+                "freed AS (UPDATE {lease} SET owner = NULL "
+                "WHERE owner IN (SELECT id FROM dead) RETURNING 1), "
+                "old AS (DELETE FROM {takeover} "
+                "WHERE at < now() - make_interval(secs => %(keep)s) RETURNING 1) "
+                "SELECT (SELECT count(*) FROM dead), (SELECT count(*) FROM old), "
+                "(SELECT count(*) FROM freed)"
+            ).format(instance=n.instance, lease=n.lease, takeover=n.takeover),
+            {"dead": dead_for, "keep": keep_takeovers_for},
+        )
         return (int(row[0]), int(row[1])) if row else (0, 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -332,77 +333,79 @@ async def test_check_fence_passes_a_held_lease_and_refuses_a_stale_one(
                 await check_fence(conn, store.names, successor)
 
 
-async def _waits_for_a_lock(conn: psycopg.AsyncConnection[Any], backend_pid: int) -> bool:
-    cur = await conn.execute(
-        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [backend_pid]
-    )
-    row = await cur.fetchone()
-    return row is not None and row[0] == "Lock"
-
-
-async def test_a_write_queued_behind_a_takeover_is_refused(
-    engine: PostgresEngine, stores: StoreFactory
+async def wait_for_lock_wait(
+    spy: psycopg.AsyncConnection[Any], waiter: psycopg.AsyncConnection[Any], what: str
 ) -> None:
+    """Until ``waiter``'s backend waits for a lock, as ``pg_stat_activity`` shows it."""
+    pid = waiter.info.backend_pid
+
+    async def waiting() -> bool:
+        cur = await spy.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid]
+        )
+        row = await cur.fetchone()
+        return row is not None and row[0] == "Lock"
+
+    await wait_for(waiting, what)
+
+
+@dataclass
+class Scene:
+    """Instance ``a`` holds ``lease`` on ``user-1``; ``b`` is live; ``table`` is empty."""
+
+    engine: PostgresEngine
+    store: PlacementStore
+    table: sql.Identifier
+    b: Registration
+    lease: Lease
+
+    def take_over(self) -> tuple[sql.Composed, list[str]]:
+        """A takeover's write to the lease row, to run on a connection of one's own."""
+        statement = sql.SQL(
+            "UPDATE {} SET owner = %s, epoch = epoch + 1 WHERE key = %s RETURNING epoch"
+        ).format(self.store.names.lease)
+        return statement, [self.b.instance_id, self.lease.key]
+
+    async def rows(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self.table))
+        row = await cur.fetchone()
+        return int(row[0]) if row else -1
+
+
+@pytest.fixture
+async def scene(engine: PostgresEngine, stores: StoreFactory) -> Scene:
     store = await stores()
     table = await _probe_table(engine)
     a, b = await store.register("a:1", ttl=60), await store.register("b:1", ttl=60)
-    lease = await _held(store, "user-1", a)
-    lease_table = store.names.lease
+    return Scene(engine, store, table, b, await _held(store, "user-1", a))
+
+
+async def test_a_write_queued_behind_a_takeover_is_refused(scene: Scene) -> None:
+    engine, store = scene.engine, scene.store
     async with await raw(engine) as taker, await raw(engine) as writer, await raw(engine) as spy:
         async with taker.transaction():
-            # A takeover in flight: the lease row is updated but not yet committed.
-            await taker.execute(
-                sql.SQL("UPDATE {} SET owner = %s, epoch = epoch + 1 WHERE key = %s").format(
-                    lease_table
-                ),
-                [b.instance_id, "user-1"],
-            )
+            await taker.execute(*scene.take_over())  # in flight: not yet committed
             write = asyncio.ensure_future(
-                writer.execute(_fenced_insert(store, table), fence_params([lease]))
+                writer.execute(_fenced_insert(store, scene.table), fence_params([scene.lease]))
             )
-            pid = writer.info.backend_pid
-
-            async def queued() -> bool:
-                return await _waits_for_a_lock(spy, pid)
-
-            await wait_for(queued, "the fenced write to wait for the takeover's lock")
+            await wait_for_lock_wait(spy, writer, "the fenced write to wait for the takeover")
         cur = await write
         row = await cur.fetchone()
         assert row is not None and row[0] == []
-        cur = await spy.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
-        assert await cur.fetchone() == (0,)
+        assert await scene.rows(spy) == 0
 
 
-async def test_a_takeover_waits_for_a_fenced_write_to_commit(
-    engine: PostgresEngine, stores: StoreFactory
-) -> None:
-    store = await stores()
-    table = await _probe_table(engine)
-    a, b = await store.register("a:1", ttl=60), await store.register("b:1", ttl=60)
-    lease = await _held(store, "user-1", a)
+async def test_a_takeover_waits_for_a_fenced_write_to_commit(scene: Scene) -> None:
+    engine, store = scene.engine, scene.store
     async with await raw(engine) as writer, await raw(engine) as taker, await raw(engine) as spy:
         async with writer.transaction():
-            await check_fence(writer, store.names, lease)
+            await check_fence(writer, store.names, scene.lease)
             await writer.execute(
-                sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(table), ["user-1", 1]
+                sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(scene.table), ["user-1", 1]
             )
-            takeover = asyncio.ensure_future(
-                taker.execute(
-                    sql.SQL(
-                        "UPDATE {} SET owner = %s, epoch = epoch + 1 WHERE key = %s "
-                        "RETURNING epoch"
-                    ).format(store.names.lease),
-                    [b.instance_id, "user-1"],
-                )
-            )
-            pid = taker.info.backend_pid
-
-            async def queued() -> bool:
-                return await _waits_for_a_lock(spy, pid)
-
-            await wait_for(queued, "the takeover to wait for the fenced write")
+            takeover = asyncio.ensure_future(taker.execute(*scene.take_over()))
+            await wait_for_lock_wait(spy, taker, "the takeover to wait for the fenced write")
             assert not takeover.done()
         cur = await takeover
         assert await cur.fetchone() == (2,)
-        cur = await spy.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
-        assert await cur.fetchone() == (1,)
+        assert await scene.rows(spy) == 1

@@ -106,8 +106,13 @@ async def test_a_paused_owner_is_taken_over_and_its_late_writes_are_refused(
             )
         )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.persistence.test_placement_process", url, schema,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.persistence.test_placement_process",
+        url,
+        schema,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
