@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection, sql
 
 from persistence.errors import SchemaError
+from persistence.postgres.placement_tables import placement_tables
 
 TABLES = (
     "journal",
@@ -146,6 +147,7 @@ Migration = Callable[[Names], list[sql.Composed]]
 
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "journal, tags, highest, snapshots, durable state", _v1),
+    (2, "cluster placement: instances, leases with epochs, takeovers", placement_tables),
 )
 """``(version, description, statements)``; append new versions, never edit applied ones."""
 
