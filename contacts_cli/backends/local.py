@@ -292,7 +292,9 @@ async def _open_engine(settings: Settings) -> Engine:
     return await open_engine(
         settings.database_url,
         data_dir=settings.data_dir,
-        announce=lambda message: log.info("%s", message),
+        announce=lambda message: log.info(
+            "%s (set DATABASE_URL to use another server, CONTACTS_DATA_DIR to move it)", message
+        ),
         schema=settings.db_schema,
     )
 
