@@ -7,6 +7,8 @@ shared test database is never disturbed.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,16 +20,25 @@ from contacts_cli.http.app import create_app
 from contacts_cli.service.settings import Settings
 from persistence.embedded import EmbeddedPostgres, start_embedded_async
 from persistence.postgres import PostgresEngine
+from tests.conftest import RUN_ID
 from tests.service.conftest import problem
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def private_server(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
-    server = await start_embedded_async(tmp_path / "outage", "test", stop_at_exit=True)
-    yield server
-    await asyncio.to_thread(server.stop)
+async def private_server() -> AsyncIterator[EmbeddedPostgres]:
+    # Not under tmp_path: a concurrent pytest run prunes other runs' base directories, which
+    # deleted this server's data directory under it (see tests/conftest.py).
+    directory = Path(tempfile.mkdtemp(prefix=f"pg-outage-{RUN_ID}-"))
+    try:
+        server = await start_embedded_async(directory, "test", stop_at_exit=True)
+        try:
+            yield server
+        finally:
+            await asyncio.to_thread(server.stop)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def restart(server: EmbeddedPostgres, attempts: int = 5) -> None:
