@@ -2,9 +2,11 @@
 
 One job per module:
 
-* :mod:`.passwords`: what a password may be, and argon2id hashing run off the event loop;
+* :mod:`.passwords`: what a password may be (light: client mode checks with it);
+* :mod:`.hashing`: argon2id hashing and verification, off the event loop and bounded;
 * :mod:`.store`: the durable-state actor of one account (key ``contacts-account/<name>``)
   and the registry that finds or spawns it;
+* :mod:`.service`: add, change a password, remove, verify: what the in-process backend offers;
 * :mod:`.verifier`: checks a name and password against the stored hash, with a short cache
   keyed by the stored hash, so a password change or a removal takes effect at once;
 * :mod:`.limiter`: failed logins counted per user name and per client address;

@@ -9,8 +9,9 @@ user's requests.
 Why a thread pool, despite "no thread pools on the hot path": the hot path is a contact
 command reaching its actor and the journal, which stays on the loop. A verification happens
 once per client per cache period (:mod:`.verifier`), and argon2-cffi releases the GIL while it
-hashes, so a thread is the one way to compute it without freezing the loop (measured: loop
-lag stays under a millisecond, median 0.14 ms, while two verifications run). The pool is this
+hashes, so a thread computes it beside the loop at the cost of one hand-over (measured: loop
+lag stays under a millisecond, median 0.14 ms, while verifications run; a process pool would
+add start-up and pickling for nothing the GIL-free C code needs). The pool is this
 module's own and small (:data:`WORKERS`): a burst of logins queues here instead of taking
 the default executor's threads or 64 MiB per concurrent hash without bound; past
 :data:`MAX_WAITING` waiting calls it refuses with ``Unavailable`` (HTTP 503) rather than

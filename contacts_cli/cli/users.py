@@ -10,6 +10,7 @@ admin routes (the service token, HTTPS unless the server is on this machine).
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -68,20 +69,30 @@ def _show(out: Output, account: dict[str, Any], verb: str) -> None:
         out.line(f"{verb} account {account['name']}")
 
 
+SetPassword = Callable[["ContactsBackend", str, str], Awaitable[dict[str, Any]]]
+
+
+def _with_password(ctx: typer.Context, name: str, from_stdin: bool, json_: bool,
+                   call: SetPassword, verb: str) -> None:
+    """Check ``name``, read the password, ``call`` the backend with both, show the account."""
+    out = Output(json_mode=json_)
+    check_name(out, name)
+    password = read_password(out, from_stdin)
+
+    async def job(backend: ContactsBackend) -> dict[str, Any]:
+        return await call(backend, name, password)
+
+    _show(out, run(ctx, out, job), verb)
+
+
 def add(ctx: typer.Context, name: NameArg, password_stdin: PasswordStdin = False,
         json_: JsonOption = False) -> None:
     """Create an account (exit 4 if it exists).
 
     Example: printf '%s\\n' "$PASSWORD" | contacts user add alice --password-stdin
     """
-    out = Output(json_mode=json_)
-    check_name(out, name)
-    password = read_password(out, password_stdin)
-
-    async def job(backend: ContactsBackend) -> dict[str, Any]:
-        return await backend.add_account(name, password)
-
-    _show(out, run(ctx, out, job), "created")
+    _with_password(ctx, name, password_stdin, json_,
+                   lambda backend, *args: backend.add_account(*args), "created")
 
 
 def passwd(ctx: typer.Context, name: NameArg, password_stdin: PasswordStdin = False,
@@ -90,14 +101,8 @@ def passwd(ctx: typer.Context, name: NameArg, password_stdin: PasswordStdin = Fa
 
     Clients still using the old password are refused from their next request on.
     """
-    out = Output(json_mode=json_)
-    check_name(out, name)
-    password = read_password(out, password_stdin)
-
-    async def job(backend: ContactsBackend) -> dict[str, Any]:
-        return await backend.set_password(name, password)
-
-    _show(out, run(ctx, out, job), "changed the password of")
+    _with_password(ctx, name, password_stdin, json_,
+                   lambda backend, *args: backend.set_password(*args), "changed the password of")
 
 
 def rm(
