@@ -121,6 +121,21 @@ class ContactsBackend(Protocol):
 
     async def stats(self) -> JsonObject: ...
 
+    async def add_account(self, name: str, password: str) -> JsonObject:
+        """Create the account ``name`` (a user id) with ``password``: ``Conflict`` if it
+        exists, ``Invalid`` for a bad name or password. Returns ``{"name", "created_at",
+        "password_changed_at"}``, never the hash."""
+        ...
+
+    async def set_password(self, name: str, password: str) -> JsonObject:
+        """Replace the account's password, effective for the next request (``NotFound`` if
+        there is no account)."""
+        ...
+
+    async def remove_account(self, name: str) -> JsonObject:
+        """Delete the account (``NotFound`` if none); the user's contacts stay."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -129,6 +144,11 @@ class ServiceBackend(ContactsBackend, Protocol):
 
     async def ping(self, within: float = 3.0) -> None:
         """Raise :class:`Unavailable` unless the database answers within ``within`` s."""
+        ...
+
+    async def verify_password(self, name: str, password: str) -> bool:
+        """Whether ``password`` is the password of the account ``name`` (False when there is
+        no such account, after as long as a wrong password takes)."""
         ...
 
     def runtime_metrics(self) -> dict[str, float]:

@@ -238,6 +238,21 @@ class HttpBackend:
         result: JsonObject = await self._request("GET", "/api/stats")
         return result
 
+    async def add_account(self, name: str, password: str) -> JsonObject:
+        result: JsonObject = await self._request(
+            "POST", "/admin/accounts", json={"name": name, "password": password})
+        return result
+
+    async def set_password(self, name: str, password: str) -> JsonObject:
+        result: JsonObject = await self._request(
+            "PUT", f"/admin/accounts/{quote(name, safe='')}/password", json={"password": password})
+        return result
+
+    async def remove_account(self, name: str) -> JsonObject:
+        result: JsonObject = await self._request(
+            "DELETE", f"/admin/accounts/{quote(name, safe='')}")
+        return result
+
     async def close(self) -> None:
         if self._client is not None:
             self._client.close()

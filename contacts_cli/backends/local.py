@@ -4,8 +4,9 @@ It owns an :class:`~actors.ActorSystem` on a persistence engine (PostgreSQL from
 ``DATABASE_URL``, else an embedded one, or an engine the caller passes in), a router actor,
 and sends every command to the user's actor with ``query``. Reads of the past (history, as-of)
 stream the user's journal directly (:mod:`contacts_cli.backends.past`); imports are cut into
-chunks by :mod:`contacts_cli.backends.local_import`. Every failure leaves as a backend error,
-translated by :mod:`contacts_cli.backends.translate`.
+chunks by :mod:`contacts_cli.backends.local_import`. Accounts (:mod:`contacts_cli.accounts`)
+have a durable-state actor each, found through a second router. Every failure leaves as a
+backend error, translated by :mod:`contacts_cli.backends.translate`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from actors import ActorCrashed, ActorNotFound, ActorRef, ActorSystem, QueryTimeout, query
+from contacts_cli.accounts.hashing import PasswordHashing
+from contacts_cli.accounts.service import Accounts
+from contacts_cli.accounts.store import AccountMessage, spawn_registry
 from contacts_cli.backends import local_import, past
 from contacts_cli.backends.base import (
     ContactJson,
@@ -58,6 +62,8 @@ class LocalBackend:
         engine: Engine,
         *,
         owns_engine: bool,
+        account_registry: ActorRef,
+        hashing: PasswordHashing | None = None,
     ) -> None:
         self.settings = settings
         self.system = system
@@ -65,15 +71,20 @@ class LocalBackend:
         self.engine = engine
         self._owns_engine = owns_engine
         self._refs: dict[str, ActorRef] = {}
+        self.account_registry = account_registry
+        self._account_refs: dict[str, ActorRef] = {}
+        self.accounts = Accounts(self._ask_account, hashing,
+                                 cache_seconds=settings.auth_cache_seconds)
         self._started = time.monotonic()
         self._closed = False
 
     # -- life cycle ----------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, settings: Settings | None = None, *,
-                   engine: Engine | None = None) -> LocalBackend:
-        """Start the engine (unless given), the actor system and the router.
+    async def open(cls, settings: Settings | None = None, *, engine: Engine | None = None,
+                   hashing: PasswordHashing | None = None) -> LocalBackend:
+        """Start the engine (unless given), the actor system and the routers (of the users'
+        actors and of the accounts' actors; ``hashing``: the accounts' argon2 parameters).
 
         Without ``engine``: PostgreSQL at ``settings.database_url``, or an embedded server in
         ``settings.data_dir``; either is closed (and the embedded server stopped) by
@@ -91,11 +102,13 @@ class LocalBackend:
         try:
             await system.__aenter__()
             router = spawn_router(system, settings)
+            registry = spawn_registry(system, settings)
         except BaseException:
             if owns:
                 await engine.close()
             raise
-        return cls(settings, system, router, engine, owns_engine=owns)
+        return cls(settings, system, router, engine, owns_engine=owns,
+                   account_registry=registry, hashing=hashing)
 
     async def close(self) -> None:
         """Stop every actor (each finishes its current command), then flush and close."""
@@ -107,6 +120,7 @@ class LocalBackend:
             # system waits for the snapshots in flight: the next start replays little.
             await self.system.__aexit__(None, None, None)
         finally:
+            self.accounts.close()
             if self._owns_engine:
                 await self.engine.close()
 
@@ -119,34 +133,49 @@ class LocalBackend:
     # -- talking to the actors -------------------------------------------------------------
 
     async def _resolve(self, user: str) -> ActorRef:
-        ref = self._refs.get(user)
+        """The actor of ``user`` (the router spawns it if it is not live)."""
+        return await self._resolve_in(self.router, self._refs, user)
+
+    async def _resolve_in(self, router: ActorRef, refs: dict[str, ActorRef],
+                          name: str) -> ActorRef:
+        ref = refs.get(name)
         if ref is None:
-            ref = await self._query(self.router, Resolve(user), self.settings.query_timeout)
-            self._refs[user] = ref
+            ref = await self._query(router, Resolve(name), self.settings.query_timeout)
+            refs[name] = ref
         return ref
 
     async def _ask(self, user: str, message: object, seconds: float | None = None) -> Any:
         """Send ``message`` to ``user``'s actor and return its reply (raising its failure)."""
-        check_user_id(user)
+        return await self._ask_through(self.router, self._refs, user, message, seconds)
+
+    async def _ask_account(self, name: str, message: AccountMessage) -> Any:
+        """Send ``message`` to the actor of the account ``name``; return its reply."""
+        return await self._ask_through(self.account_registry, self._account_refs, name,
+                                       message, None)
+
+    async def _ask_through(self, router: ActorRef, refs: dict[str, ActorRef], name: str,
+                           message: object, seconds: float | None) -> Any:
+        """Ask the actor ``router`` resolves ``name`` to (``refs`` caches the answers)."""
+        check_user_id(name)
         if self._closed:
             raise Unavailable("the contacts service is shutting down")
         timeout = seconds or self.settings.query_timeout
         for attempt in range(_RESOLVE_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(0.01 * attempt)  # let a stopping actor leave the router
-            ref = await self._resolve(user)
+            ref = await self._resolve_in(router, refs, name)
             try:
                 reply = await self._query(ref, message, timeout)
             except ActorNotFound:
                 # The actor passivated (or was stopped by supervision) since we resolved it;
                 # nothing was handled, so asking the router again is safe.
-                if self._refs.get(user) is ref:
-                    del self._refs[user]
+                if refs.get(name) is ref:
+                    del refs[name]
                 continue
             if isinstance(reply, messages.Failed):
                 raise reply.error
             return reply
-        raise Unavailable(f"the actor of user {user!r} keeps stopping; see the server log")
+        raise Unavailable(f"the actor of {name!r} keeps stopping; see the server log")
 
     async def _query(self, ref: ActorRef, message: object, seconds: float) -> Any:
         try:
@@ -265,6 +294,20 @@ class LocalBackend:
             return outcomes
 
         return send
+
+    # -- accounts (contacts_cli.accounts) ------------------------------------------------
+
+    async def add_account(self, name: str, password: str) -> JsonObject:
+        return await self.accounts.add(name, password)
+
+    async def set_password(self, name: str, password: str) -> JsonObject:
+        return await self.accounts.set_password(name, password)
+
+    async def remove_account(self, name: str) -> JsonObject:
+        return await self.accounts.remove(name)
+
+    async def verify_password(self, name: str, password: str) -> bool:
+        return await self.accounts.verify(name, password)
 
     async def user_count(self, user: str) -> int:
         count: int = await self._ask(user, messages.Count())

@@ -60,6 +60,12 @@ def serve(
     port: Annotated[int | None, typer.Option(
         "--port", envvar="CONTACTS_PORT", min=1, max=65535,
         help="Port to bind (default 8765).")] = None,
+    certfile: Annotated[Path | None, typer.Option(
+        "--certfile", envvar="CONTACTS_TLS_CERTFILE", dir_okay=False,
+        help="Serve HTTPS with this PEM certificate (chain); needs --keyfile.")] = None,
+    keyfile: Annotated[Path | None, typer.Option(
+        "--keyfile", envvar="CONTACTS_TLS_KEYFILE", dir_okay=False,
+        help="The certificate's PEM private key.")] = None,
     log_level: Annotated[str, typer.Option(
         "--log-level", help="critical, error, warning, info or debug.")] = "info",
 ) -> None:
@@ -67,6 +73,7 @@ def serve(
 
     While it runs, it announces its URL and pid in the data directory, so every command
     run against the same data directory and database goes through it (client mode).
+    A non-loopback --host needs CONTACTS_API_TOKEN or HTTPS (--certfile/--keyfile).
     """
     import logging
 
@@ -81,8 +88,9 @@ def serve(
                    EXIT_USAGE)
     log_level = log_level.lower()
     try:
+        flags = {"host": host, "port": port, "tls_certfile": certfile, "tls_keyfile": keyfile}
         config = service_settings(options, reuse_embedded=True).with_(
-            **{k: v for k, v in (("host", host), ("port", port)) if v is not None})
+            **{k: v for k, v in flags.items() if v is not None})
         config.check_bind()
     except (SettingsError, ValueError) as exc:
         raise fail(out, str(exc), EXIT_USAGE) from None
@@ -92,7 +100,8 @@ def serve(
                         f"directory at {running.url}; stop it first", EXIT_FAILURE)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     url_host = f"[{config.host}]" if ":" in config.host else config.host
-    info = ServerInfo(f"http://{url_host}:{config.port}", os.getpid(), options.database)
+    scheme = "https" if config.tls else "http"
+    info = ServerInfo(f"{scheme}://{url_host}:{config.port}", os.getpid(), options.database)
     ok = _run_server(config, info, options.data_dir, log_level, out)
     raise typer.Exit(0 if ok else EXIT_UNAVAILABLE)
 

@@ -7,7 +7,7 @@ Heavy modules (the actor system, psycopg, starlette, Rich tables) are imported i
 commands that need them, so a client-mode command starts quickly.
 
 Every command is a module-level function of its group's module (:mod:`.contacts`,
-:mod:`.transfer`, :mod:`.admin`, :mod:`.db`) and is registered here, in the order
+:mod:`.transfer`, :mod:`.admin`, :mod:`.db`, :mod:`.users`) and is registered here, in the order
 ``contacts --help`` lists them.
 """
 
@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from contacts_cli.cli import admin, contacts, db, transfer
+from contacts_cli.cli import admin, contacts, db, transfer, users
 from contacts_cli.cli.exits import EXIT_CODES_HELP
 from contacts_cli.cli.options import CliOptions
 
@@ -100,6 +100,12 @@ db_app.command("start")(db.start)
 db_app.command("stop")(db.stop)
 db_app.command("journal")(db.journal)
 app.add_typer(db_app, name="db", rich_help_panel="Operations")
+
+user_app = typer.Typer(help=users.HELP, no_args_is_help=True)
+user_app.command("add")(users.add)
+user_app.command("passwd")(users.passwd)
+user_app.command("rm")(users.rm)
+app.add_typer(user_app, name="user", rich_help_panel="Operations")
 
 
 def main() -> None:

@@ -1,5 +1,8 @@
 """The Starlette application: routes, error rendering, authentication and metrics in one place.
 
+Authentication (:mod:`contacts_cli.http.auth`) guards ``/api`` and ``/admin``; the HTTP Basic
+authenticator it uses is ``app.state.authenticator``, for other routes to use as well.
+
 ``create_app`` takes a started :class:`~contacts_cli.backends.base.ServiceBackend`, or a way
 to open one at startup (the server module passes the in-process ``LocalBackend``); the app is
 typed to the protocol only.
@@ -19,10 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contacts_cli.accounts.basic import BasicAuthenticator
+from contacts_cli.accounts.limiter import LoginLimiter, LoginLimits
 from contacts_cli.backends.base import ServiceBackend
 from contacts_cli.backends.errors import BackendError, Unavailable
-from contacts_cli.http import routes
-from contacts_cli.http.auth import BearerAuth
+from contacts_cli.http import account_routes, routes
+from contacts_cli.http.auth import ApiAuth
 from contacts_cli.http.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
 from contacts_cli.http.openapi import openapi_endpoint
 from contacts_cli.http.problems import HttpProblem, backend_error_response, problem_response
@@ -121,6 +126,9 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
                 DELETE=routes.remove_contact,
             ),
             _route(contacts + "/{contact_id}/history", GET=routes.contact_history),
+            _route("/admin/accounts", POST=account_routes.add_account),
+            _route("/admin/accounts/{name}", DELETE=account_routes.remove_account),
+            _route("/admin/accounts/{name}/password", PUT=account_routes.set_password),
         ],
         lifespan=lifespan,
         exception_handlers={
@@ -131,9 +139,22 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
         },
     )
     app.state.service = service
-    app.add_middleware(BearerAuth, token=settings.api_token)
+    app.state.authenticator = authenticator(settings, service)
+    app.add_middleware(ApiAuth, token=settings.api_token, authenticator=app.state.authenticator)
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
     return app
+
+
+def authenticator(settings: Settings, service: ServiceState) -> BasicAuthenticator:
+    """HTTP Basic against the served backend's accounts, with the configured login limits
+    (``contacts_cli.accounts.basic.authenticate`` finds it as ``app.state.authenticator``)."""
+
+    async def verify(name: str, password: str) -> bool:
+        return await service.backend.verify_password(name, password)
+
+    limits = LoginLimits(settings.login_failures_per_user, settings.login_failures_per_address,
+                         settings.login_window)
+    return BasicAuthenticator(verify, LoginLimiter(limits))
 
 
 def _route(path: str, *, name: str | None = None, **handlers: Endpoint) -> Route:

@@ -36,6 +36,10 @@ _ETAG = {"ETag": {"description": 'The contact\'s version, e.g. "3".',
                   "schema": {"type": "string"}}}
 _USER = {"name": "user_id", "in": "path", "required": True,
          "schema": {"type": "string", "pattern": USER_ID_PATTERN}}
+_ACCOUNT = {"name": "name", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": USER_ID_PATTERN}}
+_PASSWORD = {"type": "string", "minLength": 8, "description": "At most 1024 bytes of UTF-8, "
+                                                              "no control characters."}
 _CONTACT = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
              "description": 'Expected version, e.g. "3"; a stale one answers 412.',
@@ -66,7 +70,12 @@ DOCUMENT: dict[str, Any] = {
                        "journals every change to PostgreSQL before it answers.",
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "basic": {"type": "http", "scheme": "basic",
+                      "description": "An account (`contacts user add`), for its own "
+                                     "/api/{user_id} routes; HTTPS or loopback only."},
+        },
         "responses": {
             "Problem": {
                 "description": "An RFC 9457 problem document.",
@@ -133,6 +142,15 @@ DOCUMENT: dict[str, Any] = {
                 },
                 "additionalProperties": True,
             },
+            "Account": {
+                "type": "object",
+                "required": ["name", "created_at", "password_changed_at"],
+                "properties": {
+                    "name": {"type": "string", "pattern": USER_ID_PATTERN},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "password_changed_at": {"type": "string", "format": "date-time"},
+                },
+            },
             "ImportOutcome": {
                 "type": "object",
                 "description": "One line per row, then a final {\"summary\": {...}} line; an "
@@ -146,7 +164,7 @@ DOCUMENT: dict[str, Any] = {
             },
         },
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"basic": []}],
     "paths": {
         "/healthz": {"get": {"summary": "Liveness", "security": [],
                              "responses": {"200": _ok({"type": "object"})}}},
@@ -159,6 +177,36 @@ DOCUMENT: dict[str, Any] = {
         }},
         "/openapi.json": {"get": {"summary": "This document", "security": [],
                                   "responses": {"200": _ok({"type": "object"})}}},
+        "/admin/accounts": {"post": {
+            "summary": "Create an account (HTTPS or loopback only: the body holds a password)",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": True, "content": {_JSON: {"schema": {
+                "type": "object", "required": ["name", "password"],
+                "additionalProperties": False,
+                "properties": {"name": {"type": "string", "pattern": USER_ID_PATTERN},
+                               "password": _PASSWORD}}}}},
+            "responses": {"201": _ok(_ref("Account"), "Created"),
+                          **_problems(401, 403, 409, 413, 415, 422, 503)},
+        }},
+        "/admin/accounts/{name}": {
+            "parameters": [_ACCOUNT],
+            "delete": {"summary": "Remove an account (its contacts stay)",
+                       "security": [{"bearer": []}],
+                       "responses": {"200": _ok(_ref("Account")),
+                                     **_problems(401, 403, 404, 422, 503)}},
+        },
+        "/admin/accounts/{name}/password": {
+            "parameters": [_ACCOUNT],
+            "put": {
+                "summary": "Change an account's password (HTTPS or loopback only)",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {_JSON: {"schema": {
+                    "type": "object", "required": ["password"], "additionalProperties": False,
+                    "properties": {"password": _PASSWORD}}}}},
+                "responses": {"200": _ok(_ref("Account")),
+                              **_problems(401, 403, 404, 413, 415, 422, 503)},
+            },
+        },
         "/api/stats": {"get": {"summary": "Service and journal statistics",
                                "responses": {"200": _ok({"type": "object"}),
                                              **_problems(401, 503, 504)}}},

@@ -20,6 +20,7 @@ PROBLEM_BASE = "https://contacts.example/problems/"
 _SLUGS = {
     400: "bad-request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
@@ -27,6 +28,7 @@ _SLUGS = {
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "validation-error",
+    429: "too-many-requests",
     500: "internal-error",
     503: "unavailable",
     504: "timeout",

@@ -43,7 +43,8 @@ class _Server(uvicorn.Server):
 
 
 def uvicorn_config(settings: Settings, *, log_level: str = "info") -> uvicorn.Config:
-    """The uvicorn configuration: httptools and uvloop when installed, no access log."""
+    """The uvicorn configuration: httptools and uvloop when installed, no access log, HTTPS
+    when ``settings`` names a certificate and key."""
     from contacts_cli.backends.local import LocalBackend
     from contacts_cli.http.app import create_app
 
@@ -62,6 +63,8 @@ def uvicorn_config(settings: Settings, *, log_level: str = "info") -> uvicorn.Co
         log_level=log_level,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
     )
 
 
@@ -85,7 +88,8 @@ def run_server(
 
     ``settings`` defaults to :meth:`Settings.from_env`; the keyword arguments override it.
     Raises :class:`~contacts_cli.service.settings.SettingsError` before binding when the
-    address is not loopback and no API token is configured.
+    address is not loopback and neither an API token nor HTTPS is configured, or when the
+    certificate cannot be loaded.
     """
     base = settings or Settings.from_env()
     overrides = {"host": host, "port": port, "database_url": database_url}

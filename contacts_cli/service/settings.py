@@ -23,6 +23,10 @@ DEFAULT_QUERY_TIMEOUT = 5.0
 DEFAULT_IMPORT_CHUNK_TIMEOUT = 60.0
 DEFAULT_SNAPSHOT_EVERY = 500
 DEFAULT_IMPORT_CHUNK_SIZE = 1000
+DEFAULT_AUTH_CACHE_SECONDS = 60.0
+DEFAULT_LOGIN_FAILURES_PER_USER = 10
+DEFAULT_LOGIN_FAILURES_PER_ADDRESS = 50
+DEFAULT_LOGIN_WINDOW = 600.0
 
 _REGION = re.compile(r"^[A-Z]{2}$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
@@ -59,6 +63,12 @@ class Settings:
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
     restart_budget: int = 5
     restart_window: float = 60.0
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    auth_cache_seconds: float = DEFAULT_AUTH_CACHE_SECONDS
+    login_failures_per_user: int = DEFAULT_LOGIN_FAILURES_PER_USER
+    login_failures_per_address: int = DEFAULT_LOGIN_FAILURES_PER_ADDRESS
+    login_window: float = DEFAULT_LOGIN_WINDOW
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -79,12 +89,15 @@ class Settings:
             ("CONTACTS_MAX_LINE_BYTES", self.max_line_bytes),
             ("CONTACTS_SNAPSHOT_EVERY", self.snapshot_every),
             ("CONTACTS_IMPORT_CHUNK_SIZE", self.import_chunk_size),
+            ("CONTACTS_LOGIN_FAILURES_PER_USER", self.login_failures_per_user),
+            ("CONTACTS_LOGIN_FAILURES_PER_ADDRESS", self.login_failures_per_address),
         ):
             if value < 1:
                 raise SettingsError(f"{name} must be at least 1, got {value}")
         for name, seconds in (
             ("CONTACTS_QUERY_TIMEOUT", self.query_timeout),
             ("CONTACTS_IMPORT_CHUNK_TIMEOUT", self.import_chunk_timeout),
+            ("CONTACTS_LOGIN_WINDOW", self.login_window),
         ):
             if not 0 < seconds < 10**6:
                 raise SettingsError(f"{name} must be positive seconds, got {seconds}")
@@ -95,6 +108,17 @@ class Settings:
             )
         if self.api_token is not None and not self.api_token.strip():
             raise SettingsError("CONTACTS_API_TOKEN is set but empty")
+        if not 0 <= self.auth_cache_seconds < 10**6:
+            raise SettingsError("CONTACTS_AUTH_CACHE_SECONDS must be 0 (no cache) or positive "
+                                f"seconds, got {self.auth_cache_seconds}")
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise SettingsError("CONTACTS_TLS_CERTFILE and CONTACTS_TLS_KEYFILE go together: "
+                                "set both (HTTPS) or neither (HTTP)")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the service serves HTTPS (a certificate and its key are configured)."""
+        return self.tls_certfile is not None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -107,6 +131,10 @@ class Settings:
             values["db_schema"] = schema
         if data_dir := env.get("CONTACTS_DATA_DIR", "").strip():
             values["data_dir"] = Path(data_dir).expanduser()
+        for var, attr in (("CONTACTS_TLS_CERTFILE", "tls_certfile"),
+                          ("CONTACTS_TLS_KEYFILE", "tls_keyfile")):
+            if path := env.get(var, "").strip():
+                values[attr] = Path(path).expanduser()
         if host := env.get("CONTACTS_HOST", "").strip():
             values["host"] = host
         if "CONTACTS_API_TOKEN" in env:
@@ -123,6 +151,8 @@ class Settings:
             "CONTACTS_MAX_LINE_BYTES": "max_line_bytes",
             "CONTACTS_SNAPSHOT_EVERY": "snapshot_every",
             "CONTACTS_IMPORT_CHUNK_SIZE": "import_chunk_size",
+            "CONTACTS_LOGIN_FAILURES_PER_USER": "login_failures_per_user",
+            "CONTACTS_LOGIN_FAILURES_PER_ADDRESS": "login_failures_per_address",
         }
         for var, attr in ints.items():
             if env.get(var, "").strip():
@@ -130,6 +160,8 @@ class Settings:
         floats = {
             "CONTACTS_QUERY_TIMEOUT": "query_timeout",
             "CONTACTS_IMPORT_CHUNK_TIMEOUT": "import_chunk_timeout",
+            "CONTACTS_AUTH_CACHE_SECONDS": "auth_cache_seconds",
+            "CONTACTS_LOGIN_WINDOW": "login_window",
         }
         for var, attr in floats.items():
             if env.get(var, "").strip():
@@ -142,12 +174,36 @@ class Settings:
         return replace(self, **changes)
 
     def check_bind(self) -> None:
-        """Refuse a non-loopback address unless an API token protects ``/api``."""
-        if self.api_token is None and not is_loopback(self.host):
+        """Refuse a non-loopback address unless an API token protects ``/api`` or the
+        service speaks HTTPS (then only account holders get in, by HTTP Basic); refuse a
+        certificate or key that cannot be loaded, before anything starts."""
+        if self.tls:
+            self.check_tls()
+        if self.api_token is None and not self.tls and not is_loopback(self.host):
             raise SettingsError(
-                f"refusing to bind to {self.host!r} without CONTACTS_API_TOKEN: set a token "
-                "or bind to a loopback address such as 127.0.0.1"
+                f"refusing to bind to {self.host!r} without CONTACTS_API_TOKEN or HTTPS: set "
+                "a token, serve HTTPS (--certfile/--keyfile), or bind to a loopback address "
+                "such as 127.0.0.1"
             )
+
+    def check_tls(self) -> None:
+        """Load the certificate and key once, so a wrong path or a mismatched pair fails
+        here with the variable's name rather than inside uvicorn."""
+        import ssl
+
+        assert self.tls_certfile is not None and self.tls_keyfile is not None
+        for var, path in (("CONTACTS_TLS_CERTFILE", self.tls_certfile),
+                          ("CONTACTS_TLS_KEYFILE", self.tls_keyfile)):
+            if not path.is_file():
+                raise SettingsError(f"{var}: no such file {str(path)!r}")
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self.tls_certfile, self.tls_keyfile)
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(
+                f"cannot load the certificate {str(self.tls_certfile)!r} with the key "
+                f"{str(self.tls_keyfile)!r} (CONTACTS_TLS_CERTFILE, CONTACTS_TLS_KEYFILE): "
+                f"{exc}") from None
 
 
 def is_loopback(host: str) -> bool:

@@ -106,10 +106,11 @@ class Server:
     process: subprocess.Popen[str]
 
 
-def start_server(env: Env, port: int | None = None) -> Server:
+def start_server(env: Env, port: int | None = None, *, args: tuple[str, ...] = ()) -> Server:
+    """``contacts serve`` (with ``args``) on ``port``, once it announced its URL."""
     port = port or free_port()
     process = subprocess.Popen(
-        [CONTACTS, "serve", "--port", str(port), "--log-level", "warning"],
+        [CONTACTS, "serve", "--port", str(port), "--log-level", "warning", *args],
         env={**os.environ, **env.vars}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
@@ -118,8 +119,9 @@ def start_server(env: Env, port: int | None = None) -> Server:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"contacts serve exited: {process.stderr.read()}")  # type: ignore[union-attr]
-        if server_file.exists() and json.loads(server_file.read_text())["pid"] == process.pid:
-            return Server(f"http://127.0.0.1:{port}", process)
+        announced = json.loads(server_file.read_text()) if server_file.exists() else {}
+        if announced.get("pid") == process.pid:
+            return Server(announced["url"], process)
         time.sleep(0.05)
     process.kill()
     raise RuntimeError("contacts serve did not announce itself within 60 s")
