@@ -226,7 +226,13 @@ class Cell(Node):
             metrics.messages_handled += handled
 
     async def _park(self) -> None:
-        """Wait, idle, for the next message or request (and arm the passivation timer)."""
+        """Wait, idle, for the next message or request (and arm the passivation timer).
+
+        A cancellation of the drain task always ends it: if code the actor ran swallowed one
+        (caught the ``CancelledError`` and went on), the task would otherwise park here for
+        ever, still marked as cancelling, and ``asyncio.run`` would wait for it at shutdown.
+        """
+        _raise_if_cancelled()
         if self.shutdown_after is not None:
             self.idle_since = self.loop.time()
             if self.idle_timer is None:
@@ -238,7 +244,11 @@ class Cell(Node):
             self.waiter = None
 
     async def _attend(self) -> None:
-        """Serve a start or a request; called with ``attention`` set and not stopping."""
+        """Serve a start or a request; called with ``attention`` set and not stopping.
+
+        Like :meth:`_park`, it ends a drain task whose cancellation was swallowed, so that a
+        start failing again and again (its engine closed at shutdown) cannot outlive it."""
+        _raise_if_cancelled()
         if self.needs_start:
             self.needs_start = False
             self.ctx.sender = None
@@ -332,3 +342,11 @@ class Cell(Node):
         self.log.debug("actor %s passivated after %gs idle", self.path, self.shutdown_after)
         self.system.metrics.passivations += 1
         self.request_stop()
+
+
+def _raise_if_cancelled() -> None:
+    """Raise ``CancelledError`` if the running task was asked to cancel (``Task.cancelling``),
+    even though the code it ran caught the ``CancelledError`` and went on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

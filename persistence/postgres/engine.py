@@ -82,6 +82,7 @@ class PostgresEngine(Engine):
         self.embedded: EmbeddedPostgres | None = None
         """The embedded server this engine runs on, if :func:`~persistence.open_engine` started
         one; released when the engine closes."""
+        self._guard: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -128,8 +129,30 @@ class PostgresEngine(Engine):
             max_in_flight=cfg.max_batches_in_flight,
             connect_timeout=cfg.connect_timeout,
         )
+        self._guard = asyncio.get_running_loop().create_task(
+            self._close_when_abandoned(), name=f"{self.application_name}-guard"
+        )
+
+    async def _close_when_abandoned(self) -> None:
+        """Close the engine when this task is cancelled while the engine is still open.
+
+        ``asyncio.run`` cancels every task when its coroutine ends. A script that never closed
+        its engine (it crashed part-way, or forgot) would then wait for ever: the pool's
+        maintenance workers survive a cancellation by psycopg_pool's design (they catch
+        ``CancelledError``; psycopg/psycopg#1345, #1401). Closing the pool stops them.
+        """
+        me = asyncio.current_task()
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            if self._guard is me:
+                self._guard = None
+                await self.close()
 
     async def close(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None and guard is not asyncio.current_task():
+            guard.cancel()
         writer, pool = self._writer, self._connections.pool
         self._writer = None
         if writer is not None:

@@ -11,7 +11,6 @@ Appends are the writer's (:mod:`persistence.postgres.writer`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -160,9 +159,13 @@ class JournalQueries:
                 yield events_from_rows(rows)
         finally:
             if pending is not None:
+                # The page fetched ahead is not wanted. Wait for it without taking its outcome:
+                # a cancellation of *this* task that lands here must still propagate (a
+                # suppressing ``await pending`` swallowed it, and asyncio.run's shutdown hung).
                 pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
+                await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: a failed read-ahead is not worth a warning
 
     async def _await_horizon(self, action: str) -> None:
         """Wait (at most :data:`~persistence.postgres.ordering.HORIZON_WAIT` seconds) until
