@@ -27,7 +27,7 @@ from persistence.placement import (
     fence_cte,
     fence_params,
 )
-from persistence.placement.fence import FENCE_REQUESTS
+from persistence.postgres.fence import FENCE_REQUESTS
 from persistence.postgres import PostgresConfig, PostgresEngine
 from tests.conftest import EngineFactory
 
