@@ -169,6 +169,9 @@ def lose(ctx: Context, activation: Activation, reason: str) -> None:
 
 
 async def end(ctx: Context, activation: Activation) -> None:
-    """Invariant 6: the actor stopped (its last write done): release the lease."""
-    ctx.system.activations.pop(ctx._cell, None)
-    await activation.release()
+    """Invariant 6: the actor stopped (its last write done): release the lease; it leaves
+    ``system.activations`` once released."""
+    try:
+        await activation.release()
+    finally:
+        ctx.system.activations.pop(ctx._cell, None)

@@ -10,7 +10,6 @@ takeover that meets a fenced write in flight waits for it to commit.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,11 +25,11 @@ from persistence import (
     LeaseLost,
     NewEvent,
 )
-from persistence.embedded import EmbeddedPostgres
 from persistence.placement import HeldElsewhere, Lease, PlacementStore
 from persistence.placement.memory import InMemoryLeases
 from persistence.postgres import PostgresEngine
 from tests.conftest import EngineFactory
+from tests.persistence.conftest import server_url
 from tests.persistence.test_placement import wait_for
 
 EVENT = [NewEvent("noted", {"n": 1}, tags=frozenset({"fenced-tag"}))]
@@ -52,22 +51,15 @@ class Leases:
         assert self.store is not None
         return (await self.store.register(address, ttl=60)).instance_id
 
-    async def acquire(self, key: str, instance_id: str) -> Lease:
+    async def answer(self, key: str, instance_id: str) -> Lease | HeldElsewhere:
         if self.memory is not None:
-            got = self.memory.acquire(key, instance_id)
-        else:
-            assert self.store is not None
-            got = await self.store.acquire(key, instance_id)
-        assert isinstance(got, Lease), got
-        return got
+            return self.memory.acquire(key, instance_id)
+        assert self.store is not None
+        return await self.store.acquire(key, instance_id)
 
-    async def elsewhere(self, key: str, instance_id: str) -> HeldElsewhere:
-        if self.memory is not None:
-            got = self.memory.acquire(key, instance_id)
-        else:
-            assert self.store is not None
-            got = await self.store.acquire(key, instance_id)
-        assert isinstance(got, HeldElsewhere), got
+    async def acquire(self, key: str, instance_id: str) -> Lease:
+        got = await self.answer(key, instance_id)
+        assert isinstance(got, Lease), got
         return got
 
     async def expire(self, instance_id: str) -> None:
@@ -102,15 +94,8 @@ async def leases(
         async with InMemoryEngine(leases=table) as memory:
             yield Leases(memory, table, None)
         return
-    if request.param == "postgres":
-        url = os.environ.get("TEST_DATABASE_URL", "").strip()
-        if not url:
-            pytest.skip("TEST_DATABASE_URL is not set")
-    else:
-        embedded: EmbeddedPostgres = request.getfixturevalue("embedded_postgres")
-        url = embedded.url
     # One batch in flight: requests queued in one loop turn form exactly one batch.
-    engine = await engine_factory(url, max_batches_in_flight=1)
+    engine = await engine_factory(server_url(request), max_batches_in_flight=1)
     async with PlacementStore(engine.config, application_name="fence-test") as store:
         yield Leases(engine, None, store)
 
@@ -212,7 +197,8 @@ async def test_a_fence_for_another_key_is_a_caller_error(leases: Leases) -> None
 async def test_a_live_owner_keeps_its_lease(leases: Leases) -> None:
     a, b = await leases.register("a:1"), await leases.register("b:1")
     held = await leases.acquire("user", a)
-    elsewhere = await leases.elsewhere("user", b)
+    elsewhere = await leases.answer("user", b)
+    assert isinstance(elsewhere, HeldElsewhere)
     assert (elsewhere.owner, elsewhere.epoch, elsewhere.address) == (a, 1, "a:1")
     assert [e.sequence_nr for e in await leases.engine.append("user", EVENT, 0, fence=held)] == [1]
 
