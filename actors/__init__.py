@@ -11,10 +11,13 @@ from actors.behaviour import Behaviour
 from actors.context import Context
 from actors.durable_state import DurableStateActor, DurableStateContext
 from actors.errors import (
+    ActivationElsewhere,
+    ActivationLost,
     ActorCrashed,
     ActorError,
     ActorNotFound,
     ActorUsageError,
+    ConflictPersists,
     DuplicateActorName,
     InvalidActorName,
     NoEngineConfigured,
@@ -26,6 +29,7 @@ from actors.metrics import Metrics, Timings
 from actors.persistent import PersistentActor, spawn_actor
 from actors.persistent_context import PersistentContext
 from actors.persistent_functional import spawn_persistent
+from actors.placement import Elsewhere, Placement
 from actors.policies import reset_with_backoff, restart_budget
 from actors.recovery import RecoveryReport
 from actors.ref import ActorRef
@@ -52,6 +56,8 @@ from actors.upcasting import DataclassEvents, EncodedEvent, JsonEvents, Upcaster
 from persistence.errors import JournalIntegrityError
 
 __all__ = [
+    "ActivationElsewhere",
+    "ActivationLost",
     "ActorCrashed",
     "ActorError",
     "ActorNotFound",
@@ -61,6 +67,7 @@ __all__ = [
     "Amortised",
     "AnyOf",
     "Behaviour",
+    "ConflictPersists",
     "Context",
     "DataclassEvents",
     "DeadLetter",
@@ -68,6 +75,7 @@ __all__ = [
     "DuplicateActorName",
     "DurableStateActor",
     "DurableStateContext",
+    "Elsewhere",
     "EncodedEvent",
     "Escalation",
     "Every",
@@ -79,6 +87,7 @@ __all__ = [
     "NoEngineConfigured",
     "PersistentActor",
     "PersistentContext",
+    "Placement",
     "QueryTimeout",
     "RecoveryReport",
     "SnapshotRefused",

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from actors import supervision
 from actors.context import Context
+from actors.errors import ActorError
 from actors.ref import ActorRef, CellRef, ReplyRef
 from actors.supervision import Decision, Escalation, PendingEscalation
 from actors.tree import Node
@@ -60,6 +62,7 @@ class Cell(Node):
         "pending",
         "query_path",
         "ref",
+        "refusal",
         "requests",
         "shutdown_after",
         "stopped_future",
@@ -95,6 +98,9 @@ class Cell(Node):
         self.idle_timer: asyncio.TimerHandle | None = None
         self.stopped_future: asyncio.Future[None] = self.loop.create_future()
         self.unprocessed: tuple[object, ...] = ()
+        self.refusal: Callable[[], ActorError] | None = None
+        """Set when the actor was stopped by cluster placement (``actors/placement.py``):
+        makes the error its queries fail with instead of ``ActorNotFound``."""
         self._log: logging.Logger | None = None
         self.ref = CellRef(self)
         self.ctx = Context(self)
@@ -318,15 +324,23 @@ class Cell(Node):
                 self.log.error("stopped() of %s raised %r", self.path, error, exc_info=error)
         finally:
             for reply in orphans:
-                reply.not_found(self.path)
+                self.turn_away(reply)
             for reply in self.pending:
-                reply.not_found(self.path)
+                self.turn_away(reply)
             self.pending.clear()
             self.unprocessed = ()
             self.parent.child_stopped(self)
             self.system.metrics.live_actors -= 1
             if not self.stopped_future.done():
                 self.stopped_future.set_result(None)
+
+    def turn_away(self, reply: ReplyRef) -> None:
+        """Fail a query this stopped (or stopping) actor will never answer."""
+        refusal = self.refusal
+        if refusal is None:
+            reply.not_found(self.path)
+        else:
+            reply.fail(refusal())
 
     # -- passivation -------------------------------------------------------------------
 

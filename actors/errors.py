@@ -11,6 +11,13 @@
     ├── SystemNotRunning (RuntimeError)   the system is not entered yet, or shut down
     ├── NoEngineConfigured (RuntimeError) a persistent actor in a system without an engine
     ├── SnapshotRefused                   no snapshot of a state that may not match the journal
+    ├── ActivationElsewhere               cluster placement: another live instance holds
+    │                                     the actor's lease; ask it (``address``)
+    ├── ActivationLost                    cluster placement: this instance lost the actor's
+    │                                     lease or stopped serving; nothing was answered
+    │                                     from memory
+    ├── ConflictPersists                  a command met a concurrency conflict again after
+    │                                     the actor recovered and re-ran it once
     └── ActorUsageError (RuntimeError)    the runtime was called against its rules (a bug
         │                                 in the calling code, never a transient condition)
         ├── PersistInProgress             persist while another persist is in flight
@@ -86,6 +93,55 @@ class NoEngineConfigured(ActorError, RuntimeError):
 class SnapshotRefused(ActorError):
     """A snapshot was not taken because the state may not match the journal (after a write
     whose outcome is unknown); handed to ``on_snapshot_failure``, the actor recovers first."""
+
+
+class ActivationElsewhere(ActorError):
+    """The persistent actor is active on another live instance (it holds the lease), so it
+    was not activated here; every query to this activation fails with this, at once.
+
+    ``owner`` is that instance's id, ``address`` where it takes forwarded requests (``None``:
+    it takes none, e.g. a short ``contacts --local`` command: retry soon), ``draining`` that
+    it is shutting down (its users will be free shortly). See ``actors/placement.py``.
+    """
+
+    def __init__(
+        self, persistence_id: str, owner: str, address: str | None, *, draining: bool = False
+    ) -> None:
+        where = f"at {address}" if address is not None else "which takes no forwarded request"
+        super().__init__(
+            f"{persistence_id!r} is active on instance {owner!r} {where}"
+            + (" (draining)" if draining else "")
+        )
+        self.persistence_id = persistence_id
+        self.owner = owner
+        self.address = address
+        self.draining = draining
+
+
+class ActivationLost(ActorError):
+    """This instance no longer holds the persistent actor's lease (taken over after its
+    registration expired, or the instance stopped serving): the actor stopped without
+    answering from memory. The query may be retried: the next activation, here or on the
+    new owner, recovers from the journal."""
+
+    def __init__(self, persistence_id: str, reason: str) -> None:
+        super().__init__(f"activation of {persistence_id!r} lost: {reason}")
+        self.persistence_id = persistence_id
+        self.reason = reason
+
+
+class ConflictPersists(ActorError):
+    """A command met a :class:`~persistence.errors.ConcurrencyConflict` although the actor
+    had just recovered from the journal and re-run it: another writer keeps appending to the
+    same persistence id. Nothing of the command was written; ``error`` is the last conflict."""
+
+    def __init__(self, persistence_id: str, error: BaseException) -> None:
+        super().__init__(
+            f"{persistence_id!r}: another writer appended again while the command was re-run "
+            f"after recovery ({error}); nothing was written, retry later"
+        )
+        self.persistence_id = persistence_id
+        self.error = error
 
 
 class ActorUsageError(ActorError, RuntimeError):

@@ -4,6 +4,10 @@ The sequence number moves only once :meth:`persistence.engine.Engine.append` has
 once the events are durable; a failed write leaves it where it was. A write that failed in a way
 that may still have reached storage (connection lost, cancelled) marks the journal *uncertain*:
 the actor must recover from the journal before it handles anything else.
+
+Under cluster placement every append carries the activation's lease as its ``fence``
+(``actors/placement.py``): storage writes it only while that lease is held, and raises
+:class:`~persistence.errors.LeaseLost` otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 from actors.errors import PersistInProgress
 from persistence.engine import Engine, NewEvent, StoredEvent
 from persistence.errors import JournalIntegrityError, SerializationError
+from persistence.placement.model import Lease
 
 
 class Journal:
@@ -25,6 +30,8 @@ class Journal:
         self.sequence_nr = 0
         self.uncertain = False
         self.last_write_seconds = 0.0
+        self.fence: Lease | None = None
+        """The lease every append must still hold (``None``: no cluster placement)."""
         self._writing = False
 
     def reset(self, sequence_nr: int) -> None:
@@ -49,7 +56,12 @@ class Journal:
         self._writing = True
         started = time.perf_counter()
         try:
-            stored = await self.engine.append(self.persistence_id, events, self.sequence_nr)
+            if self.fence is None:  # no placement: the call every engine has always taken
+                stored = await self.engine.append(self.persistence_id, events, self.sequence_nr)
+            else:
+                stored = await self.engine.append(
+                    self.persistence_id, events, self.sequence_nr, fence=self.fence
+                )
         except SerializationError:
             raise
         except BaseException:

@@ -2,8 +2,10 @@
 
 The runtime fills ``live_actors``, ``messages_handled`` (added per drained batch, not per
 message), ``dead_letters``, ``faults``, ``resets``, ``escalations`` and ``passivations``.
-The persistent layer fills the rest through :meth:`Metrics.observe_persist` and
-:meth:`Metrics.observe_replay`.
+Cluster placement (``actors/placement.py``) fills ``activations_refused`` (another
+instance holds the lease) and ``activations_lost``; the persistent layer fills
+``conflict_retries`` (commands re-run after a concurrency conflict) and the rest through
+:meth:`Metrics.observe_persist` and :meth:`Metrics.observe_replay`.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class Metrics:
     """The counters of one :class:`~actors.ActorSystem` (``system.metrics``)."""
 
     __slots__ = (
+        "activations_lost",
+        "activations_refused",
+        "conflict_retries",
         "dead_letters",
         "escalations",
         "events_replayed",
@@ -98,6 +103,9 @@ class Metrics:
         self.replays = 0
         self.replay_seconds = Timings()
         self.events_replayed = 0
+        self.conflict_retries = 0
+        self.activations_refused = 0
+        self.activations_lost = 0
 
     def observe_persist(self, seconds: float, events: int = 1) -> None:
         """Record one journal write of ``events`` events that took ``seconds``."""
@@ -125,6 +133,9 @@ class Metrics:
             "replays": self.replays,
             "replay_seconds": self.replay_seconds.as_dict(),
             "events_replayed": self.events_replayed,
+            "conflict_retries": self.conflict_retries,
+            "activations_refused": self.activations_refused,
+            "activations_lost": self.activations_lost,
         }
 
     def __repr__(self) -> str:

@@ -59,6 +59,9 @@ class PersistentActor(ABC, Generic[S]):
     snapshot_in_background: bool = False
     snapshot_on_stop: bool = False
     snapshot_version: int = 1
+    retry_on_conflict: bool = False
+    """Recover and re-run a command once when its persist meets a concurrency conflict
+    (another writer appended): see ``actors/persistent_core.py``."""
     events: EventCodec[Any] | None = None
 
     @abstractmethod
@@ -163,6 +166,7 @@ class _ActorBehaviour(PersistentCore[S]):
             persistence_id, codec=actor.codec, tags_for=actor.tags_for, snapshotter=snapshotter
         )
         self.actor = actor
+        self.retry_on_conflict = actor.retry_on_conflict
 
     def initial(self) -> S:
         return self.actor.initial_state()

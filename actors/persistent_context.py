@@ -69,6 +69,14 @@ class PersistentContext(Context, Generic[S]):
         """The latest snapshot taken or being saved (sequence_nr 0: none since recovery)."""
         return self._pcore.snapshotter.last
 
+    def reply(self, value: object) -> None:
+        """Send ``value`` to the sender, unless the activation was lost (cluster placement):
+        then nothing is answered from memory; the query fails with ``ActivationLost``."""
+        activation = self._pcore.activation
+        if activation is not None and activation.lost:
+            return
+        super().reply(value)
+
     async def persist(self, event: Any) -> None:
         """Write ``event`` to the journal; return once it is durable (and, in the class API,
         folded into ``ctx.state`` by ``on_event``). On any error nothing was applied."""

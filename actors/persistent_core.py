@@ -8,6 +8,20 @@ confirms; recovery (``actors/recovery.py``) loads the latest usable snapshot and
 rest; the snapshot path (``actors/snapshots.py``) is asked at the points this module marks.
 The class API (``actors/persistent.py``) and the functional API
 (``actors/persistent_functional.py``) supply the abstract methods.
+
+Under cluster placement the actor's life is one activation holding a lease: acquired in
+``started()`` before recovery, carried by every write, released in ``stopped()``; the rules
+are ``actors/placement.py``'s.
+
+**Retry on conflict** (``retry_on_conflict``, off by default, on for the contacts user
+actor): when a command's persist meets a :class:`~persistence.errors.ConcurrencyConflict`
+(another writer appended to this persistence id, e.g. an old process or a script), the
+actor recovers from the journal and runs the *same* command once more against the
+recovered state, so it is decided on fresh state instead of failing. A command that carried
+an expected version then fails its own check naturally; a command that had already
+persisted part of its events before the conflict is not re-run (that would write them
+twice): it fails with the conflict, as does a second conflict in a row
+(:class:`~actors.errors.ConflictPersists`). Either way supervision then resets the actor.
 """
 
 from __future__ import annotations
@@ -17,9 +31,16 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
+from actors import placement
 from actors.behaviour import Behaviour
 from actors.context import Context
-from actors.errors import ActorNotStarted, CalledDuringRecovery, NoEngineConfigured, SnapshotRefused
+from actors.errors import (
+    ActorNotStarted,
+    CalledDuringRecovery,
+    ConflictPersists,
+    NoEngineConfigured,
+    SnapshotRefused,
+)
 from actors.journal import Journal
 from actors.persistent_context import PersistentContext
 from actors.recovery import RecoveryReport, recover
@@ -28,7 +49,7 @@ from actors.supervision import Decision
 from actors.system import ActorSystem, Parent
 from actors.upcasting import EventCodec
 from persistence.engine import Engine, Json, NewEvent, StoredEvent
-from persistence.errors import ConcurrencyConflict
+from persistence.errors import ConcurrencyConflict, LeaseLost
 
 S = TypeVar("S")
 
@@ -72,6 +93,9 @@ def require_engine(parent: Parent, what: str) -> None:
 class PersistentCore(Behaviour, Generic[S]):
     """Recovery, the persist path and the snapshot points of one persistent actor."""
 
+    retry_on_conflict = False
+    """Re-run a command once after recovering from a concurrency conflict (see above)."""
+
     def __init__(
         self,
         persistence_id: str,
@@ -93,6 +117,8 @@ class PersistentCore(Behaviour, Generic[S]):
         self.journal: Journal | None = None
         self.recovered = False
         self.pctx: PersistentContext[S] | None = None
+        self.activation: placement.Activation | None = None
+        """The lease this actor runs under (cluster placement only)."""
         self._restored_size = 0
 
     # -- what each API supplies ------------------------------------------------------------
@@ -136,6 +162,10 @@ class PersistentCore(Behaviour, Generic[S]):
         return pctx
 
     async def started(self, ctx: Context) -> None:
+        if self.activation is None and ctx.system.placement is not None:
+            self.activation = await placement.begin(ctx, self.persistence_id)
+            if self.activation is None:
+                return  # refused: stopping, and nothing was read
         await self.recover(self.bind(ctx))
 
     async def recover(self, ctx: PersistentContext[S]) -> None:
@@ -143,6 +173,7 @@ class PersistentCore(Behaviour, Generic[S]):
         engine = engine_of(ctx, f"persistent actor {self.persistence_id!r}")
         if self.journal is None or self.journal.engine is not engine:
             self.journal = Journal(engine, self.persistence_id)
+        self.journal.fence = self.activation.fence if self.activation is not None else None
         self.recovered = False
         self.recovering = True
         self.replay_sequence_nr = 0
@@ -184,15 +215,43 @@ class PersistentCore(Behaviour, Generic[S]):
 
     async def receive(self, msg: object, ctx: Context) -> None:
         pctx = self.bind(ctx)
+        activation = self.activation
+        if activation is not None and not activation.serving():
+            placement.lose(ctx, activation, placement.NOT_SERVING)
+            return
         if not self.recovered or self.journal is None or self.journal.uncertain:
             # resumed after a failed recovery, a conflict or an ambiguous write:
             # the journal is the truth again before any command
             await self.recover(pctx)
         snapshotter = self.snapshotter
         snapshotter.deferral = None
-        await self.handle(msg, pctx)
+        written_before = self.sequence_nr
+        try:
+            await self.handle(msg, pctx)
+        except ConcurrencyConflict:
+            if not self.retry_on_conflict or self.sequence_nr != written_before:
+                raise  # off, or the command already wrote: re-running would write it twice
+            await self._retry(msg, pctx)
+        except LeaseLost:
+            if activation is None or not activation.lost:
+                raise
+            return  # stopping; the query fails with ActivationLost, not as a fault
         if snapshotter.owed:
             await snapshotter.command_done(self.sequence_nr, self.state)
+
+    async def _retry(self, msg: object, ctx: PersistentContext[S]) -> None:
+        """Recover and run ``msg`` once more (its first run met a conflict before writing
+        anything); a second conflict before it wrote anything is :class:`ConflictPersists`."""
+        ctx.system.metrics.conflict_retries += 1
+        await self.recover(ctx)
+        self.snapshotter.deferral = None
+        written_before = self.sequence_nr
+        try:
+            await self.handle(msg, ctx)
+        except ConcurrencyConflict as again:
+            if self.sequence_nr != written_before:
+                raise
+            raise ConflictPersists(self.persistence_id, again) from again
 
     def reset(self) -> None:
         self.state = cast(S, None)
@@ -203,9 +262,20 @@ class PersistentCore(Behaviour, Generic[S]):
             self.journal.reset(0)
 
     async def stopped(self, ctx: Context, unprocessed: list[object]) -> None:
-        """Snapshot on stop (if enabled), from a state known to match the journal."""
-        if self.recovered and self.journal is not None and not self.journal.uncertain:
-            await self.snapshotter.stopping(self.sequence_nr, self.state)
+        """Snapshot on stop (if enabled), from a state known to match the journal; then
+        release the lease, whatever the reason of the stop."""
+        activation, self.activation = self.activation, None
+        try:
+            if (
+                self.recovered
+                and self.journal is not None
+                and not self.journal.uncertain
+                and (activation is None or not activation.lost)
+            ):
+                await self.snapshotter.stopping(self.sequence_nr, self.state)
+        finally:
+            if activation is not None:
+                await placement.end(ctx, activation)
 
     def default_decision(self, msg: object, error: BaseException) -> Decision:
         """Reset (recover from the journal) after a command's fault; stop if recovery failed.
@@ -244,7 +314,12 @@ class PersistentCore(Behaviour, Generic[S]):
                 if not all(isinstance(tag, str) and tag for tag in tags):
                     raise ValueError(f"tags_for must give non-empty strings, got {list(tags)!r}")
             batch.append(NewEvent(encoded.type, encoded.payload, encoded.version, tags))
-        stored = await journal.write(batch)
+        try:
+            stored = await journal.write(batch)
+        except LeaseLost as lost:
+            if self.activation is not None:
+                placement.lose(ctx, self.activation, str(lost))
+            raise
         ctx.system.metrics.observe_persist(journal.last_write_seconds, len(stored))
         try:
             self.after_write(events, stored)

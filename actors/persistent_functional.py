@@ -124,6 +124,7 @@ def spawn_persistent(
     shutdown_after: float | None = None,
     on_crash: CrashHandler | None = None,
     on_snapshot_failure: Callable[[BaseException, int], None] | None = None,
+    retry_on_conflict: bool = False,
 ) -> ActorRef:
     """Spawn a nact-style persistent actor.
 
@@ -133,7 +134,8 @@ def spawn_persistent(
     codec (JSON values with an optional ``"type"`` key by default; pass
     ``JsonEvents(upcasters)`` to evolve their schema). With ``snapshot_every=N`` the state a
     handler returns is snapshotted whenever its persists crossed a multiple of N; the other
-    ``snapshot_*`` settings are the class API's (see ``actors/snapshots.py``).
+    ``snapshot_*`` settings are the class API's (see ``actors/snapshots.py``), and so is
+    ``retry_on_conflict`` (see ``actors/persistent_core.py``).
     """
     if snapshot_strategy is not None and (snapshot_every is not None or snapshot_when):
         raise ValueError("pass snapshot_strategy or snapshot_every / snapshot_when, not both")
@@ -158,5 +160,6 @@ def spawn_persistent(
         on_crash=on_crash,
         snapshotter=snapshotter,
     )
+    behaviour.retry_on_conflict = retry_on_conflict
     require_engine(parent, f"persistent actor {persistence_id!r}")
     return spawn_behaviour(parent, behaviour, name, shutdown_after=shutdown_after)

@@ -81,6 +81,11 @@ class ReplyRef(ActorRef):
         if not self.future.done():
             self.future.set_exception(ActorCrashed(self._target.path, error))
 
+    def fail(self, error: BaseException) -> None:
+        """Fail the query with ``error`` (e.g. a refused cluster activation)."""
+        if not self.future.done():
+            self.future.set_exception(error)
+
     def expire(self) -> None:
         """No reply within the timeout: fail the query."""
         if not self.future.done():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from actors.behaviour import Behaviour
 from actors.cell import Cell, current_cell
 from actors.context import Context
 from actors.deadlines import QueryDeadlines
-from actors.errors import ActorNotFound, ShutdownFromInside, SystemNotRunning
+from actors.errors import ActivationLost, ActorNotFound, ShutdownFromInside, SystemNotRunning
 from actors.functional import (
     AfterStop,
     FunctionalBehaviour,
@@ -23,6 +25,7 @@ from actors.functional import (
     StatelessHandler,
 )
 from actors.metrics import Metrics
+from actors.placement import NOT_SERVING, Activation, Placement, refuse
 from actors.ref import ActorRef, CellRef, ReplyRef
 from actors.snapshots import DEFAULT_DRAIN_TIMEOUT, SnapshotTasks
 from actors.supervision import OnCrash
@@ -56,13 +59,28 @@ class ActorSystem:
     cancelled). ``on_dead_letter`` (also settable as an attribute) is called with each
     :class:`DeadLetter`, after it was counted and logged at DEBUG level on the ``actors``
     logger.
+
+    ``placement`` (an :class:`~actors.placement.Placement`) runs the persistent actors as
+    activations of a cluster: each holds its lease while it runs, every write is fenced,
+    and the system asks ``placement.serving()`` every ``placement_check_interval`` seconds,
+    stopping every activation once it is False (``actors/placement.py``). ``None``: one
+    process, no leases.
     """
 
     def __init__(self, name: str = "system", *, engine: Engine | None = None,
+                 placement: Placement | None = None,
                  on_dead_letter: Callable[[DeadLetter], None] | None = None,
-                 snapshot_drain_timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
+                 snapshot_drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+                 placement_check_interval: float = 0.1) -> None:
         self.name = validate_name(name, "system name")
         self.engine = engine
+        self.placement = placement
+        self.placement_check_interval = validate_duration(
+            placement_check_interval, "placement_check_interval"
+        )
+        self.activations: dict[Cell, Activation] = {}
+        """The persistent actors holding their lease, with it (empty without placement)."""
+        self._watchdog: asyncio.Task[None] | None = None
         self.snapshots = SnapshotTasks()
         """The background snapshots in flight (see ``actors/snapshots.py``)."""
         self.snapshot_drain_timeout = validate_duration(
@@ -111,7 +129,38 @@ class ActorSystem:
         self._loop = asyncio.get_running_loop()
         self._deadlines = QueryDeadlines(self._loop)
         self._root.accepting = True
+        if self.placement is not None:
+            self._watchdog = self._loop.create_task(
+                self._watch_placement(), name=f"placement watchdog of {self.name}"
+            )
         return self
+
+    async def _watch_placement(self) -> None:
+        """Invariant 5 of ``actors/placement.py``: no activation outlives ``serving()``."""
+        placement = self.placement
+        assert placement is not None
+        while True:
+            await asyncio.sleep(self.placement_check_interval)
+            if self.activations and not placement.serving():
+                await self.lose_activations(NOT_SERVING)
+
+    async def lose_activations(self, reason: str) -> int:
+        """Stop every activation without answering from memory: their queries fail with
+        :class:`~actors.errors.ActivationLost` naming ``reason``; leases are not released
+        (they are not ours any more). Waits until they have stopped; how many there were.
+
+        The watchdog calls it when ``placement.serving()`` turns False; a service may call
+        it at once from its membership's ``on_lost``.
+        """
+        cells = list(self.activations.items())
+        for cell, activation in cells:
+            activation.lost = True
+            self.metrics.activations_lost += 1
+            refuse(cell, functools.partial(ActivationLost, activation.persistence_id, reason))
+        waiting = [cell.stopped_future for cell, _ in cells if not cell.stopped_future.done()]
+        if waiting:
+            await asyncio.wait(waiting)
+        return len(cells)
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -136,6 +185,11 @@ class ActorSystem:
             )
         self._root.accepting = False
         await self._root.stop_children()
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
         self._closed = True
         await self.snapshots.drain(self.snapshot_drain_timeout)
 
@@ -147,7 +201,10 @@ class ActorSystem:
         _log.debug("dead letter to %s: %s from %s", where, type(msg).__qualname__,
                    sender.path if sender is not None else "no sender")
         if isinstance(sender, ReplyRef) and recipient is not None:
-            sender.not_found(recipient.path)
+            if isinstance(recipient, CellRef):
+                recipient._cell.turn_away(sender)
+            else:
+                sender.not_found(recipient.path)
         hook = self.on_dead_letter
         if hook is not None:
             try:
@@ -239,7 +296,7 @@ async def query(ref: ActorRef, msg_or_factory: object, timeout: float) -> Any:  
         raise TypeError(f"query needs an actor's ref, got {ref!r}")
     cell = ref._cell
     if not cell.accepting:
-        raise ActorNotFound(cell.path)
+        raise ActorNotFound(cell.path) if cell.refusal is None else cell.refusal()
     future: asyncio.Future[Any] = cell.loop.create_future()
     reply = ReplyRef(future, cell, seconds)
     reply.msg = msg = msg_or_factory(reply) if callable(msg_or_factory) else msg_or_factory

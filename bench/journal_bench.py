@@ -12,6 +12,10 @@ median. Scenarios:
 * ``replay``: replay of one id holding ``--replay-events`` events, with the peak growth of
   the process's resident memory while replaying;
 * ``recovery``: load_snapshot + replay of the 100 events after it.
+
+With ``--fenced`` the ``concurrent`` and ``batch`` appends carry a lease (one registered
+instance holding every id, ``persistence.placement``), so every batch runs the fenced
+statement: its cost against the same run without the flag.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from psycopg import sql
 
 from persistence import NewEvent
 from persistence.embedded import EmbeddedPostgres, start_embedded
+from persistence.placement import Lease, PlacementStore
 from persistence.postgres import PostgresEngine
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -94,6 +99,23 @@ class Bench:
         await engine.start()
         return engine
 
+    async def fences(self, engine: PostgresEngine, pids: list[str]) -> dict[str, Lease | None]:
+        """Each id's lease with ``--fenced`` (held by one instance for the run), else None."""
+        if not self.args.fenced:
+            return dict.fromkeys(pids)
+        async with PlacementStore(engine.config, application_name="bench-fences") as store:
+            me = await store.register(None, ttl=3600)
+            leases: dict[str, Lease | None] = {}
+            for pid in pids:
+                lease = await store.acquire(pid, me.instance_id)
+                assert isinstance(lease, Lease)
+                leases[pid] = lease
+            return leases
+
+    @property
+    def fenced(self) -> str:
+        return ", fenced" if self.args.fenced else ""
+
     async def fresh(self, body: Callable[[PostgresEngine], Awaitable[float]]) -> float:
         engine = await self.engine()
         try:
@@ -105,9 +127,12 @@ class Bench:
         ids, per_id = self.args.ids, max(1, self.args.events // self.args.ids)
 
         async def body(engine: PostgresEngine) -> float:
+            fences = await self.fences(engine, [f"user-{i}" for i in range(ids)])
+
             async def actor(pid: str) -> None:
+                fence = fences[pid]
                 for seq in range(per_id):
-                    await engine.append(pid, [contact_event(seq)], seq)
+                    await engine.append(pid, [contact_event(seq)], seq, fence=fence)
 
             await engine.append("warm-up", [contact_event(0)], 0)
             start = time.perf_counter()
@@ -118,7 +143,7 @@ class Bench:
 
         values = [await self.fresh(body) for _ in range(self.args.runs)]
         return Result(
-            f"{ids} ids x {per_id} single-event appends",
+            f"{ids} ids x {per_id} single-event appends{self.fenced}",
             "events/s",
             values,
             ">= 60,000",
@@ -131,15 +156,16 @@ class Bench:
         events = [contact_event(n) for n in range(size)]
 
         async def body(engine: PostgresEngine) -> float:
+            fence = (await self.fences(engine, ["one-id"]))["one-id"]
             await engine.append("warm-up", events[:10], 0)
             start = time.perf_counter()
             for b in range(batches):
-                await engine.append("one-id", events, b * size)
+                await engine.append("one-id", events, b * size, fence=fence)
             return batches * size / (time.perf_counter() - start)
 
         values = [await self.fresh(body) for _ in range(self.args.runs)]
         return Result(
-            f"1 id x {batches} batches of {size}", "events/s", values, ">= 150,000"
+            f"1 id x {batches} batches of {size}{self.fenced}", "events/s", values, ">= 150,000"
         )
 
     async def fill(self, engine: PostgresEngine, pid: str, count: int) -> None:
@@ -278,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--page-size", type=int, default=2_000, help="replay page size")
     parser.add_argument("--in-flight", type=int, default=2, help="group-commit batches in flight")
+    parser.add_argument("--fenced", action="store_true",
+                        help="appends carry a lease (cluster placement's fence)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.events < 1 or args.ids < 1 or args.batch_size < 1:
         parser.error("--runs, --events, --ids and --batch-size must be positive")

@@ -21,6 +21,14 @@ Guarantees every engine gives (the contract tests in ``tests/persistence`` check
   every event; the next append continues from it.
 * ``replay`` yields events in ``sequence_nr`` order, streaming: it never holds a whole
   journal in memory.
+* a **fence** (``append(..., fence=lease)``, ``delete_events_to(..., fence=lease)``): the
+  write lands only while ``lease`` (a :class:`~persistence.placement.model.Lease`, the
+  writer's right to that persistence id in cluster placement) is still held, judged in the
+  write's own transaction; otherwise nothing is written and
+  :class:`~persistence.errors.LeaseLost` is raised. ``None`` (the default, a single
+  process) checks nothing. The PostgreSQL engine judges it against its lease table; the
+  in-memory engine against the :class:`~persistence.placement.memory.InMemoryLeases` it was
+  given, and ignores fences without one (one process, nobody to fence off).
 * ``events_by_tag`` yields events in ``ordering`` order and never skips an event whose
   ordering became visible late: the last ordering a reader saw is a safe ``after_ordering``
   to resume from. (An engine may hold back events until that holds, e.g. PostgreSQL while
@@ -36,11 +44,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 import orjson
 
 from persistence.errors import InvalidArgument, SerializationError
+
+if TYPE_CHECKING:  # placement's package imports the PostgreSQL driver; the contract does not
+    from persistence.placement.model import Lease
 
 Json: TypeAlias = Any
 """A JSON value: dict, list, str, int, float, bool or None, nested."""
@@ -97,6 +108,7 @@ class DurableState:
 # JSON text may spell U+0000 as an escape; PostgreSQL's jsonb cannot store it.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _REFERENCE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
 def encode_json(payload: Json, what: str | Callable[[], str]) -> str:
     """Serialise ``payload`` to JSON text every engine can store, or raise
     :class:`SerializationError` naming ``what`` (a callable is only called on error).
@@ -226,6 +238,15 @@ def check_append(
         check_append_texts(persistence_id, events)
 
 
+def check_fence_key(persistence_id: str, fence: Lease | None) -> None:
+    """Refuse a fence that is not the lease of the id written (a caller's bug: it could
+    never pass, and must not be mistaken for a lost lease)."""
+    if fence is not None and fence.key != persistence_id:
+        raise InvalidArgument(
+            f"a write to {persistence_id!r} is fenced with the lease of {fence.key!r}"
+        )
+
+
 def check_append_texts(persistence_id: str, events: Sequence[NewEvent]) -> None:
     """Check the id, every type and every tag of an append one by one (the reference for
     :func:`check_append`'s cheap branch)."""
@@ -267,11 +288,17 @@ class Engine(ABC):
 
     @abstractmethod
     async def append(
-        self, persistence_id: str, events: Sequence[NewEvent], expected_sequence_nr: int
+        self,
+        persistence_id: str,
+        events: Sequence[NewEvent],
+        expected_sequence_nr: int,
+        *,
+        fence: Lease | None = None,
     ) -> list[StoredEvent]:
         """Atomically append ``events`` after ``expected_sequence_nr``; return them as stored.
 
-        An empty batch is a no-op that returns ``[]`` without checking anything.
+        With ``fence``, only while that lease is held (else :class:`LeaseLost`, nothing
+        written). An empty batch is a no-op that returns ``[]`` without checking anything.
         """
 
     @abstractmethod
@@ -290,8 +317,12 @@ class Engine(ABC):
         """The highest sequence number ever written for ``persistence_id`` (0 if none)."""
 
     @abstractmethod
-    async def delete_events_to(self, persistence_id: str, to_sequence_nr: int) -> None:
-        """Delete the events numbered up to ``to_sequence_nr``, inclusive; keep the highest."""
+    async def delete_events_to(
+        self, persistence_id: str, to_sequence_nr: int, *, fence: Lease | None = None
+    ) -> None:
+        """Delete the events numbered up to ``to_sequence_nr``, inclusive; keep the highest.
+
+        With ``fence``, only while that lease is held (else :class:`LeaseLost`)."""
 
     @abstractmethod
     def events_by_tag(

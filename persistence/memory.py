@@ -2,6 +2,11 @@
 
 Payloads are stored as JSON text and decoded on read, so callers get the same isolation
 (no shared mutable objects) and the same serialisation errors as with PostgreSQL.
+
+Fences: an engine built with ``leases=`` (an
+:class:`~persistence.placement.memory.InMemoryLeases`) refuses a fenced append or delete
+whose lease that table does not hold, checked inside the same lock as the write; without a
+table a fence is ignored: one process has no other instance to fence off.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from persistence.engine import (
     MAX_SEQUENCE_NR,
@@ -23,12 +29,22 @@ from persistence.engine import (
     Snapshot,
     StoredEvent,
     check_append,
+    check_fence_key,
     check_range,
     check_text,
     describe_payload,
     encode_json,
 )
-from persistence.errors import ConcurrencyConflict, InvalidArgument, StateRevisionConflict
+from persistence.errors import (
+    ConcurrencyConflict,
+    InvalidArgument,
+    LeaseLost,
+    StateRevisionConflict,
+)
+
+if TYPE_CHECKING:
+    from persistence.placement.memory import InMemoryLeases
+    from persistence.placement.model import Lease
 
 
 @dataclass(slots=True)
@@ -72,8 +88,12 @@ class _StateRow:
 class InMemoryEngine(Engine):
     """Keeps everything in this process; nothing survives it. Safe for concurrent tasks."""
 
-    def __init__(self, writer_id: str | None = None) -> None:
+    def __init__(
+        self, writer_id: str | None = None, *, leases: InMemoryLeases | None = None
+    ) -> None:
         self.writer_id = writer_id or uuid.uuid4().hex
+        self.leases = leases
+        """The lease table fenced writes are judged against (``None``: fences ignored)."""
         self._journals: dict[str, list[_Row]] = {}
         self._highest: dict[str, int] = {}
         self._ordering = 0
@@ -82,17 +102,29 @@ class InMemoryEngine(Engine):
         self._states: dict[str, _StateRow] = {}
         self._lock = asyncio.Lock()
 
+    def _check_fence(self, fence: Lease | None, action: str) -> None:
+        """Call with the lock held: the check and the write it guards are one step."""
+        if fence is not None and self.leases is not None and not self.leases.holds(fence):
+            raise LeaseLost(fence.key, fence.owner, fence.epoch, action)
+
     async def append(
-        self, persistence_id: str, events: Sequence[NewEvent], expected_sequence_nr: int
+        self,
+        persistence_id: str,
+        events: Sequence[NewEvent],
+        expected_sequence_nr: int,
+        *,
+        fence: Lease | None = None,
     ) -> list[StoredEvent]:
         if not events:
             return []
         check_append(persistence_id, events, expected_sequence_nr)
+        check_fence_key(persistence_id, fence)
         encoded = [
             encode_json(event.payload, describe_payload(persistence_id, number, event))
             for number, event in enumerate(events, start=1)
         ]
         async with self._lock:
+            self._check_fence(fence, "append")
             actual = self._highest.get(persistence_id, 0)
             if actual != expected_sequence_nr:
                 raise ConcurrencyConflict(persistence_id, expected_sequence_nr, actual)
@@ -137,8 +169,12 @@ class InMemoryEngine(Engine):
     async def highest_sequence_nr(self, persistence_id: str) -> int:
         return self._highest.get(persistence_id, 0)
 
-    async def delete_events_to(self, persistence_id: str, to_sequence_nr: int) -> None:
+    async def delete_events_to(
+        self, persistence_id: str, to_sequence_nr: int, *, fence: Lease | None = None
+    ) -> None:
+        check_fence_key(persistence_id, fence)
         async with self._lock:
+            self._check_fence(fence, "delete")
             rows = self._journals.get(persistence_id)
             if not rows:
                 return

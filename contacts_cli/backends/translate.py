@@ -12,17 +12,29 @@ other module maps errors. The rules::
             any other DomainError         BackendError
     actors  QueryTimeout                  TimedOut
             ActorNotFound                 Unavailable (the actor keeps stopping)
-    storage StorageUnavailable, OSError   Unavailable
+            ActivationElsewhere           Unavailable (another instance hosts the user; the
+                                          service forwards before it gets here)
+            ActivationLost                Unavailable (the instance stopped serving the user)
+            ConflictPersists              Unavailable (another writer keeps appending)
+    storage ConcurrencyConflict           Unavailable (a conflict the actor could not retry)
+            StorageUnavailable, OSError   Unavailable
     anything else                         BackendError ("internal error: ...")
 """
 
 from __future__ import annotations
 
-from actors import ActorCrashed, ActorNotFound, QueryTimeout
+from actors import (
+    ActivationElsewhere,
+    ActivationLost,
+    ActorCrashed,
+    ActorNotFound,
+    ConflictPersists,
+    QueryTimeout,
+)
 from contacts_cli.backends import errors
 from contacts_cli.backends.errors import BackendError, Unavailable
 from contacts_cli.domain import ContactNotFound, DomainError, ValidationError, VersionConflict
-from persistence.errors import PersistenceError, StorageUnavailable
+from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
 
 
 def backend_error(error: BaseException) -> BackendError:
@@ -37,6 +49,12 @@ def backend_error(error: BaseException) -> BackendError:
         return errors.TimedOut(f"no answer within {error.timeout:g} s")
     if isinstance(error, ActorNotFound):
         return Unavailable(f"the actor keeps stopping; see the server log ({error})")
+    if isinstance(error, ActivationElsewhere | ActivationLost):
+        return Unavailable(f"the user is moving between instances, retry: {error}")
+    if isinstance(error, ConflictPersists | ConcurrencyConflict):
+        return Unavailable(
+            f"another writer changed this user's journal at the same time, retry: {error}"
+        )
     if isinstance(error, StorageUnavailable | OSError):
         return storage_unreachable(error)
     return BackendError(f"internal error: {type(error).__name__}: {error}")

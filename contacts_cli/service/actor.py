@@ -61,10 +61,16 @@ class UserActor(PersistentActor[UserState]):
     :data:`IMPORT_SNAPSHOT_DEFERRAL` events or more past the last snapshot: a snapshot taken
     half-way through is outdated a moment later, and encoding and storing it competes with
     the import for the CPU. A crash during the import replays at most that many events more.
+
+    A write from outside this actor (a script, an old process, another replica without
+    placement) makes its next persist meet a concurrency conflict: ``retry_on_conflict``
+    recovers and decides the command again on the journal's state, so a command without an
+    expected version succeeds and one with a stale expected version is refused (412).
     """
 
     snapshot_version = SNAPSHOT_VERSION
     snapshot_in_background = True
+    retry_on_conflict = True
 
     def __init__(
         self,

@@ -2,12 +2,15 @@
 
 Instances register and renew (:class:`PlacementStore`, :class:`Membership`); a user's actor
 is active only where its :class:`Lease` is held; every write of that actor passes the
-:mod:`fence <persistence.placement.fence>` in its own transaction, so an instance that lost
-the lease (paused, partitioned) can never land a late write. See ``docs/cluster.md``.
+:mod:`fence <persistence.postgres.fence>` in its own transaction, so an instance that lost
+the lease (paused, partitioned) can never land a late write. :class:`ClusterPlacement` is
+what the actor runtime takes (``ActorSystem(..., placement=...)``);
+:mod:`persistence.placement.memory` is the same in one process's memory, for tests and
+demos. See ``docs/cluster.md``.
 """
 
-from persistence.placement.errors import LeaseLost, MembershipLost
-from persistence.placement.fence import check_fence, fence_cte, fence_params, stale_leases
+from persistence.errors import LeaseLost, MembershipLost
+from persistence.placement.cluster import ClusterPlacement
 from persistence.placement.membership import Membership
 from persistence.placement.model import (
     DEFAULT_TTL,
@@ -19,9 +22,11 @@ from persistence.placement.model import (
     Renewal,
 )
 from persistence.placement.store import PlacementStore
+from persistence.postgres.fence import check_fence, fence_cte, fence_params, stale_leases
 
 __all__ = [
     "DEFAULT_TTL",
+    "ClusterPlacement",
     "ClusterStatus",
     "HeldElsewhere",
     "InstanceStatus",

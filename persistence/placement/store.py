@@ -36,8 +36,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from persistence.errors import PersistenceError, StorageUnavailable
-from persistence.placement.errors import MembershipLost
+from persistence.errors import MembershipLost, PersistenceError, StorageUnavailable
 from persistence.placement.model import (
     DEFAULT_TTL,
     SELF_FENCE_MARGIN,
@@ -263,7 +262,7 @@ class PlacementStore:
 
         Acquires a free (never held, or released) lease, takes over one whose owner has
         expired, or returns the caller's own lease unchanged. Raises
-        :class:`~persistence.placement.errors.MembershipLost` if the caller itself is not
+        :class:`~persistence.errors.MembershipLost` if the caller itself is not
         live or drains.
         """
         async with self._connection(f"acquire the lease of {key!r}") as conn:

@@ -36,9 +36,11 @@ from persistence.engine import (
     Snapshot,
     StoredEvent,
     check_append,
+    check_fence_key,
     encode_payloads,
 )
 from persistence.errors import InvalidArgument, StorageUnavailable
+from persistence.placement.model import Lease
 from persistence.postgres.config import PostgresConfig, connection_error
 from persistence.postgres.durable_state import StateQueries
 from persistence.postgres.journal import JournalQueries
@@ -184,20 +186,28 @@ class PostgresEngine(Engine):
     # -- journal -----------------------------------------------------------------------------
 
     async def append(
-        self, persistence_id: str, events: Sequence[NewEvent], expected_sequence_nr: int
+        self,
+        persistence_id: str,
+        events: Sequence[NewEvent],
+        expected_sequence_nr: int,
+        *,
+        fence: Lease | None = None,
     ) -> list[StoredEvent]:
         """Check and encode once, then queue for the group-commit writer: the journal write
         path, described in :mod:`persistence.postgres.writer`."""
         if not events:
             return []
         check_append(persistence_id, events, expected_sequence_nr)
+        check_fence_key(persistence_id, fence)
         if len(events) > MAX_EVENTS_PER_TRANSACTION:
             raise InvalidArgument(
                 f"an append to {persistence_id!r} holds {len(events)} events; PostgreSQL "
                 f"takes at most {MAX_EVENTS_PER_TRANSACTION} in one append"
             )
         payloads = encode_payloads(persistence_id, events)
-        return await self.writer.submit(persistence_id, events, payloads, expected_sequence_nr)
+        return await self.writer.submit(
+            persistence_id, events, payloads, expected_sequence_nr, fence
+        )
 
     def replay(
         self,
@@ -211,8 +221,11 @@ class PostgresEngine(Engine):
     async def highest_sequence_nr(self, persistence_id: str) -> int:
         return await self._journal.highest_sequence_nr(persistence_id)
 
-    async def delete_events_to(self, persistence_id: str, to_sequence_nr: int) -> None:
-        await self._journal.delete_events_to(persistence_id, to_sequence_nr)
+    async def delete_events_to(
+        self, persistence_id: str, to_sequence_nr: int, *, fence: Lease | None = None
+    ) -> None:
+        check_fence_key(persistence_id, fence)
+        await self._journal.delete_events_to(persistence_id, to_sequence_nr, fence)
 
     def events_by_tag(
         self, tag: str, after_ordering: int = 0, max_count: int | None = None

@@ -19,10 +19,13 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from persistence.engine import StoredEvent, check_range
-from persistence.errors import UnexpectedResponse
+from persistence.errors import LeaseLost, UnexpectedResponse
+from persistence.placement.model import Lease
 from persistence.postgres import ordering
 from persistence.postgres.events import events_from_rows
+from persistence.postgres.fence import FENCE_REQUESTS, fence_cte, fence_params
 from persistence.postgres.ordering import HORIZON_SQL
+from persistence.postgres.placement_tables import PlacementNames
 from persistence.postgres.pool import Connections
 from persistence.postgres.schema import Names
 
@@ -195,18 +198,47 @@ class JournalQueries:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def delete_events_to(self, persistence_id: str, to_sequence_nr: int) -> None:
+    async def delete_events_to(
+        self, persistence_id: str, to_sequence_nr: int, fence: Lease | None = None
+    ) -> None:
+        """Delete the events (and their by-tag rows) up to ``to_sequence_nr``; with
+        ``fence``, in the same statement as the fence, so nothing is deleted once the
+        lease is lost (:class:`~persistence.errors.LeaseLost`)."""
         n = self._names
-        async with self._connect(f"delete events of {persistence_id!r}") as conn:
-            await conn.execute(
-                sql.SQL(
-                    "WITH gone AS (DELETE FROM {journal} WHERE persistence_id = %s "
-                    "AND sequence_nr <= %s RETURNING ordering, tags) "
-                    "DELETE FROM {tag} t USING (SELECT unnest(tags) AS tag, ordering FROM gone) g "
-                    "WHERE t.tag = g.tag AND t.ordering = g.ordering"
-                ).format(journal=n.journal, tag=n.event_tag),
-                [persistence_id, to_sequence_nr],
+        params: dict[str, object] = {"pid": persistence_id, "to": to_sequence_nr}
+        fenced: sql.Composable = sql.SQL("")
+        condition: sql.Composable = sql.SQL("")
+        if fence is not None:
+            params.update(fence_params([fence]))
+            fenced = sql.SQL("req AS ({}), {}, ").format(
+                FENCE_REQUESTS, fence_cte(PlacementNames.of(n))
             )
+            condition = sql.SQL(" AND EXISTS (SELECT 1 FROM fenced)")
+        async with self._connect(f"delete events of {persistence_id!r}") as conn:
+            cur = await conn.execute(
+                sql.SQL(
+                    "WITH {fenced}gone AS (DELETE FROM {journal} WHERE persistence_id = "
+                    "%(pid)s AND sequence_nr <= %(to)s{condition} RETURNING ordering, tags), "
+                    "untagged AS (DELETE FROM {tag} t "
+                    "USING (SELECT unnest(tags) AS tag, ordering FROM gone) g "
+                    "WHERE t.tag = g.tag AND t.ordering = g.ordering) "
+                    "SELECT {passed}"
+                ).format(
+                    fenced=fenced,
+                    journal=n.journal,
+                    tag=n.event_tag,
+                    condition=condition,
+                    passed=sql.SQL(
+                        "EXISTS (SELECT 1 FROM fenced)" if fence is not None else "true"
+                    ),
+                ),
+                params,
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise UnexpectedResponse(f"deleting events of {persistence_id!r} returned no row")
+        if fence is not None and not row[0]:
+            raise LeaseLost(fence.key, fence.owner, fence.epoch, "delete")
 
     async def persistence_ids(self) -> list[str]:
         async with self._connect("list persistence ids") as conn:

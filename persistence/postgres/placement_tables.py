@@ -1,7 +1,7 @@
 """The cluster placement tables, next to the journal in the engine's schema: migration 2.
 
 The store that uses them is :mod:`persistence.placement`; the fence that joins them into the
-journal's own write statement is :mod:`persistence.placement.fence`.
+journal's own write statement is :mod:`persistence.postgres.fence`.
 
 * ``cluster_instance``: one row per running instance (process): ``id``, the ``address``
   others forward requests to (``NULL``: it takes no forwarded request, e.g. ``contacts

@@ -8,6 +8,8 @@ from types import ModuleType
 import actors
 
 PUBLIC = [
+    "ActivationElsewhere",
+    "ActivationLost",
     "ActorCrashed",
     "ActorError",
     "ActorNotFound",
@@ -17,6 +19,7 @@ PUBLIC = [
     "Amortised",
     "AnyOf",
     "Behaviour",
+    "ConflictPersists",
     "Context",
     "DataclassEvents",
     "DeadLetter",
@@ -24,6 +27,7 @@ PUBLIC = [
     "DuplicateActorName",
     "DurableStateActor",
     "DurableStateContext",
+    "Elsewhere",
     "EncodedEvent",
     "Escalation",
     "Every",
@@ -35,6 +39,7 @@ PUBLIC = [
     "NoEngineConfigured",
     "PersistentActor",
     "PersistentContext",
+    "Placement",
     "QueryTimeout",
     "RecoveryReport",
     "SnapshotRefused",

@@ -24,11 +24,16 @@ async def engine(
         async with InMemoryEngine() as memory:
             yield memory
         return
+    yield await engine_factory(server_url(request))
+
+
+def server_url(request: pytest.FixtureRequest) -> str:
+    """The server of a ``postgres`` (``TEST_DATABASE_URL``, else skipped) or ``embedded``
+    parameter."""
     if request.param == "postgres":
         url = os.environ.get("TEST_DATABASE_URL", "").strip()
         if not url:
             pytest.skip("TEST_DATABASE_URL is not set")
-    else:
-        embedded: EmbeddedPostgres = request.getfixturevalue("embedded_postgres")
-        url = embedded.url
-    yield await engine_factory(url)
+        return url
+    embedded: EmbeddedPostgres = request.getfixturevalue("embedded_postgres")
+    return embedded.url

@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from persistence.engine import Json, NewEvent, StoredEvent
 from persistence.errors import InvalidArgument, StorageUnavailable
+from persistence.placement.model import Lease
 from persistence.postgres.ordering import MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.schema import Names
 from persistence.postgres.writer.commit import BatchCommitter
@@ -77,10 +78,14 @@ class GroupCommitWriter:
         events: Sequence[NewEvent],
         payloads: tuple[str, list[Json]],
         expected_sequence_nr: int,
+        fence: Lease | None = None,
     ) -> asyncio.Future[list[StoredEvent]]:
         """Queue one checked append (``payloads``: what
         :func:`~persistence.engine.encode_payloads` made of its events); the future resolves
         once its batch has committed.
+
+        With ``fence`` the append lands only while that lease is held; otherwise its future
+        fails with :class:`~persistence.errors.LeaseLost` and the rest of its batch commits.
 
         A future, not a coroutine: the engine awaits it directly, which saves one frame per
         append and per wake-up on the hot path.
@@ -92,7 +97,7 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[StoredEvent]] = loop.create_future()
         self._pending.append(
-            AppendRequest(persistence_id, expected_sequence_nr, events, *payloads, future)
+            AppendRequest(persistence_id, expected_sequence_nr, events, *payloads, future, fence)
         )
         self._kick()
         return future

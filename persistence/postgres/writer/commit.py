@@ -15,7 +15,9 @@ only their ordering and timestamp, which the commit decides, are set afterwards,
 caller sees them. Python's share of a large batch thus overlaps the server's.
 
 Callers whose expected sequence number was stale get
-:class:`~persistence.errors.ConcurrencyConflict` with the actual highest; the winners of the
+:class:`~persistence.errors.ConcurrencyConflict` with the actual highest; callers whose fence
+did not pass (their lease was taken over or released, or their instance expired) get
+:class:`~persistence.errors.LeaseLost`, whatever their sequence number. The winners of the
 same batch are answered first, so that a failure to read the losers' highest sequence numbers
 never turns committed events into reported failures.
 """
@@ -33,6 +35,7 @@ from persistence.engine import StoredEvent
 from persistence.errors import (
     AppendRefused,
     ConcurrencyConflict,
+    LeaseLost,
     PersistenceError,
     StorageUnavailable,
     UnexpectedResponse,
@@ -54,8 +57,9 @@ actors appending single events)."""
 RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 MAX_ATTEMPTS = 5
 
-Outcome = tuple[int, datetime, set[str]]
-"""What a batch's commit decided: the ordering base, the commit timestamp, the ids that won."""
+Outcome = tuple[int, datetime, set[str], set[str]]
+"""What a batch's commit decided: the ordering base, the commit timestamp, the ids that won,
+the ids whose fence did not pass."""
 
 
 def refused_statement(exc: psycopg.Error) -> bool:
@@ -182,6 +186,7 @@ class BatchCommitter:
         base: int,
         timestamp: datetime,
         winners: set[str],
+        fenced_off: set[str],
     ) -> None:
         """Stamp the winners' events and resolve their futures, then tell the losers.
 
@@ -206,6 +211,13 @@ class BatchCommitter:
                 if not request.future.done():
                     request.future.set_result(mine)
             start = end
+        if fenced_off:
+            for request in losers:
+                fence = request.fence
+                pid = request.persistence_id
+                if pid in fenced_off and fence is not None and not request.future.done():
+                    request.future.set_exception(LeaseLost(pid, fence.owner, fence.epoch, "append"))
+            losers = [r for r in losers if r.persistence_id not in fenced_off]
         if losers:
             actual = await self._highest_of([r.persistence_id for r in losers])
             for request in losers:
@@ -220,10 +232,10 @@ class BatchCommitter:
 
     async def _transact(self, batch: list[AppendRequest], columns: Columns) -> Outcome:
         """Run the batch's statement; it returns only after the server committed it."""
-        tagged, shape, params = batch_parameters(batch, columns, self._writer_id)
+        kind, params = batch_parameters(batch, columns, self._writer_id)
         conn = await self.connections.acquire()
         try:
-            query = self._statements.query(tagged=tagged, shape=shape, conn=conn)
+            query = self._statements.query(kind, conn)
             cur = await conn.execute(query, params, prepare=True)
             row = await cur.fetchone()
         except BaseException:
@@ -232,10 +244,11 @@ class BatchCommitter:
         await self.connections.release(conn)
         if row is None:
             raise UnexpectedResponse("the group-commit statement returned no row")
-        base, timestamp, winners = row
+        base, timestamp, winners = row[:3]
+        fenced_off = set(row[3]) if len(row) > 3 else set()
         if base is None:  # every request lost: nothing was written
-            return 0, datetime.now(UTC), set()
-        return int(base), timestamp, set(winners)
+            return 0, datetime.now(UTC), set(), fenced_off
+        return int(base), timestamp, set(winners), fenced_off
 
     async def _highest_of(self, persistence_ids: list[str]) -> dict[str, int]:
         async with connection(self._pool, self._connect_timeout) as conn:

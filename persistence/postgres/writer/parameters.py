@@ -21,7 +21,7 @@ import orjson
 
 from persistence.engine import NewEvent
 from persistence.postgres.writer.request import AppendRequest
-from persistence.postgres.writer.statements import ONE_RUN, RUNS, SINGLES
+from persistence.postgres.writer.statements import ONE_RUN, RUNS, SINGLES, StatementKey
 
 _kind = attrgetter("type", "version")
 
@@ -102,8 +102,9 @@ def runs(
 
 def batch_parameters(
     batch: list[AppendRequest], columns: Columns, writer_id: str
-) -> tuple[bool, str, dict[str, object]]:
-    """``(tagged, shape, parameters)`` of the statement that writes ``batch``."""
+) -> tuple[StatementKey, dict[str, object]]:
+    """The kind (``(tagged, shape, fenced)``) and the parameters of the statement that
+    writes ``batch``; the leases travel only when a request of the batch has one."""
     events = columns.events
     params: dict[str, object] = {
         "pids": _text([r.persistence_id for r in batch]),
@@ -124,7 +125,12 @@ def batch_parameters(
     tagged = any([event.tags for event in events])
     if tagged:
         params.update(_tag_parameters(columns))
-    return tagged, shape, params
+    fences = [r.fence for r in batch]
+    fenced = any(fences)
+    if fenced:
+        params["owners"] = _text([f.owner if f is not None else None for f in fences])
+        params["epochs"] = _text([f.epoch if f is not None else None for f in fences])
+    return (tagged, shape, fenced), params
 
 
 def _tag_parameters(columns: Columns) -> dict[str, str]:

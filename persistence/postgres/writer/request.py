@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from persistence.engine import Json, NewEvent, StoredEvent
+from persistence.placement.model import Lease
 
 
 @dataclass(slots=True)
@@ -21,6 +22,8 @@ class AppendRequest:
     copies: list[Json]
     """The payloads decoded from that text: the callers' own copies, as a replay gives them."""
     future: asyncio.Future[list[StoredEvent]] = field(repr=False)
+    fence: Lease | None = None
+    """The lease the append must still hold when it executes (``None``: unfenced)."""
 
     def describe(self) -> str:
         """``append of N event(s) to 'id' at sequence_nr K``: how every failure names it."""

@@ -23,7 +23,9 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
 from persistence.errors import InvalidArgument
+from persistence.postgres.fence import fence_cte
 from persistence.postgres.ordering import BASE_SQL
+from persistence.postgres.placement_tables import PlacementNames
 from persistence.postgres.schema import Names
 
 SINGLES, ONE_RUN, RUNS = "singles", "one run", "runs"
@@ -33,9 +35,17 @@ persisting one event each), one append of alike events (one actor persisting man
 anything else."""
 
 
-def batch_statement(names: Names, *, tagged: bool, shape: str) -> sql.Composed:
+def batch_statement(
+    names: Names, *, tagged: bool, shape: str, fenced: bool = False
+) -> sql.Composed:
     """The whole batch as one statement; ``tagged`` adds the events' tags and the by-tag
     index rows (a batch without tags sends and splits no tag column).
+
+    ``fenced`` (a batch holding at least one fenced request) adds each request's lease
+    (``owner``, ``epoch``; NULL for an unfenced one) and the fence of
+    :mod:`persistence.postgres.fence`: a fenced request wins only if its lease passes, and
+    the statement also returns the fenced requests whose lease did not (refused, nothing
+    written). An unfenced batch runs the statement without any of it.
 
     Per event, only the payload (and the tags) travel as a column of their own: splitting
     a JSON array costs the server about 0.3 ms per thousand elements, a third of the
@@ -62,22 +72,40 @@ def batch_statement(names: Names, *, tagged: bool, shape: str) -> sql.Composed:
         else ")"
     )
     tags_name = "tags, " if tagged else ""
+    fence_columns = (
+        """,
+                    jsonb_array_elements_text(%(owners)s::jsonb),
+                    jsonb_array_elements_text(%(epochs)s::jsonb)"""
+        if fenced
+        else ""
+    )
+    fence_names = "owner, epoch, " if fenced else ""
+    fence_select = "r.owner, r.epoch, " if fenced else ""
+    admitted = (
+        """
+      AND (r.owner IS NULL OR r.persistence_id IN (SELECT persistence_id FROM fenced))"""
+        if fenced
+        else ""
+    )
     if shape == SINGLES:
         req = (
             """
     SELECT r.persistence_id, r.expected::bigint, 1::bigint AS n, r.type, r.version::int,
            r.payload, """
             + ("r.tags, " if tagged else "")
+            + fence_select
             + """r.i
     FROM ROWS FROM (jsonb_array_elements_text(%(pids)s::jsonb),
                     jsonb_array_elements_text(%(expected)s::jsonb),
                     jsonb_array_elements_text(%(r_type)s::jsonb),
                     jsonb_array_elements_text(%(r_version)s::jsonb),
                     json_array_elements(%(e_payload)s::json)"""
-            + tags_column
-            + """
+            + tags_column[:-1]
+            + fence_columns
+            + """)
         WITH ORDINALITY AS r(persistence_id, expected, type, version, payload, """
             + tags_name
+            + fence_names
             + "i)"
         )
         rows = (
@@ -92,12 +120,20 @@ def batch_statement(names: Names, *, tagged: bool, shape: str) -> sql.Composed:
         )
         runs = ""
     else:
-        req = """
-    SELECT r.persistence_id, r.expected::bigint, r.n::bigint, r.i
+        req = (
+            """
+    SELECT r.persistence_id, r.expected::bigint, r.n::bigint, """
+            + fence_select
+            + """r.i
     FROM ROWS FROM (jsonb_array_elements_text(%(pids)s::jsonb),
                     jsonb_array_elements_text(%(expected)s::jsonb),
-                    jsonb_array_elements_text(%(counts)s::jsonb))
-        WITH ORDINALITY AS r(persistence_id, expected, n, i)"""
+                    jsonb_array_elements_text(%(counts)s::jsonb)"""
+            + fence_columns
+            + """)
+        WITH ORDINALITY AS r(persistence_id, expected, n, """
+            + fence_names
+            + "i)"
+        )
         runs = """
 run AS (
     SELECT r.persistence_id, r.expected + u.skip::bigint AS seq, u.start::bigint, u.n::bigint,
@@ -157,16 +193,22 @@ tagged AS (
 WITH req AS ("""
         + req
         + """
-),
+),"""
+        + ("\n{fenced}," if fenced else "")
+        + """
 upd AS (
     UPDATE {highest} AS h SET highest = r.expected + r.n
     FROM req r
-    WHERE r.expected > 0 AND h.persistence_id = r.persistence_id AND h.highest = r.expected
+    WHERE r.expected > 0 AND h.persistence_id = r.persistence_id AND h.highest = r.expected"""
+        + admitted
+        + """
     RETURNING h.persistence_id
 ),
 ins AS (
     INSERT INTO {highest} AS h (persistence_id, highest)
-    SELECT r.persistence_id, r.n FROM req r WHERE r.expected = 0
+    SELECT r.persistence_id, r.n FROM req r WHERE r.expected = 0"""
+        + admitted
+        + """
     ON CONFLICT (persistence_id) DO UPDATE SET highest = excluded.highest WHERE h.highest = 0
     RETURNING h.persistence_id
 ),
@@ -187,36 +229,50 @@ jrn AS (
         + tag_cte
         + """
 SELECT (SELECT base FROM counter), (SELECT ts FROM counter),
-       ARRAY(SELECT persistence_id FROM won)
-"""
+       ARRAY(SELECT persistence_id FROM won)"""
+        + (
+            """,
+       ARRAY(SELECT persistence_id FROM req WHERE owner IS NOT NULL
+             EXCEPT SELECT persistence_id FROM fenced)"""
+            if fenced
+            else ""
+        )
+        + "\n"
     ).format(
         highest=names.highest,
         journal=names.journal,
         event_tag=names.event_tag,
+        fenced=fence_cte(PlacementNames.of(names)) if fenced else sql.SQL(""),
     )
 
 
+StatementKey = tuple[bool, str, bool]
+"""``(tagged, shape, fenced)``: which of the batch statements a batch needs."""
+
+
 class BatchStatements:
-    """The six batch statements of one schema (three shapes, with or without tags), each
-    rendered to bytes with the first connection that runs it: psycopg renders a ``Composed``
-    query anew on every execute (tens of microseconds for these), but caches the
-    conversion of a bytes query."""
+    """The twelve batch statements of one schema (three shapes, with or without tags, fenced
+    or not), each rendered to bytes with the first connection that runs it: psycopg
+    renders a ``Composed`` query anew on every execute (tens of microseconds for these), but
+    caches the conversion of a bytes query."""
 
     def __init__(self, names: Names) -> None:
         self._composed = {
-            (tagged, shape): batch_statement(names, tagged=tagged, shape=shape)
+            (tagged, shape, fenced): batch_statement(
+                names, tagged=tagged, shape=shape, fenced=fenced
+            )
             for tagged in (False, True)
             for shape in SHAPES
+            for fenced in (False, True)
         }
-        self._rendered: dict[tuple[bool, str], bytes] = {}
+        self._rendered: dict[StatementKey, bytes] = {}
         self.highest = sql.SQL(
             "SELECT persistence_id, highest FROM {} WHERE persistence_id = ANY(%s)"
         ).format(names.highest)
         """The highest sequence numbers of some ids: what the losers of a batch are told."""
 
-    def query(self, *, tagged: bool, shape: str, conn: AsyncConnection[TupleRow]) -> bytes:
-        """The statement for a batch of this shape, as bytes."""
-        kind = (tagged, shape)
+    def query(self, kind: StatementKey, conn: AsyncConnection[TupleRow]) -> bytes:
+        """The statement for a batch of this kind, as bytes."""
         query = self._rendered.get(kind)
         if query is None:
             query = self._rendered[kind] = self._composed[kind].as_bytes(conn)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
-from persistence.placement.errors import LeaseLost
+from persistence.errors import LeaseLost
 from persistence.placement.model import Lease
 from persistence.postgres.placement_tables import PlacementNames
 
