@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from contacts_cli.cli import admin, contacts, db, transfer
+from contacts_cli.cli import admin, cluster, contacts, db, transfer
 from contacts_cli.cli.exits import EXIT_CODES_HELP
 from contacts_cli.cli.options import CliOptions
 
@@ -100,6 +100,10 @@ db_app.command("start")(db.start)
 db_app.command("stop")(db.stop)
 db_app.command("journal")(db.journal)
 app.add_typer(db_app, name="db", rich_help_panel="Operations")
+
+cluster_app = typer.Typer(help=cluster.HELP, no_args_is_help=True)
+cluster_app.command("status")(cluster.status)
+app.add_typer(cluster_app, name="cluster", rich_help_panel="Operations")
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from contacts_cli.http import routes
 from contacts_cli.http.auth import BearerAuth
 from contacts_cli.http.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
 from contacts_cli.http.openapi import openapi_endpoint
+from contacts_cli.http.origin import RequestOriginMiddleware
 from contacts_cli.http.problems import HttpProblem, backend_error_response, problem_response
 from contacts_cli.service.settings import Settings
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
         },
     )
     app.state.service = service
+    app.add_middleware(RequestOriginMiddleware)
     app.add_middleware(BearerAuth, token=settings.api_token)
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
     return app
