@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -164,7 +165,7 @@ class ClusterMember:
 
     async def figures(self) -> dict[str, Any]:
         """The cluster's figures as this instance sees them, fresh within a second:
-        ``instance_id``, ``serving``, ``instances_live``, ``users_hosted_here`` (leases this
+        ``instance_id``, ``address``, ``pid``, ``serving``, ``instances_live``, ``users_hosted_here`` (leases this
         instance holds), ``takeovers_last_hour`` (the whole cluster's), ``rejoins``."""
         now = time.monotonic()
         if self._figures is not None and now - self._figures[0] < FIGURES_FRESH_FOR:
@@ -174,6 +175,7 @@ class ClusterMember:
         figures = {
             "instance_id": self.instance_id,
             "address": self.role.address,
+            "pid": os.getpid(),
             "serving": self.serving(),
             "instances_live": sum(1 for i in status.instances if i.live),
             "users_hosted_here": me.users if me is not None else 0,
