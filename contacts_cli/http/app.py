@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -42,6 +43,8 @@ class ServiceState:
     settings: Settings
     current: ServiceBackend | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    cluster: dict[str, Any] | None = None
+    """The cluster's figures as of the last scrape of /metrics (read before each scrape)."""
 
     @property
     def backend(self) -> ServiceBackend:

@@ -165,8 +165,9 @@ class ClusterMember:
 
     async def figures(self) -> dict[str, Any]:
         """The cluster's figures as this instance sees them, fresh within a second:
-        ``instance_id``, ``address``, ``pid``, ``serving``, ``instances_live``, ``users_hosted_here`` (leases this
-        instance holds), ``takeovers_last_hour`` (the whole cluster's), ``rejoins``."""
+        ``instance_id``, ``address``, ``pid``, ``serving``, ``instances_live``,
+        ``users_hosted_here`` (leases this instance holds), ``takeovers_last_hour`` (the
+        whole cluster's), ``rejoins``."""
         now = time.monotonic()
         if self._figures is not None and now - self._figures[0] < FIGURES_FRESH_FOR:
             return {**self._figures[1], "serving": self.serving()}

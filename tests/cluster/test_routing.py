@@ -68,12 +68,19 @@ async def _run_and_check(cluster: Cluster, seed: int) -> None:
                                             params={"limit": 1000})
                 assert response.status_code == 200
                 assert {c["id"]: c for c in response.json()["items"]} == model
-        forwarded = 0
+        forwarded = hosted = 0
         for base in cluster.urls:
             stats = (await client.get(base + "/api/stats")).json()
             forwarded += stats["cluster"]["forwarded"]
+            hosted += stats["cluster"]["users_hosted_here"]
             assert stats["cluster"]["instances_live"] == cluster.size
+            metrics = (await client.get(base + "/metrics")).text
+            assert f"contacts_cluster_instances_live {float(cluster.size)}" in metrics
+            assert "contacts_cluster_serving 1.0" in metrics
+            here = stats["cluster"]["users_hosted_here"]
+            assert f"contacts_cluster_users_hosted {float(here)}" in metrics
     assert forwarded > 0, "random routing must have forwarded some requests"
+    assert hosted == len(users), "each user is hosted on exactly one instance"
 
 
 async def test_two_instances_answer_for_every_user(cluster_factory: Any) -> None:
