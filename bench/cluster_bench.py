@@ -6,7 +6,8 @@ Three measurements, each against real ``python -m contacts_cli.http`` processes 
 
 * ``workers``: creates per second through HTTP with ``--workers 1`` and ``--workers 2``,
   alternated run by run in the same minutes (the database and the load generator share the
-  machine's cores with the workers);
+  machine's cores with the workers); with ``--warmup 0`` each user activates on the worker
+  its connection reached, so nothing is forwarded;
 * ``forward``: the latency of a create for a user hosted by the instance asked (local) and
   by another instance (forwarded: one more HTTP hop on 127.0.0.1), one client, one request
   at a time, p50 and p99, blocks alternated;
@@ -47,19 +48,24 @@ def _runner() -> Any:
         return asyncio.run
 
 
-def bench_workers(database_url: str, runs: int, requests: int, clients: int) -> dict[str, Any]:
+def bench_workers(database_url: str, runs: int, requests: int, clients: int,
+                  warmup: int) -> dict[str, Any]:
+    """``warmup`` creates go first on other connections: each user is then active on the
+    worker its warm-up connection reached, and the measured connection (which the kernel
+    may give to the other worker) is forwarded there half of the time. Without warm-up,
+    each user activates where its measured connection lands and nothing is forwarded."""
     results: dict[int, list[float]] = {1: [], 2: []}
     for run in range(runs):
         for workers in (1, 2):
             with server_process(database_url, {"CONTACTS_WORKERS": str(workers)}) as url:
                 result = _runner()(run_once(url, clients=clients, users=clients,
-                                            requests=requests, warmup=requests // 10,
+                                            requests=requests, warmup=warmup,
                                             kind="raw", tag=f"w{workers}-{run}"))
             print(json.dumps({"workers": workers, "run": run + 1, **result}), flush=True)
             results[workers].append(result["creates_per_s"])
     one, two = statistics.median(results[1]), statistics.median(results[2])
     return {"workers_1_creates_per_s": one, "workers_2_creates_per_s": two,
-            "speedup": round(two / one, 2), "runs": runs, "clients": clients}
+            "speedup": round(two / one, 2), "runs": runs, "clients": clients, "warmup": warmup}
 
 
 async def _latencies(url: str, user: str, count: int) -> list[float]:
@@ -161,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per worker count")
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=2_000,
+                        help="creates before measuring, on other connections (0: none)")
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--per-block", type=int, default=1000)
     parser.add_argument("--takeover-runs", type=int, default=5)
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {}
     if args.only in (None, "workers"):
         summary["workers"] = bench_workers(args.database_url, args.runs, args.requests,
-                                           args.clients)
+                                           args.clients, args.warmup)
     if args.only in (None, "forward"):
         summary["forward"] = bench_forward(args.database_url, args.blocks, args.per_block)
     if args.only in (None, "takeover"):
