@@ -225,10 +225,13 @@ class PersistentCore(Behaviour, Generic[S]):
             await self.recover(pctx)
         snapshotter = self.snapshotter
         snapshotter.deferral = None
+        written_before = self.sequence_nr
         try:
             await self.handle(msg, pctx)
-        except ConcurrencyConflict as conflict:
-            await self._retry(msg, pctx, conflict)
+        except ConcurrencyConflict:
+            if not self.retry_on_conflict or self.sequence_nr != written_before:
+                raise  # off, or the command already wrote: re-running would write it twice
+            await self._retry(msg, pctx)
         except LeaseLost:
             if activation is None or not activation.lost:
                 raise
@@ -236,24 +239,18 @@ class PersistentCore(Behaviour, Generic[S]):
         if snapshotter.owed:
             await snapshotter.command_done(self.sequence_nr, self.state)
 
-    async def _retry(
-        self, msg: object, ctx: PersistentContext[S], conflict: ConcurrencyConflict
-    ) -> None:
-        """Recover and run ``msg`` once more, if this actor retries and the command had
-        written nothing before the conflict (see the module docstring)."""
-        journal = self.journal
-        if (
-            not self.retry_on_conflict
-            or journal is None
-            or conflict.expected_sequence_nr != journal.sequence_nr
-        ):
-            raise conflict
+    async def _retry(self, msg: object, ctx: PersistentContext[S]) -> None:
+        """Recover and run ``msg`` once more (its first run met a conflict before writing
+        anything); a second conflict before it wrote anything is :class:`ConflictPersists`."""
         ctx.system.metrics.conflict_retries += 1
         await self.recover(ctx)
         self.snapshotter.deferral = None
+        written_before = self.sequence_nr
         try:
             await self.handle(msg, ctx)
         except ConcurrencyConflict as again:
+            if self.sequence_nr != written_before:
+                raise
             raise ConflictPersists(self.persistence_id, again) from again
 
     def reset(self) -> None:

@@ -238,6 +238,15 @@ def check_append(
         check_append_texts(persistence_id, events)
 
 
+def check_fence_key(persistence_id: str, fence: Lease | None) -> None:
+    """Refuse a fence that is not the lease of the id written (a caller's bug: it could
+    never pass, and must not be mistaken for a lost lease)."""
+    if fence is not None and fence.key != persistence_id:
+        raise InvalidArgument(
+            f"a write to {persistence_id!r} is fenced with the lease of {fence.key!r}"
+        )
+
+
 def check_append_texts(persistence_id: str, events: Sequence[NewEvent]) -> None:
     """Check the id, every type and every tag of an append one by one (the reference for
     :func:`check_append`'s cheap branch)."""

@@ -29,6 +29,7 @@ from persistence.engine import (
     Snapshot,
     StoredEvent,
     check_append,
+    check_fence_key,
     check_range,
     check_text,
     describe_payload,
@@ -117,6 +118,7 @@ class InMemoryEngine(Engine):
         if not events:
             return []
         check_append(persistence_id, events, expected_sequence_nr)
+        check_fence_key(persistence_id, fence)
         encoded = [
             encode_json(event.payload, describe_payload(persistence_id, number, event))
             for number, event in enumerate(events, start=1)
@@ -170,6 +172,7 @@ class InMemoryEngine(Engine):
     async def delete_events_to(
         self, persistence_id: str, to_sequence_nr: int, *, fence: Lease | None = None
     ) -> None:
+        check_fence_key(persistence_id, fence)
         async with self._lock:
             self._check_fence(fence, "delete")
             rows = self._journals.get(persistence_id)

@@ -36,6 +36,7 @@ from persistence.engine import (
     Snapshot,
     StoredEvent,
     check_append,
+    check_fence_key,
     encode_payloads,
 )
 from persistence.errors import InvalidArgument, StorageUnavailable
@@ -174,6 +175,7 @@ class PostgresEngine(Engine):
         if not events:
             return []
         check_append(persistence_id, events, expected_sequence_nr)
+        check_fence_key(persistence_id, fence)
         if len(events) > MAX_EVENTS_PER_TRANSACTION:
             raise InvalidArgument(
                 f"an append to {persistence_id!r} holds {len(events)} events; PostgreSQL "
@@ -199,6 +201,7 @@ class PostgresEngine(Engine):
     async def delete_events_to(
         self, persistence_id: str, to_sequence_nr: int, *, fence: Lease | None = None
     ) -> None:
+        check_fence_key(persistence_id, fence)
         await self._journal.delete_events_to(persistence_id, to_sequence_nr, fence)
 
     def events_by_tag(

@@ -27,8 +27,8 @@ from persistence.placement import (
     fence_params,
     stale_leases,
 )
-from persistence.postgres.fence import FENCE_REQUESTS
 from persistence.postgres import PostgresEngine
+from persistence.postgres.fence import FENCE_REQUESTS
 from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
 from tests.conftest import EngineFactory
 

@@ -27,8 +27,8 @@ from persistence.placement import (
     fence_cte,
     fence_params,
 )
-from persistence.postgres.fence import FENCE_REQUESTS
 from persistence.postgres import PostgresConfig, PostgresEngine
+from persistence.postgres.fence import FENCE_REQUESTS
 from tests.conftest import EngineFactory
 
 ROOT = Path(__file__).resolve().parents[2]
