@@ -231,7 +231,7 @@ class Activations:
         for attempt in range(_RESOLVE_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(0.01 * attempt)  # let a stopping actor leave the router
-            ref = await self._resolve(user)
+            ref = await self.resolve(user)
             try:
                 reply = await self.query(ref, message, seconds)
             except ActorNotFound:
@@ -258,7 +258,9 @@ class Activations:
             return reply
         raise Unavailable(f"the actor of user {user!r} keeps stopping; see the server log")
 
-    async def _resolve(self, user: str) -> ActorRef:
+    async def resolve(self, user: str) -> ActorRef:
+        """The actor of ``user`` in this process (spawned by the router if need be; its
+        activation may still be refused: queries then raise ``ActivationElsewhere``)."""
         ref = self._refs.get(user)
         if ref is None:
             if self.router is None:

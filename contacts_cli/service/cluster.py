@@ -82,6 +82,7 @@ class ClusterMember:
         self.role = role
         self.membership = membership
         self.rejoins = 0
+        self._left = False
         self._figures: tuple[float, dict[str, Any]] | None = None
 
     @classmethod
@@ -145,8 +146,12 @@ class ClusterMember:
         """Deregister (releasing whatever lease is left), stop renewing, close the store.
 
         Bounded: if the database does not answer in time, the registration expires on its
-        own after its TTL, and the users it still holds are taken over then.
+        own after its TTL, and the users it still holds are taken over then. Only the first
+        call does anything.
         """
+        if self._left:
+            return
+        self._left = True
         try:
             async with asyncio.timeout(LEAVE_WITHIN):
                 released = await self.store.deregister(self.instance_id)

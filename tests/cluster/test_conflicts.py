@@ -29,8 +29,17 @@ async def write_behind_the_service(cluster: Cluster, contact: dict[str, Any]) ->
     pid = f"contacts-user/{USER}"
     async with PostgresEngine(cluster.database_url, schema=cluster.schema) as engine:
         highest = await engine.highest_sequence_nr(pid)
-        last = [e async for e in engine.replay(pid, highest, highest)][0]
+        last = await anext(aiter(engine.replay(pid, highest, highest)))
         await engine.append(pid, [NewEvent(last.type, last.payload, last.version)], highest)
+
+
+def cli_edit(cluster: Cluster, contact_id: str, version: int) -> subprocess.CompletedProcess[str]:
+    """``contacts edit --expect-version`` through the server."""
+    command = [sys.executable, "-m", "contacts_cli.cli.app", "--server", cluster.urls[0],
+               "edit", contact_id, "-u", USER, "--company", "Cli",
+               "--expect-version", str(version)]
+    return subprocess.run(command, cwd=ROOT, env=subprocess_env(cluster), capture_output=True,
+                          text=True, timeout=120)
 
 
 async def test_outside_writes_are_recovered_from_never_a_500(cluster_factory: Any) -> None:
@@ -55,9 +64,5 @@ async def test_outside_writes_are_recovered_from_never_a_500(cluster_factory: An
 
         current = (await client.get(item)).json()["version"]
         await write_behind_the_service(cluster, contact)
-    command = [sys.executable, "-m", "contacts_cli.cli.app", "--server", cluster.urls[0],
-               "edit", contact["id"], "-u", USER, "--company", "Cli",
-               "--expect-version", str(current)]
-    refused = subprocess.run(command, cwd=ROOT, env=subprocess_env(cluster),
-                             capture_output=True, text=True, timeout=120)
+    refused = cli_edit(cluster, contact["id"], current)
     assert refused.returncode == 4, refused.stderr

@@ -4,6 +4,7 @@ dead worker's TTL for its own users), and SIGTERM stops everything with exit cod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -54,7 +55,7 @@ def wait_for(predicate: Any, what: str) -> Any:
     raise AssertionError(f"not within {SETTLE_WITHIN} s: {what}")
 
 
-async def test_two_workers_serve_and_survive_a_kill_9(database_url: str, tmp_path: Path) -> None:
+def test_two_workers_serve_and_survive_a_kill_9(database_url: str, tmp_path: Path) -> None:
     schema, port = unique_schema("workers"), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTACTS_")}
     env.update(DATABASE_URL=database_url, CONTACTS_DB_SCHEMA=schema, CONTACTS_PORT=str(port),
@@ -116,6 +117,6 @@ async def test_two_workers_serve_and_survive_a_kill_9(database_url: str, tmp_pat
             for pid in left | children(parent.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            await drop_schemas(database_url, [schema])
+            asyncio.run(drop_schemas(database_url, [schema]))
     assert code == 0, (tmp_path / "workers.log").read_text()[-3000:]
     assert not left, "workers outlived their supervisor"
