@@ -238,7 +238,9 @@ class Cell(Node):
         (caught the ``CancelledError`` and went on), the task would otherwise park here for
         ever, still marked as cancelling, and ``asyncio.run`` would wait for it at shutdown.
         """
-        _raise_if_cancelled()
+        task = self.task  # the drain task: a cancellation of it that was swallowed ends it
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         if self.shutdown_after is not None:
             self.idle_since = self.loop.time()
             if self.idle_timer is None:
@@ -254,7 +256,9 @@ class Cell(Node):
 
         Like :meth:`_park`, it ends a drain task whose cancellation was swallowed, so that a
         start failing again and again (its engine closed at shutdown) cannot outlive it."""
-        _raise_if_cancelled()
+        task = self.task
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         if self.needs_start:
             self.needs_start = False
             self.ctx.sender = None
@@ -357,10 +361,3 @@ class Cell(Node):
         self.system.metrics.passivations += 1
         self.request_stop()
 
-
-def _raise_if_cancelled() -> None:
-    """Raise ``CancelledError`` if the running task was asked to cancel (``Task.cancelling``),
-    even though the code it ran caught the ``CancelledError`` and went on."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

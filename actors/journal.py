@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from actors.errors import PersistInProgress
 from persistence.engine import Engine, NewEvent, StoredEvent
 from persistence.errors import JournalIntegrityError, SerializationError
-from persistence.placement.model import Lease
+from persistence.leases import Lease
 
 
 class Journal:

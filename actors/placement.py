@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from actors.errors import ActivationElsewhere, ActivationLost, ActorError
 from persistence.errors import MembershipLost
-from persistence.placement.model import HeldElsewhere, Lease
+from persistence.leases import HeldElsewhere, Lease
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -19,6 +19,7 @@ BENCHMARKS = [
     "cli_bench",
     "user_bench",
     "placement_bench",
+    "cluster_bench",
 ]
 
 

@@ -41,12 +41,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server_process(database_url: str, extra_env: dict[str, str]) -> Iterator[str]:
-    """A service process on its own schema; yields its base URL, drops the schema after."""
+def server_process(database_url: str, extra_env: dict[str, str], *,
+                   schema: str | None = None) -> Iterator[str]:
+    """A service process on its own schema (or ``schema``, shared with other processes);
+    yields its base URL, drops the schema after (only one it made up)."""
     import httpx
     import psycopg
 
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    own = schema is None
+    schema = schema or f"bench_{uuid.uuid4().hex[:12]}"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTACTS_")}
     env.update(DATABASE_URL=database_url, CONTACTS_DB_SCHEMA=schema, CONTACTS_PORT=str(port),
@@ -67,10 +70,12 @@ def server_process(database_url: str, extra_env: dict[str, str]) -> Iterator[str
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(timeout=60)
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if own:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 class RawClient:

@@ -51,7 +51,7 @@ import orjson
 from persistence.errors import InvalidArgument, SerializationError
 
 if TYPE_CHECKING:  # placement's package imports the PostgreSQL driver; the contract does not
-    from persistence.placement.model import Lease
+    from persistence.leases import Lease
 
 Json: TypeAlias = Any
 """A JSON value: dict, list, str, int, float, bool or None, nested."""

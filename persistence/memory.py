@@ -43,8 +43,8 @@ from persistence.errors import (
 )
 
 if TYPE_CHECKING:
+    from persistence.leases import Lease
     from persistence.placement.memory import InMemoryLeases
-    from persistence.placement.model import Lease
 
 
 @dataclass(slots=True)

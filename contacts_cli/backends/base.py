@@ -155,6 +155,11 @@ class ServiceBackend(ContactsBackend, Protocol):
         """The actor runtime's counters as plain numbers (for /metrics)."""
         ...
 
+    async def cluster_figures(self) -> JsonObject | None:
+        """This instance's view of the cluster (None when it is not in one, or the database
+        does not answer): instances live, users hosted here, takeovers in the last hour..."""
+        ...
+
     def import_numbered_chunks(
         self, user: str, rows: AsyncIterable[NumberedRow], *,
         policy: DuplicatePolicy = "skip", chunk_size: int = 1000, dry_run: bool = False,

@@ -96,7 +96,8 @@ class HttpBackend:
     """Talks to ``contacts serve`` at ``base_url``."""
 
     def __init__(self, base_url: str, *, timeout: float = 30.0,
-                 token: str | None = None, blocking: bool = False) -> None:
+                 token: str | None = None, blocking: bool = False,
+                 import_timeout: float | None = None) -> None:
         import httpx
 
         self.base_url = base_url.rstrip("/")
@@ -106,6 +107,7 @@ class HttpBackend:
             headers["Authorization"] = f"Bearer {token}"
         self.blocking = blocking
         self.requests = 0
+        self.import_timeout = import_timeout or timeout
         options: dict[str, Any] = {
             "base_url": self.base_url,
             "timeout": httpx.Timeout(timeout, connect=5.0),
@@ -121,6 +123,9 @@ class HttpBackend:
     async def _request(self, method: str, path: str, *, raw: bool = False,
                        **kwargs: Any) -> Any:
         httpx = self._httpx
+        extra = self._extra_headers()
+        if extra:
+            kwargs["headers"] = {**kwargs.get("headers", {}), **extra}
         try:
             self.requests += 1
             if self._client is not None:
@@ -144,8 +149,16 @@ class HttpBackend:
         except ValueError:
             body = {"error": response.text.strip()[:500]}
         if response.is_error:
-            raise _error_from(response.status_code, body, self.base_url)
+            raise self._error(response, body)
         return body
+
+    def _extra_headers(self) -> Mapping[str, str]:
+        """Headers added to every request (a subclass passes credentials through)."""
+        return {}
+
+    def _error(self, response: httpx.Response, body: Any) -> BackendError:
+        """The backend error an error response stands for (a subclass may read headers)."""
+        return _error_from(response.status_code, body, self.base_url)
 
     async def create(self, user: str, data: Mapping[str, Any],
                      idempotency_key: str | None = None) -> ContactJson:
@@ -221,7 +234,12 @@ class HttpBackend:
                   "more": "true" if more else "false",
                   "chunk_size": str(max(1, min(len(rows), 10_000)))}
         text = await self._request("POST", f"{_user_path(user)}/import", params=params,
-                                   content=body, headers=headers, raw=True)
+                                   content=body, headers=headers, raw=True,
+                                   timeout=self.import_timeout)
+        return self._outcomes(text)
+
+    def _outcomes(self, text: str) -> OutcomeList:
+        """The outcome lines of an import's answer; an in-band error line raises."""
         outcomes: OutcomeList = []
         for line in text.splitlines():
             if not line.strip():

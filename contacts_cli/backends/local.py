@@ -7,6 +7,12 @@ stream the user's journal directly (:mod:`contacts_cli.backends.past`); imports 
 chunks by :mod:`contacts_cli.backends.local_import`. Accounts (:mod:`contacts_cli.accounts`)
 have a durable-state actor each, found through a second router. Every failure leaves as a
 backend error, translated by :mod:`contacts_cli.backends.translate`.
+
+On PostgreSQL the process is an instance of the cluster (:mod:`contacts_cli.service.cluster`):
+a user's actor is active here only while this instance holds the user's lease, and a command
+for a user active on another instance is made there instead; which of the two happens is
+:mod:`contacts_cli.backends.activations`' job, so every answer comes from the user's one
+activation.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from actors import ActorCrashed, ActorNotFound, ActorRef, ActorSystem, QueryTimeout, query
+from actors import ActorSystem
 from contacts_cli.accounts.hashing import PasswordHashing
 from contacts_cli.accounts.service import Accounts
-from contacts_cli.accounts.store import AccountMessage, spawn_registry
 from contacts_cli.backends import local_import, past
+from contacts_cli.backends.activations import Activations, Forward
 from contacts_cli.backends.base import (
     ContactJson,
     ContactList,
@@ -40,15 +46,13 @@ from contacts_cli.backends.runtime_figures import runtime_metrics, stats_json
 from contacts_cli.backends.translate import backend_error, storage_unreachable
 from contacts_cli.domain import RemoveContact, UpdateContact
 from contacts_cli.service import messages
+from contacts_cli.service.cluster import ClusterMember, InstanceRole
 from contacts_cli.service.ids import PERSISTENCE_PREFIX, check_user_id
-from contacts_cli.service.router import LiveUsers, Resolve, spawn_router
 from contacts_cli.service.settings import Settings
 from persistence.engine import Engine
 from persistence.errors import PersistenceError
 
 log = logging.getLogger("contacts_cli.backends.local")
-
-_RESOLVE_ATTEMPTS = 5
 
 
 class LocalBackend:
@@ -57,71 +61,76 @@ class LocalBackend:
     def __init__(
         self,
         settings: Settings,
-        system: ActorSystem,
-        router: ActorRef,
         engine: Engine,
         *,
         owns_engine: bool,
-        account_registry: ActorRef,
+        cluster: ClusterMember | None = None,
         hashing: PasswordHashing | None = None,
     ) -> None:
         self.settings = settings
-        self.system = system
-        self.router = router
         self.engine = engine
-        self._owns_engine = owns_engine
-        self._refs: dict[str, ActorRef] = {}
-        self.account_registry = account_registry
-        self._account_refs: dict[str, ActorRef] = {}
-        self.accounts = Accounts(self._ask_account, hashing,
+        self.cluster = cluster
+        self.activations = Activations(settings, engine, cluster, self._raise_if_storage_down)
+        self.accounts = Accounts(self.activations.ask_account, hashing,
                                  cache_seconds=settings.auth_cache_seconds)
+        self._owns_engine = owns_engine
         self._started = time.monotonic()
-        self._closed = False
 
     # -- life cycle ----------------------------------------------------------------------
 
     @classmethod
     async def open(cls, settings: Settings | None = None, *, engine: Engine | None = None,
+                   role: InstanceRole | None = None,
                    hashing: PasswordHashing | None = None) -> LocalBackend:
-        """Start the engine (unless given), the actor system and the routers (of the users'
-        actors and of the accounts' actors; ``hashing``: the accounts' argon2 parameters).
+        """Start the engine (unless given), join the cluster, start the actor system and
+        the routers (of the users' actors and of the accounts' actors; ``hashing``: the
+        accounts' argon2 parameters).
 
         Without ``engine``: PostgreSQL at ``settings.database_url``, or an embedded server in
         ``settings.data_dir``; either is closed (and the embedded server stopped) by
         :meth:`close`. A given engine is used as it is and left open. A database that cannot
         be reached (or an embedded server that fails to start) raises ``Unavailable``.
+
+        On PostgreSQL this process registers as an instance with ``role`` (default: an
+        in-process command, which takes no forwarded request; ``contacts serve`` passes
+        :meth:`InstanceRole.server`).
         """
         settings = settings or Settings.from_env()
         owns = engine is None
-        if engine is None:
-            try:
-                engine = await _open_engine(settings)
-            except (PersistenceError, OSError) as exc:  # an embedded server's failure too
-                raise backend_error(exc) from exc
-        system = ActorSystem("contacts", engine=engine)
+        cluster: ClusterMember | None = None
         try:
-            await system.__aenter__()
-            router = spawn_router(system, settings)
-            registry = spawn_registry(system, settings)
-        except BaseException:
-            if owns:
+            if engine is None:
+                engine = await _open_engine(settings)
+            config = getattr(engine, "config", None)
+            if _is_postgres(engine) and config is not None:
+                cluster = await ClusterMember.join(config, role or InstanceRole.command(settings))
+        except (PersistenceError, OSError) as exc:  # an embedded server's failure too
+            if owns and engine is not None:
                 await engine.close()
+            raise backend_error(exc) from exc
+        backend = cls(settings, engine, owns_engine=owns, cluster=cluster, hashing=hashing)
+        try:
+            await backend.activations.start()
+        except BaseException:
+            await backend._release()
             raise
-        return cls(settings, system, router, engine, owns_engine=owns,
-                   account_registry=registry, hashing=hashing)
+        return backend
 
     async def close(self) -> None:
-        """Stop every actor (each finishes its current command), then flush and close."""
-        if self._closed:
-            return
-        self._closed = True
+        """Drain, stop every actor (each finishes its current command and releases its
+        user), leave the cluster, then flush and close."""
         try:
-            # Each user actor snapshots on its way out if it is far enough behind, and the
-            # system waits for the snapshots in flight: the next start replays little.
-            await self.system.__aexit__(None, None, None)
+            await self.activations.close()
         finally:
             self.accounts.close()
+            await self._release()
+
+    async def _release(self) -> None:
+        try:
+            await self.activations.leave()
+        finally:
             if self._owns_engine:
+                self._owns_engine = False
                 await self.engine.close()
 
     async def __aenter__(self) -> LocalBackend:
@@ -130,61 +139,22 @@ class LocalBackend:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    @property
+    def system(self) -> ActorSystem:
+        """The actor system running now (a new one after the instance joined again)."""
+        if self.activations.system is None:
+            raise Unavailable("the contacts service is starting or stopping")
+        return self.activations.system
+
     # -- talking to the actors -------------------------------------------------------------
 
-    async def _resolve(self, user: str) -> ActorRef:
-        """The actor of ``user`` (the router spawns it if it is not live)."""
-        return await self._resolve_in(self.router, self._refs, user)
-
-    async def _resolve_in(self, router: ActorRef, refs: dict[str, ActorRef],
-                          name: str) -> ActorRef:
-        ref = refs.get(name)
-        if ref is None:
-            ref = await self._query(router, Resolve(name), self.settings.query_timeout)
-            refs[name] = ref
-        return ref
-
-    async def _ask(self, user: str, message: object, seconds: float | None = None) -> Any:
-        """Send ``message`` to ``user``'s actor and return its reply (raising its failure)."""
-        return await self._ask_through(self.router, self._refs, user, message, seconds)
-
-    async def _ask_account(self, name: str, message: AccountMessage) -> Any:
-        """Send ``message`` to the actor of the account ``name``; return its reply."""
-        return await self._ask_through(self.account_registry, self._account_refs, name,
-                                       message, None)
-
-    async def _ask_through(self, router: ActorRef, refs: dict[str, ActorRef], name: str,
-                           message: object, seconds: float | None) -> Any:
-        """Ask the actor ``router`` resolves ``name`` to (``refs`` caches the answers)."""
-        check_user_id(name)
-        if self._closed:
-            raise Unavailable("the contacts service is shutting down")
-        timeout = seconds or self.settings.query_timeout
-        for attempt in range(_RESOLVE_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(0.01 * attempt)  # let a stopping actor leave the router
-            ref = await self._resolve_in(router, refs, name)
-            try:
-                reply = await self._query(ref, message, timeout)
-            except ActorNotFound:
-                # The actor passivated (or was stopped by supervision) since we resolved it;
-                # nothing was handled, so asking the router again is safe.
-                if refs.get(name) is ref:
-                    del refs[name]
-                continue
-            if isinstance(reply, messages.Failed):
-                raise reply.error
-            return reply
-        raise Unavailable(f"the actor of {name!r} keeps stopping; see the server log")
-
-    async def _query(self, ref: ActorRef, message: object, seconds: float) -> Any:
-        try:
-            return await query(ref, message, seconds)
-        except QueryTimeout as timeout:
-            await self._raise_if_storage_down()
-            raise backend_error(timeout) from None
-        except ActorCrashed as crashed:
-            raise backend_error(crashed) from crashed.error
+    async def _ask(self, user: str, message: object, seconds: float | None = None,
+                   forward: Forward | None = None) -> Any:
+        """Send ``message`` to ``user``'s actor and return its reply (raising its failure);
+        if the actor is active on another instance, make the call there with ``forward``."""
+        check_user_id(user)
+        return await self.activations.ask(user, message, seconds or self.settings.query_timeout,
+                                          forward)
 
     async def _raise_if_storage_down(self) -> None:
         """After a timeout: a database that does not answer makes it a 503, not a 504."""
@@ -196,7 +166,9 @@ class LocalBackend:
             return
 
     async def ping(self, within: float = 3.0) -> None:
-        """Raise :class:`Unavailable` unless the database answers a read within ``within`` s."""
+        """Raise :class:`Unavailable` unless the database answers a read within ``within`` s
+        and this instance may serve."""
+        self.activations.check_serving()
         try:
             async with asyncio.timeout(within):
                 await self.engine.highest_sequence_nr(PERSISTENCE_PREFIX + "-readiness-probe")
@@ -207,28 +179,35 @@ class LocalBackend:
 
     async def create(self, user: str, data: Mapping[str, Any],
                      idempotency_key: str | None = None) -> ContactJson:
-        result: ContactJson = await self._ask(user, messages.Create(dict(data), idempotency_key))
+        result: ContactJson = await self._ask(
+            user, messages.Create(dict(data), idempotency_key),
+            forward=lambda peer: peer.create(user, data, idempotency_key))
         return result
 
     async def get(self, user: str, contact_id: str) -> ContactJson:
-        result: ContactJson = await self._ask(user, messages.Get(contact_id))
+        result: ContactJson = await self._ask(
+            user, messages.Get(contact_id), forward=lambda peer: peer.get(user, contact_id))
         return result
 
     async def list(self, user: str, *, limit: int = 50, cursor: str | None = None,
                    q: str | None = None) -> JsonObject:
-        result: JsonObject = await self._ask(user, messages.ListContacts(limit, cursor, q))
+        result: JsonObject = await self._ask(
+            user, messages.ListContacts(limit, cursor, q),
+            forward=lambda peer: peer.list(user, limit=limit, cursor=cursor, q=q))
         return result
 
     async def update(self, user: str, contact_id: str, changes: Mapping[str, Any],
                      expected_version: int | None = None) -> ContactJson:
         result: ContactJson = await self._ask(
-            user, UpdateContact(contact_id, dict(changes), expected_version)
-        )
+            user, UpdateContact(contact_id, dict(changes), expected_version),
+            forward=lambda peer: peer.update(user, contact_id, changes, expected_version))
         return result
 
     async def remove(self, user: str, contact_id: str,
                      expected_version: int | None = None) -> ContactJson:
-        result: ContactJson = await self._ask(user, RemoveContact(contact_id, expected_version))
+        result: ContactJson = await self._ask(
+            user, RemoveContact(contact_id, expected_version),
+            forward=lambda peer: peer.remove(user, contact_id, expected_version))
         return result
 
     async def history(self, user: str, contact_id: str) -> EventList:
@@ -289,8 +268,8 @@ class LocalBackend:
     def _sender(self, user: str) -> local_import.Send:
         async def send(command: messages.Import) -> OutcomeList:
             outcomes: OutcomeList = await self._ask(
-                user, command, self.settings.import_chunk_timeout
-            )
+                user, command, self.settings.import_chunk_timeout,
+                forward=lambda peer: peer.import_command(user, command))
             return outcomes
 
         return send
@@ -320,13 +299,29 @@ class LocalBackend:
         except (PersistenceError, OSError) as exc:
             raise backend_error(exc) from exc
         users = [pid for pid in ids if pid.startswith(PERSISTENCE_PREFIX)]
-        live = await self._query(self.router, LiveUsers(), self.settings.query_timeout)
-        return stats_json(len(users), len(live), self.runtime_metrics(),
-                          time.monotonic() - self._started)
+        live = await self.activations.live_users()
+        figures = stats_json(len(users), len(live), self.runtime_metrics(),
+                             time.monotonic() - self._started)
+        figures["cluster"] = await self.cluster_figures()
+        return figures
+
+    async def cluster_figures(self) -> JsonObject | None:
+        """This instance's view of the cluster (None without one, or if the database does
+        not answer): see :meth:`ClusterMember.figures`, plus the calls forwarded from here."""
+        if self.cluster is None:
+            return None
+        try:
+            figures = await self.cluster.figures()
+        except (PersistenceError, OSError) as exc:
+            log.warning("cannot read the cluster's status: %s", exc)
+            return None
+        peers = self.activations.peers
+        return {**figures, "forwarded": peers.forwarded, "forwards_refused": peers.refused}
 
     def runtime_metrics(self) -> dict[str, float]:
         """The actor system's counters as plain numbers (for /metrics and stats)."""
-        return runtime_metrics(self.system.metrics)
+        system = self.activations.system
+        return runtime_metrics(system.metrics) if system is not None else {}
 
 
 async def _open_engine(settings: Settings) -> Engine:
@@ -340,6 +335,13 @@ async def _open_engine(settings: Settings) -> Engine:
         ),
         schema=settings.db_schema,
     )
+
+
+def _is_postgres(engine: Engine) -> bool:
+    """Whether ``engine`` is shared with other processes (PostgreSQL), so placement applies."""
+    from persistence.postgres import PostgresEngine
+
+    return isinstance(engine, PostgresEngine)
 
 
 _conforms: type[ServiceBackend] = LocalBackend

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -68,12 +69,21 @@ def serve(
         help="The certificate's PEM private key.")] = None,
     log_level: Annotated[str, typer.Option(
         "--log-level", help="critical, error, warning, info or debug.")] = "info",
+    workers: Annotated[int | None, typer.Option(
+        "--workers", envvar="CONTACTS_WORKERS", min=1, max=64,
+        help="Worker processes sharing the port, one instance each (default 1).")] = None,
+    advertise: Annotated[str | None, typer.Option(
+        "--advertise", envvar="CONTACTS_ADVERTISE", metavar="HOST:PORT",
+        help="Where other instances reach this one (default: the bound address; with "
+             "--workers, the host each worker's private port listens on).")] = None,
 ) -> None:
     """Run the HTTP service on the same actors; other `contacts` commands then use it.
 
     While it runs, it announces its URL and pid in the data directory, so every command
     run against the same data directory and database goes through it (client mode).
     A non-loopback --host needs CONTACTS_API_TOKEN or HTTPS (--certfile/--keyfile).
+    Several instances (--workers, or other hosts) may share one database: each user is
+    active on one of them, and any instance answers for any user.
     """
     import logging
 
@@ -88,9 +98,10 @@ def serve(
                    EXIT_USAGE)
     log_level = log_level.lower()
     try:
-        flags = {"host": host, "port": port, "tls_certfile": certfile, "tls_keyfile": keyfile}
+        overrides = {"host": host, "port": port, "workers": workers, "advertise": advertise,
+                     "tls_certfile": certfile, "tls_keyfile": keyfile}
         config = service_settings(options, reuse_embedded=True).with_(
-            **{k: v for k, v in flags.items() if v is not None})
+            **{k: v for k, v in overrides.items() if v is not None})
         config.check_bind()
     except (SettingsError, ValueError) as exc:
         raise fail(out, str(exc), EXIT_USAGE) from None
@@ -116,6 +127,15 @@ def _run_server(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_l
     from contacts_cli.cli.config import remove_server_file, write_server_file
     from contacts_cli.http.server import serve as serve_http
 
+    def announce() -> None:
+        write_server_file(data_dir, info)
+        workers = f", {config.workers} workers" if config.workers > 1 else ""
+        out.message(f"contacts serve: listening on {info.url} (pid {info.pid}{workers}); "
+                    f"commands on this data directory now use it")
+
+    if config.workers > 1:
+        return _run_workers(config, info, data_dir, log_level, out, announce)
+
     async def announce_when_listening() -> None:
         # uvicorn binds only after the app's startup (engine, actors) finished, so an accepted
         # connection means the service is ready for commands.
@@ -126,9 +146,7 @@ def _run_server(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_l
                 await asyncio.sleep(0.05)
                 continue
             writer.close()
-            write_server_file(data_dir, info)
-            out.message(f"contacts serve: listening on {info.url} (pid {info.pid}); "
-                        f"commands on this data directory now use it")
+            announce()
             return
 
     async def main() -> bool:
@@ -144,3 +162,36 @@ def _run_server(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_l
 
         return bool(uvloop.run(main()))
     return asyncio.run(main())
+
+
+def _run_workers(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_level: str,
+                 out: Output, announce: Callable[[], None]) -> bool:
+    """``serve --workers N``: supervise the workers; announce once one of them listens."""
+    import socket
+
+    from contacts_cli.cli.config import remove_server_file
+    from contacts_cli.http.workers import EXIT_OK, supervise
+
+    announced = False
+
+    def announce_when_listening() -> None:
+        # Each worker listens only once its app has started, so a connection means one serves.
+        nonlocal announced
+        if announced:
+            return
+        try:
+            socket.create_connection((config.host, config.port), timeout=0.05).close()
+        except OSError:
+            return
+        announced = True
+        announce()
+
+    try:
+        code = supervise(config, config.workers, log_level=log_level,
+                         on_tick=announce_when_listening)
+    except OSError as exc:
+        out.error(f"cannot listen on {info.url}: {exc}")
+        return False
+    finally:
+        remove_server_file(data_dir, info.pid)
+    return code == EXIT_OK

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from contacts_cli.cli import admin, contacts, db, transfer, users
+from contacts_cli.cli import admin, cluster, contacts, db, transfer, users
 from contacts_cli.cli.exits import EXIT_CODES_HELP
 from contacts_cli.cli.options import CliOptions
 
@@ -106,6 +106,9 @@ user_app.command("add")(users.add)
 user_app.command("passwd")(users.passwd)
 user_app.command("rm")(users.rm)
 app.add_typer(user_app, name="user", rich_help_panel="Operations")
+cluster_app = typer.Typer(help=cluster.HELP, no_args_is_help=True)
+cluster_app.command("status")(cluster.status)
+app.add_typer(cluster_app, name="cluster", rich_help_panel="Operations")
 
 
 def main() -> None:

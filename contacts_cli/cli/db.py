@@ -41,12 +41,12 @@ def _embedded_running(options: CliOptions) -> PostmasterInfo | None:
     return None
 
 
-def _schema() -> str:
+def schema_name() -> str:
     return os.environ.get("CONTACTS_DB_SCHEMA", "").strip() or "contacts"
 
 
 @asynccontextmanager
-async def _database_url(options: CliOptions) -> AsyncIterator[str]:
+async def database_url_for(options: CliOptions) -> AsyncIterator[str]:
     """The URL to reach; with no URL configured, that of the embedded server in the data
     directory: one already running is left running, one started here is stopped on exit."""
     if options.database_url:
@@ -69,7 +69,7 @@ async def _database_url(options: CliOptions) -> AsyncIterator[str]:
         await asyncio.to_thread(embedded.stop)
 
 
-def _run_db(out: Output, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run_db(out: Output, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a db command's ``job`` on an event loop; errors become exit codes."""
     import asyncio
 
@@ -86,7 +86,7 @@ def status(ctx: typer.Context, json_: JsonOption = False) -> None:
     server = read_server_file(options.data_dir)
     report: dict[str, Any] = {
         "database": database_identity(options.database_url, options.data_dir),
-        "schema": _schema(),
+        "schema": schema_name(),
         "data_dir": str(options.data_dir),
     }
     if not options.database_url:
@@ -101,7 +101,7 @@ def status(ctx: typer.Context, json_: JsonOption = False) -> None:
 
         from persistence.postgres.config import describe_target
 
-        async with _database_url(options) as url:
+        async with database_url_for(options) as url:
             report["target"] = describe_target(url)
             async with await psycopg.AsyncConnection.connect(url, autocommit=True,
                                                              connect_timeout=5) as conn:
@@ -109,7 +109,7 @@ def status(ctx: typer.Context, json_: JsonOption = False) -> None:
                 report.update(await _journal_status(conn))
         return report
 
-    out.mapping(_run_db(out, job))
+    out.mapping(run_db(out, job))
 
 
 async def _journal_status(conn: Any) -> dict[str, Any]:
@@ -118,7 +118,7 @@ async def _journal_status(conn: Any) -> dict[str, Any]:
 
     from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
 
-    names = Names(_schema(), "")
+    names = Names(schema_name(), "")
     exists = await (await conn.execute(
         "SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
         "AND table_name = 'schema_version'", [names.schema])).fetchone()
@@ -150,12 +150,12 @@ def migrate(ctx: typer.Context, json_: JsonOption = False) -> None:
         from persistence.postgres.schema import LATEST_VERSION, Names
         from persistence.postgres.schema import migrate as migrate_schema
 
-        async with _database_url(options) as url, await psycopg.AsyncConnection.connect(
+        async with database_url_for(options) as url, await psycopg.AsyncConnection.connect(
                 url, autocommit=True, connect_timeout=5) as conn:
-            applied = await migrate_schema(conn, Names(_schema(), ""))
-        return {"schema": _schema(), "applied": applied, "version": LATEST_VERSION}
+            applied = await migrate_schema(conn, Names(schema_name(), ""))
+        return {"schema": schema_name(), "applied": applied, "version": LATEST_VERSION}
 
-    result = _run_db(out, job)
+    result = run_db(out, job)
     if out.json_mode:
         out.json(result)
     elif result["applied"]:
@@ -216,8 +216,8 @@ def journal(
             pid = persistence_id(user)
         except Exception as exc:
             raise fail(out, f"user: {exc}", EXIT_USAGE) from None
-        async with _database_url(options) as url:
-            engine = await open_engine(url, schema=_schema())
+        async with database_url_for(options) as url:
+            engine = await open_engine(url, schema=schema_name())
             try:
                 return [{
                     "persistence_id": event.persistence_id,
@@ -232,7 +232,7 @@ def journal(
             finally:
                 await engine.close()
 
-    rows = _run_db(out, job)
+    rows = run_db(out, job)
     if out.json_mode:
         out.json(rows)
         return

@@ -163,7 +163,7 @@ class Demo:
 
         say.step("spawn one persistent actor per user")
         for user in (ALICE, BOB):
-            ref = await self.backend._resolve(user)
+            ref = await self.backend.activations.resolve(user)
             say.say(f"  {user:<6} -> actor {ref.path}  (persistence_id contacts-user/{user})")
         live = await self.backend.stats()
         say.say(f"Live users: {live['live_users']}; live actors in the system (router "
@@ -281,7 +281,7 @@ class Demo:
         say = self.say
         metrics = self.metrics()
         faults, replays, replayed = metrics.faults, metrics.replays, metrics.events_replayed
-        ref = await self.backend._resolve(user)
+        ref = await self.backend.activations.resolve(user)
         say.say(f"Sending {Poison()!r} to {ref.path} ...")
         try:
             await query(ref, Poison(), 5.0)

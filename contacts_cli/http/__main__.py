@@ -7,6 +7,7 @@ import logging
 import sys
 
 from contacts_cli.http.server import run_server
+from contacts_cli.http.workers import WORKER_FLAG, supervise, worker_sockets
 from contacts_cli.service.settings import Settings, SettingsError
 
 
@@ -15,18 +16,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="address to bind (CONTACTS_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (CONTACTS_PORT, default 8765)")
     parser.add_argument("--database-url", help="PostgreSQL URL (DATABASE_URL); default: embedded")
+    parser.add_argument("--workers", type=int,
+                        help="worker processes sharing the port (CONTACTS_WORKERS, default 1)")
+    parser.add_argument("--advertise", metavar="HOST:PORT",
+                        help="where other instances reach this one (CONTACTS_ADVERTISE)")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument(WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        return run_server(
-            Settings.from_env(), host=args.host, port=args.port,
-            database_url=args.database_url, log_level=args.log_level,
-        )
+        overrides = {"host": args.host, "port": args.port, "database_url": args.database_url,
+                     "workers": args.workers, "advertise": args.advertise}
+        settings = Settings.from_env(**overrides)
+        if args.worker:
+            sockets, address = worker_sockets(settings)
+            return run_server(settings, log_level=args.log_level, sockets=sockets,
+                              address=address)
+        if settings.workers > 1:
+            return supervise(settings, settings.workers, log_level=args.log_level)
+        return run_server(settings, log_level=args.log_level)
     except SettingsError as exc:
         print(f"contacts serve: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"contacts serve: cannot listen: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from contacts_cli.http import account_routes, routes
 from contacts_cli.http.auth import ApiAuth
 from contacts_cli.http.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
 from contacts_cli.http.openapi import openapi_endpoint
+from contacts_cli.http.origin import RequestOriginMiddleware
 from contacts_cli.http.problems import HttpProblem, backend_error_response, problem_response
 from contacts_cli.service.settings import Settings
 
@@ -46,6 +48,8 @@ class ServiceState:
     settings: Settings
     current: ServiceBackend | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    cluster: dict[str, Any] | None = None
+    """The cluster's figures as of the last scrape of /metrics (read before each scrape)."""
 
     @property
     def backend(self) -> ServiceBackend:
@@ -140,6 +144,7 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
     )
     app.state.service = service
     app.state.authenticator = authenticator(settings, service)
+    app.add_middleware(RequestOriginMiddleware)
     app.add_middleware(ApiAuth, token=settings.api_token, authenticator=app.state.authenticator)
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
     return app

@@ -1,7 +1,9 @@
 """Prometheus metrics: HTTP requests plus the actor runtime's own counters, read at scrape time.
 
 The runtime keeps plain counters (it has no Prometheus dependency); a custom collector turns
-them into metric families on each scrape, so the hot path pays nothing for exposition.
+them into metric families on each scrape, so the hot path pays nothing for exposition. The
+cluster's figures (instances live, users hosted here, takeovers) come from the database: the
+endpoint reads them (at most once a second) before the collector runs.
 """
 
 from __future__ import annotations
@@ -44,6 +46,28 @@ _SUMMARIES = (
 """(metric, help, runtime count, runtime sum) of each summary exposed."""
 
 
+_CLUSTER_GAUGES = (
+    ("contacts_cluster_instances_live", "Instances registered and live on this database.",
+     "instances_live"),
+    ("contacts_cluster_users_hosted", "Users whose lease this instance holds.",
+     "users_hosted_here"),
+    ("contacts_cluster_takeovers_last_hour",
+     "Users taken over from expired instances in the last hour (whole cluster).",
+     "takeovers_last_hour"),
+    ("contacts_cluster_serving", "1 while this instance may serve its users, else 0.",
+     "serving"),
+)
+_CLUSTER_COUNTERS = (
+    ("contacts_cluster_forwarded", "Calls forwarded to the instance hosting the user.",
+     "forwarded"),
+    ("contacts_cluster_forwards_refused",
+     "Forwards the owner refused (not hosting the user, or no connection).",
+     "forwards_refused"),
+    ("contacts_cluster_rejoins", "Times this process registered anew after losing its "
+     "registration.", "rejoins"),
+)
+
+
 class RuntimeCollector(Collector):
     """Exposes the runtime counters of the served backend on every scrape."""
 
@@ -62,6 +86,12 @@ class RuntimeCollector(Collector):
         for name, documentation, count, total in _SUMMARIES:
             yield SummaryMetricFamily(name, documentation, count_value=int(m.get(count, 0)),
                                       sum_value=m.get(total, 0.0))
+        cluster = self.service.cluster
+        if cluster is not None:
+            for name, documentation, key in _CLUSTER_GAUGES:
+                yield GaugeMetricFamily(name, documentation, value=float(cluster[key]))
+            for name, documentation, key in _CLUSTER_COUNTERS:
+                yield CounterMetricFamily(name, documentation, value=cluster[key])
         for quantile in ("p50", "p99"):
             if (value := m.get(f"persist_seconds_{quantile}")) is not None:
                 yield GaugeMetricFamily(
@@ -116,5 +146,7 @@ class HttpMetricsMiddleware:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    registry: CollectorRegistry = request.app.state.service.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    service: ServiceState = request.app.state.service
+    backend = service.current
+    service.cluster = await backend.cluster_figures() if backend is not None else None
+    return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)

@@ -252,6 +252,12 @@ DOCUMENT: dict[str, Any] = {
                     {"name": "chunk_size", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
                     {"name": "dry_run", "in": "query", "schema": {"type": "boolean"}},
+                    {"name": "more", "in": "query", "schema": {"type": "boolean"},
+                     "description": "The next chunk of the same import follows at once."},
+                    {"name": "first_row", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "default": 1},
+                     "description": "The row number of the body's first line (an instance "
+                                    "forwarding one chunk of a larger import)."},
                 ],
                 "requestBody": {"required": True, "content": {
                     "application/x-ndjson": {"schema": {"type": "string"}}}},

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.responses import Response
 
 from contacts_cli.backends.base import BackendError, Conflict, Invalid
+from contacts_cli.backends.forwarding import NOT_HOSTED_HEADER, RETRY_AFTER_SECONDS, NotHostedHere
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://contacts.example/problems/"
@@ -83,13 +84,22 @@ def problem_response(
 
 def backend_error_response(error: BackendError, *, instance: str | None = None,
                            from_if_match: bool = True) -> Response:
-    """Map a backend error onto its HTTP status (a stale version: 412 under If-Match, else 409)."""
+    """Map a backend error onto its HTTP status (a stale version: 412 under If-Match, else 409).
+
+    Every 503 says ``Retry-After`` (the database or the user's instance is expected back
+    soon); one answering a forwarded request whose user lives on a third instance also says
+    ``X-Contacts-Not-Hosted``, so the instance that forwarded it asks the database again."""
     status = error.http_status
     if isinstance(error, Conflict) and not from_if_match:
         status = 409
     errors = error.errors if isinstance(error, Invalid) else None
     detail = str(error) or _title(status)
-    return problem_response(status, detail, errors=errors, instance=instance)
+    headers: dict[str, str] | None = None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if isinstance(error, NotHostedHere):
+            headers[NOT_HOSTED_HEADER] = "1"
+    return problem_response(status, detail, errors=errors, instance=instance, headers=headers)
 
 
 def _title(status: int) -> str:

@@ -213,6 +213,9 @@ async def import_contacts(request: Request) -> Response:
     chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1, 10_000)
     dry_run = request.query_params.get("dry_run", "false").lower() in {"1", "true", "yes"}
     more = request.query_params.get("more", "false").lower() in {"1", "true", "yes"}
+    # Line n of the body is row n + first_row - 1: how an instance forwards one chunk of an
+    # import with the row numbers (and idempotency keys) of the original request.
+    offset = _int_param(request, "first_row", 1, 1, 2**53) - 1
     declared = request.headers.get("content-type")
     if declared is not None:
         media = declared.split(";", 1)[0].strip().lower()
@@ -220,7 +223,7 @@ async def import_contacts(request: Request) -> Response:
                          "application/json", "application/octet-stream"}:
             raise HttpProblem(415, f"Content-Type must be {JSONL}, got {media!r}")
     chunks = service.backend.import_numbered_chunks(
-        user, _numbered(json_lines(request, service.settings.max_line_bytes)),
+        user, _numbered(json_lines(request, service.settings.max_line_bytes), offset),
         policy=policy, chunk_size=chunk_size, dry_run=dry_run, idempotency_key=key, more=more,
     )
     first = await anext(aiter(chunks), None)
@@ -246,12 +249,13 @@ async def import_contacts(request: Request) -> Response:
     return RequestBodyStreamingResponse(body(), media_type=JSONL)
 
 
-async def _numbered(lines: AsyncIterator[Line]) -> AsyncIterator[NumberedRow]:
+async def _numbered(lines: AsyncIterator[Line], offset: int = 0) -> AsyncIterator[NumberedRow]:
     async for line in lines:
+        number = line.number + offset
         if line.value is None:
-            yield line.number, RowError(line.number, [("line", line.error or "unreadable")])
+            yield number, RowError(number, [("line", line.error or "unreadable")])
         else:
-            yield line.number, line.value
+            yield number, line.value
 
 
 class RequestBodyStreamingResponse(StreamingResponse):

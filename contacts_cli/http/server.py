@@ -1,8 +1,13 @@
 """Running the service: uvicorn around the app, graceful shutdown on SIGTERM and SIGINT.
 
-On a signal uvicorn stops accepting connections and lets the requests in flight finish; then
-the app's lifespan closes the backend: the actors stop after their current command, the engine
-flushes the journal, and an embedded PostgreSQL this process started is stopped.
+The process is one instance of the cluster: the app's lifespan opens the backend, which
+registers the instance with the address others forward to (``--advertise``, else the bound
+address). On a signal uvicorn stops accepting connections and lets the requests in flight
+finish; then the lifespan closes the backend: the instance drains, the actors stop after
+their current command and release their users, the instance deregisters, the engine flushes
+the journal, and an embedded PostgreSQL this process started is stopped.
+
+``contacts serve --workers N`` runs N such processes on one port: :mod:`.workers`.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import contextlib
 import importlib.util
 import logging
 import signal
+import socket
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 
 import uvicorn
 
+from contacts_cli.http.workers import orphaned
 from contacts_cli.process import tune_gc
 from contacts_cli.service.settings import Settings
 
@@ -41,15 +48,26 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, self.handle_exit)
         yield
 
+    async def on_tick(self, counter: int) -> bool:
+        """uvicorn's once-per-0.1 s check, plus: a worker whose supervisor is gone stops."""
+        if counter % 10 == 0 and orphaned():
+            log.error("the supervisor of this worker is gone; stopping")
+            self.should_exit = True
+        return await super().on_tick(counter)
 
-def uvicorn_config(settings: Settings, *, log_level: str = "info") -> uvicorn.Config:
+
+def uvicorn_config(settings: Settings, *, log_level: str = "info",
+                   address: str | None = None) -> uvicorn.Config:
     """The uvicorn configuration: httptools and uvloop when installed, no access log, HTTPS
-    when ``settings`` names a certificate and key."""
+    when ``settings`` names a certificate and key.
+
+    ``address``: where other instances reach this one (default: the advertised address)."""
     from contacts_cli.backends.local import LocalBackend
     from contacts_cli.http.app import create_app
+    from contacts_cli.service.cluster import InstanceRole
 
     async def open_backend() -> LocalBackend:
-        return await LocalBackend.open(settings)
+        return await LocalBackend.open(settings, role=InstanceRole.server(settings, address))
 
     has = importlib.util.find_spec
     return uvicorn.Config(
@@ -68,11 +86,16 @@ def uvicorn_config(settings: Settings, *, log_level: str = "info") -> uvicorn.Co
     )
 
 
-async def serve(settings: Settings, *, log_level: str = "info") -> bool:
-    """Serve until a signal; return False when startup failed (port taken, database down)."""
+async def serve(settings: Settings, *, log_level: str = "info",
+                sockets: Sequence[socket.socket] | None = None,
+                address: str | None = None) -> bool:
+    """Serve until a signal; return False when startup failed (port taken, database down).
+
+    ``sockets``: listening sockets bound by the caller (a worker's share of the public port
+    and its private forwarding listener), else uvicorn binds ``settings.host:port``."""
     settings.check_bind()
-    server = _Server(uvicorn_config(settings, log_level=log_level))
-    await server.serve()
+    server = _Server(uvicorn_config(settings, log_level=log_level, address=address))
+    await server.serve(sockets=list(sockets) if sockets is not None else None)
     return server.started
 
 
@@ -83,6 +106,8 @@ def run_server(
     port: int | None = None,
     database_url: str | None = None,
     log_level: str = "info",
+    sockets: Sequence[socket.socket] | None = None,
+    address: str | None = None,
 ) -> int:
     """Run ``contacts serve`` in the foreground; return the process exit code (0 after a signal).
 
@@ -101,5 +126,5 @@ def run_server(
         import uvloop
 
         runner = uvloop.run
-    started = runner(serve(settings, log_level=log_level))
+    started = runner(serve(settings, log_level=log_level, sockets=sockets, address=address))
     return 0 if started else 1

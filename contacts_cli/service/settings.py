@@ -27,6 +27,10 @@ DEFAULT_AUTH_CACHE_SECONDS = 60.0
 DEFAULT_LOGIN_FAILURES_PER_USER = 10
 DEFAULT_LOGIN_FAILURES_PER_ADDRESS = 50
 DEFAULT_LOGIN_WINDOW = 600.0
+DEFAULT_CLUSTER_TTL = 6.0
+DEFAULT_CLUSTER_LOCAL_TTL = 3.0
+DEFAULT_WORKERS = 1
+MAX_WORKERS = 64
 
 _REGION = re.compile(r"^[A-Z]{2}$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
@@ -69,6 +73,18 @@ class Settings:
     login_failures_per_user: int = DEFAULT_LOGIN_FAILURES_PER_USER
     login_failures_per_address: int = DEFAULT_LOGIN_FAILURES_PER_ADDRESS
     login_window: float = DEFAULT_LOGIN_WINDOW
+    advertise: str | None = None
+    """``host:port`` other instances forward requests to (``--advertise``); None: the bound
+    address (a wildcard bind advertises 127.0.0.1, reachable from this host only)."""
+    cluster_ttl: float = DEFAULT_CLUSTER_TTL
+    """Seconds a ``contacts serve`` instance stays live after its last renewal (the database
+    judges). After a kill -9 its users are served elsewhere within about this."""
+    cluster_renew_every: float | None = None
+    """Seconds between renewals; None: a third of the TTL."""
+    cluster_local_ttl: float = DEFAULT_CLUSTER_LOCAL_TTL
+    """The TTL of an in-process CLI command's registration (``contacts --local``): short, so
+    that a command killed while holding a user frees it soon."""
+    workers: int = DEFAULT_WORKERS
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -108,6 +124,22 @@ class Settings:
             )
         if self.api_token is not None and not self.api_token.strip():
             raise SettingsError("CONTACTS_API_TOKEN is set but empty")
+        for name, seconds in (
+            ("CONTACTS_CLUSTER_TTL", self.cluster_ttl),
+            ("CONTACTS_CLUSTER_LOCAL_TTL", self.cluster_local_ttl),
+        ):
+            if not 0.5 <= seconds <= 3600:
+                raise SettingsError(f"{name} must be 0.5 to 3600 seconds, got {seconds}")
+        renew = self.cluster_renew_every
+        if renew is not None and not 0 < renew <= self.cluster_ttl / 2:
+            raise SettingsError(
+                "CONTACTS_CLUSTER_RENEW_EVERY must be positive and at most half of "
+                f"CONTACTS_CLUSTER_TTL ({self.cluster_ttl:g} s), got {renew}"
+            )
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise SettingsError(f"CONTACTS_WORKERS must be 1..{MAX_WORKERS}, got {self.workers}")
+        if self.advertise is not None:
+            split_address(self.advertise, "CONTACTS_ADVERTISE")
         if not 0 <= self.auth_cache_seconds < 10**6:
             raise SettingsError("CONTACTS_AUTH_CACHE_SECONDS must be 0 (no cache) or positive "
                                 f"seconds, got {self.auth_cache_seconds}")
@@ -137,6 +169,8 @@ class Settings:
                 values[attr] = Path(path).expanduser()
         if host := env.get("CONTACTS_HOST", "").strip():
             values["host"] = host
+        if advertise := env.get("CONTACTS_ADVERTISE", "").strip():
+            values["advertise"] = advertise
         if "CONTACTS_API_TOKEN" in env:
             values["api_token"] = env["CONTACTS_API_TOKEN"]
         if region := env.get("CONTACTS_DEFAULT_REGION", "").strip():
@@ -153,6 +187,7 @@ class Settings:
             "CONTACTS_IMPORT_CHUNK_SIZE": "import_chunk_size",
             "CONTACTS_LOGIN_FAILURES_PER_USER": "login_failures_per_user",
             "CONTACTS_LOGIN_FAILURES_PER_ADDRESS": "login_failures_per_address",
+            "CONTACTS_WORKERS": "workers",
         }
         for var, attr in ints.items():
             if env.get(var, "").strip():
@@ -162,6 +197,9 @@ class Settings:
             "CONTACTS_IMPORT_CHUNK_TIMEOUT": "import_chunk_timeout",
             "CONTACTS_AUTH_CACHE_SECONDS": "auth_cache_seconds",
             "CONTACTS_LOGIN_WINDOW": "login_window",
+            "CONTACTS_CLUSTER_TTL": "cluster_ttl",
+            "CONTACTS_CLUSTER_RENEW_EVERY": "cluster_renew_every",
+            "CONTACTS_CLUSTER_LOCAL_TTL": "cluster_local_ttl",
         }
         for var, attr in floats.items():
             if env.get(var, "").strip():
@@ -204,6 +242,34 @@ class Settings:
                 f"cannot load the certificate {str(self.tls_certfile)!r} with the key "
                 f"{str(self.tls_keyfile)!r} (CONTACTS_TLS_CERTFILE, CONTACTS_TLS_KEYFILE): "
                 f"{exc}") from None
+
+
+    @property
+    def advertised_address(self) -> str:
+        """Where other instances reach this one: ``advertise``, else the bound address (a
+        wildcard bind advertises the loopback address: set ``advertise`` across hosts)."""
+        if self.advertise is not None:
+            return self.advertise
+        host = self.host
+        if host in {"0.0.0.0", "::", "[::]", ""}:
+            host = "127.0.0.1"
+        return join_address(host, self.port)
+
+
+def split_address(address: str, name: str = "address") -> tuple[str, int]:
+    """``host:port`` (IPv6 in brackets) as a pair; a clear error naming ``name`` otherwise."""
+    host, colon, port = address.strip().rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(
+            f"{name} must be host:port (an IPv6 host in brackets), got {address!r}"
+        )
+    return host, int(port)
+
+
+def join_address(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def is_loopback(host: str) -> bool:

@@ -18,8 +18,8 @@ A process that lost its membership registers anew under a new instance id and bu
 from __future__ import annotations
 
 from persistence.errors import MembershipLost
+from persistence.leases import HeldElsewhere, Lease
 from persistence.placement.membership import Membership
-from persistence.placement.model import HeldElsewhere, Lease
 from persistence.placement.store import PlacementStore
 
 

@@ -11,6 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from persistence.leases import HeldElsewhere, Lease
+
+__all__ = [
+    "ClusterStatus",
+    "HeldElsewhere",
+    "InstanceStatus",
+    "Lease",
+    "Registration",
+    "Renewal",
+]
+
 DEFAULT_TTL = 6.0
 """Seconds an instance stays live after its last renewal (database clock). After a kill -9
 its users are taken over by others within this, plus one request's retry: under 10 s."""
@@ -49,30 +60,6 @@ class Renewal:
     """False once the registration has expired or is gone: it will never be valid again."""
     expires_at: datetime | None
     local_deadline: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A user's activation right: held by ``owner`` at ``epoch`` (the fencing token)."""
-
-    key: str
-    owner: str
-    epoch: int
-    acquired_at: datetime
-    taken_over_from: str | None = None
-    """The owner whose registration had expired when this lease was taken from it."""
-
-
-@dataclass(frozen=True, slots=True)
-class HeldElsewhere:
-    """The user is active on another live instance: forward to ``address`` (``None``: it
-    takes no forwarded requests, e.g. a short ``contacts --local`` command; retry soon)."""
-
-    key: str
-    owner: str
-    epoch: int
-    address: str | None
-    draining: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ from persistence.placement.model import (
 )
 from persistence.postgres.config import PostgresConfig, connection_error
 from persistence.postgres.placement_tables import PlacementNames
-from persistence.postgres.pool import connection, make_pool
+from persistence.postgres.pool import ShutdownGuard, connection, make_pool
 from persistence.postgres.schema import Names, migrate
 
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
@@ -92,6 +92,7 @@ class PlacementStore:
         )
         self._pool: AsyncConnectionPool | None = None
         self._heartbeat_pool: AsyncConnectionPool | None = None
+        self._guard: ShutdownGuard | None = None
         n = self.names
         self._sql_lock_lease = sql.SQL(
             "SELECT owner, epoch, acquired_at FROM {} WHERE key = %s FOR UPDATE"
@@ -129,8 +130,12 @@ class PlacementStore:
                 await pool.close()
             raise connection_error(cfg.url, "cannot open a connection pool to", exc) from None
         self._pool, self._heartbeat_pool = pools
+        self._guard = ShutdownGuard(self.close, f"{self.application_name}-guard")
 
     async def close(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.disarm()
         pools = (self._pool, self._heartbeat_pool)
         self._pool = self._heartbeat_pool = None
         for pool in pools:

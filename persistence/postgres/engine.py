@@ -40,12 +40,12 @@ from persistence.engine import (
     encode_payloads,
 )
 from persistence.errors import InvalidArgument, StorageUnavailable
-from persistence.placement.model import Lease
+from persistence.leases import Lease
 from persistence.postgres.config import PostgresConfig, connection_error
 from persistence.postgres.durable_state import StateQueries
 from persistence.postgres.journal import JournalQueries
 from persistence.postgres.ordering import MAX_EVENTS_PER_TRANSACTION
-from persistence.postgres.pool import CONNECTION_ERRORS, Connections, make_pool
+from persistence.postgres.pool import CONNECTION_ERRORS, Connections, ShutdownGuard, make_pool
 from persistence.postgres.schema import Names, migrate
 from persistence.postgres.snapshots import SnapshotQueries
 from persistence.postgres.writer import GroupCommitWriter
@@ -84,7 +84,7 @@ class PostgresEngine(Engine):
         self.embedded: EmbeddedPostgres | None = None
         """The embedded server this engine runs on, if :func:`~persistence.open_engine` started
         one; released when the engine closes."""
-        self._guard: asyncio.Task[None] | None = None
+        self._guard: ShutdownGuard | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -131,30 +131,12 @@ class PostgresEngine(Engine):
             max_in_flight=cfg.max_batches_in_flight,
             connect_timeout=cfg.connect_timeout,
         )
-        self._guard = asyncio.get_running_loop().create_task(
-            self._close_when_abandoned(), name=f"{self.application_name}-guard"
-        )
-
-    async def _close_when_abandoned(self) -> None:
-        """Close the engine when this task is cancelled while the engine is still open.
-
-        ``asyncio.run`` cancels every task when its coroutine ends. A script that never closed
-        its engine (it crashed part-way, or forgot) would then wait for ever: the pool's
-        maintenance workers survive a cancellation by psycopg_pool's design (they catch
-        ``CancelledError``; psycopg/psycopg#1345, #1401). Closing the pool stops them.
-        """
-        me = asyncio.current_task()
-        try:
-            await asyncio.get_running_loop().create_future()
-        finally:
-            if self._guard is me:
-                self._guard = None
-                await self.close()
+        self._guard = ShutdownGuard(self.close, f"{self.application_name}-guard")
 
     async def close(self) -> None:
         guard, self._guard = self._guard, None
-        if guard is not None and guard is not asyncio.current_task():
-            guard.cancel()
+        if guard is not None:
+            guard.disarm()
         writer, pool = self._writer, self._connections.pool
         self._writer = None
         if writer is not None:

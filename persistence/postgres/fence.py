@@ -28,7 +28,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
 from persistence.errors import LeaseLost
-from persistence.placement.model import Lease
+from persistence.leases import Lease
 from persistence.postgres.placement_tables import PlacementNames
 
 FENCE_REQUESTS = sql.SQL(

@@ -20,7 +20,7 @@ from psycopg.rows import TupleRow
 
 from persistence.engine import StoredEvent, check_range
 from persistence.errors import LeaseLost, UnexpectedResponse
-from persistence.placement.model import Lease
+from persistence.leases import Lease
 from persistence.postgres import ordering
 from persistence.postgres.events import events_from_rows
 from persistence.postgres.fence import FENCE_REQUESTS, fence_cte, fence_params

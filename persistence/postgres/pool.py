@@ -15,8 +15,9 @@ keep one becomes :class:`~persistence.errors.StorageUnavailable` naming the serv
 
 from __future__ import annotations
 
+import asyncio
 import select
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from time import monotonic
 
@@ -35,6 +36,37 @@ RECONNECT_WINDOW = 1.0
 
 ASK_SLICE = 0.25
 """Seconds of one ask to the pool while a request waits for a connection."""
+
+
+class ShutdownGuard:
+    """Closes what owns connection pools when the event loop's shutdown cancels every task.
+
+    ``asyncio.run`` cancels every task when its coroutine ends. A script that never closed
+    its engine (it crashed part-way, or forgot) would then wait for ever: the pools'
+    maintenance workers survive a cancellation by psycopg_pool's design (they catch
+    ``CancelledError``; psycopg/psycopg#1345, #1401), and closing the pool is what stops
+    them. The guard is a task that waits for ever; cancelled while still armed, it awaits
+    ``close``. The owner's own close calls :meth:`disarm` first.
+    """
+
+    def __init__(self, close: Callable[[], Awaitable[None]], name: str) -> None:
+        self._close = close
+        self._task: asyncio.Task[None] | None = None
+        self._task = asyncio.get_running_loop().create_task(self._wait(), name=name)
+
+    async def _wait(self) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            if self._task is not None:  # still armed: the loop is shutting down
+                self._task = None
+                await self._close()
+
+    def disarm(self) -> None:
+        """The owner closes by itself: the guard ends without closing anything."""
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
 
 def make_pool(config: PostgresConfig, application_name: str) -> AsyncConnectionPool:

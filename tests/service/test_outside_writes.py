@@ -1,5 +1,6 @@
 """A write from outside the service (another process on the same database, here a second
-LocalBackend with its own engine) never makes the next command fail with a 500: the user
+LocalBackend with its own engine that, like an old version of the service, takes no part in
+the cluster's placement) never makes the next command fail with a 500: the user
 actor recovers and decides again (``retry_on_conflict``), so a PATCH without If-Match
 succeeds on top of the outside write and one with a stale If-Match is refused with 412."""
 
@@ -20,7 +21,8 @@ async def outsider(
     backend: LocalBackend, settings: Settings, engine_factory: EngineFactory
 ) -> AsyncIterator[LocalBackend]:
     schema = backend.engine.config.schema  # type: ignore[attr-defined]
-    opened = await LocalBackend.open(settings, engine=await engine_factory(schema=schema))
+    opened = LocalBackend(settings, await engine_factory(schema=schema), owns_engine=False)
+    await opened.activations.start()  # no cluster: it writes without leases or fences
     yield opened
     await opened.close()
 

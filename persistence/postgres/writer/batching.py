@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from persistence.engine import Json, NewEvent, StoredEvent
 from persistence.errors import InvalidArgument, StorageUnavailable
-from persistence.placement.model import Lease
+from persistence.leases import Lease
 from persistence.postgres.ordering import MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.schema import Names
 from persistence.postgres.writer.commit import BatchCommitter

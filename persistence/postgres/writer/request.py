@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from persistence.engine import Json, NewEvent, StoredEvent
-from persistence.placement.model import Lease
+from persistence.leases import Lease
 
 
 @dataclass(slots=True)
