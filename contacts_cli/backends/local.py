@@ -103,7 +103,8 @@ class LocalBackend:
                 engine = await _open_engine(settings)
             config = getattr(engine, "config", None)
             if _is_postgres(engine) and config is not None:
-                cluster = await ClusterMember.join(config, role or InstanceRole.command(settings))
+                cluster = await ClusterMember.join(  # the started engine migrated the schema
+                    config, role or InstanceRole.command(settings), migrated=True)
         except (PersistenceError, OSError) as exc:  # an embedded server's failure too
             if owns and engine is not None:
                 await engine.close()

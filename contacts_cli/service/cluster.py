@@ -86,10 +86,12 @@ class ClusterMember:
         self._figures: tuple[float, dict[str, Any]] | None = None
 
     @classmethod
-    async def join(cls, config: PostgresConfig, role: InstanceRole) -> ClusterMember:
-        """Start a placement store on ``config``'s schema and register this instance."""
+    async def join(cls, config: PostgresConfig, role: InstanceRole, *,
+                   migrated: bool = False) -> ClusterMember:
+        """Start a placement store on ``config``'s schema and register this instance
+        (``migrated``: a started engine on that schema has migrated it already)."""
         store = PlacementStore(config, application_name=role.name)
-        await store.start()
+        await store.start(migrated=migrated)
         try:
             membership = await cls._register(store, role)
         except BaseException:

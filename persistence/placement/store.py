@@ -24,6 +24,7 @@ behind acquisitions for a connection, or a busy instance would expire.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 import uuid
@@ -103,18 +104,21 @@ class PlacementStore:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, migrated: bool = False) -> None:
+        """Open the pools; first migrate the schema unless ``migrated`` (an engine on the
+        same schema has just done it: placement's tables are among its migrations)."""
         if self._pool is not None:
             return
         cfg = self.config
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                cfg.url, autocommit=True, connect_timeout=max(1, round(cfg.connect_timeout))
-            )
-            async with conn:
-                await migrate(conn, Names(cfg.schema, cfg.table_prefix))
-        except psycopg.Error as exc:
-            raise connection_error(cfg.url, "cannot prepare placement at", exc) from None
+        if not migrated:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    cfg.url, autocommit=True, connect_timeout=max(1, round(cfg.connect_timeout))
+                )
+                async with conn:
+                    await migrate(conn, Names(cfg.schema, cfg.table_prefix))
+            except psycopg.Error as exc:
+                raise connection_error(cfg.url, "cannot prepare placement at", exc) from None
         pools = [
             make_pool(self._pool_config, self.application_name),
             make_pool(
@@ -123,8 +127,9 @@ class PlacementStore:
             ),
         ]
         try:
-            for pool in pools:
-                await pool.open(wait=True, timeout=cfg.connect_timeout)
+            await asyncio.gather(
+                *(pool.open(wait=True, timeout=cfg.connect_timeout) for pool in pools)
+            )
         except PoolTimeout as exc:
             for pool in pools:
                 await pool.close()
