@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from actors import ActorCrashed, ActorNotFound, ActorRef, ActorSystem, QueryTimeout, query
-from contacts_cli.backends import local_import, past
+from contacts_cli.backends import local_import, past, sync_log
 from contacts_cli.backends.base import (
     ContactJson,
     ContactList,
@@ -265,6 +265,27 @@ class LocalBackend:
             return outcomes
 
         return send
+
+    async def cards(self, user: str, ids: tuple[str, ...] | None = None
+                    ) -> messages.CardsReply:
+        """The live contacts with ``ids`` (all for ``None``) and the user's sequence number."""
+        reply: messages.CardsReply = await self._ask(user, messages.Cards(ids))
+        return reply
+
+    async def put_card(self, user: str, put: messages.PutCard) -> messages.PutCardReply:
+        """Create or replace the contact an address-book client PUT, in one command."""
+        reply: messages.PutCardReply = await self._ask(user, put)
+        return reply
+
+    async def changes_since(self, user: str, after: int | None,
+                            limit: int | None = None) -> sync_log.Changes:
+        """The contacts changed after sequence number ``after``, read from the journal."""
+        check_user_id(user)
+
+        async def ask(ids: tuple[str, ...] | None) -> messages.CardsReply:
+            return await self.cards(user, ids)
+
+        return await sync_log.changes_since(self.engine, user, after, limit, ask)
 
     async def user_count(self, user: str) -> int:
         count: int = await self._ask(user, messages.Count())

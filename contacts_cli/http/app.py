@@ -17,10 +17,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from contacts_cli.backends.base import ServiceBackend
 from contacts_cli.backends.errors import BackendError, Unavailable
+from contacts_cli.carddav import Authenticate, carddav_routes
 from contacts_cli.http import routes
 from contacts_cli.http.auth import BearerAuth
 from contacts_cli.http.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
@@ -79,12 +80,15 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
-               open_backend: BackendOpener | None = None) -> Starlette:
+               open_backend: BackendOpener | None = None,
+               carddav_authenticate: Authenticate | None = None) -> Starlette:
     """The ASGI app; ``settings`` supplies limits and the API token.
 
     With ``backend`` the app serves it and leaves its lifecycle to the caller; else the app's
     lifespan calls ``open_backend`` at startup and closes what it opened at shutdown (after
-    uvicorn has finished the requests in flight).
+    uvicorn has finished the requests in flight). With ``carddav_authenticate`` (the
+    accounts' check of a request) it also serves CardDAV (:mod:`contacts_cli.carddav`);
+    without one, no CardDAV route exists.
     """
     if (backend is None) == (open_backend is None):
         raise TypeError("create_app needs exactly one of backend and open_backend")
@@ -121,6 +125,7 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
                 DELETE=routes.remove_contact,
             ),
             _route(contacts + "/{contact_id}/history", GET=routes.contact_history),
+            *_carddav(service, carddav_authenticate),
         ],
         lifespan=lifespan,
         exception_handlers={
@@ -134,6 +139,13 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
     app.add_middleware(BearerAuth, token=settings.api_token)
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
     return app
+
+
+def _carddav(service: ServiceState, authenticate: Authenticate | None) -> list[BaseRoute]:
+    if authenticate is None:
+        return []
+    return carddav_routes(lambda: service.backend, authenticate=authenticate,
+                          region=service.settings.default_region)
 
 
 def _route(path: str, *, name: str | None = None, **handlers: Endpoint) -> Route:
