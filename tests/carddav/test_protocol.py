@@ -221,3 +221,28 @@ async def test_limits_names_and_other_users(dav: httpx.AsyncClient) -> None:
 def sync_body(token: str) -> str:
     return (f'<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
             "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>")
+
+
+async def test_a_token_whose_events_were_deleted_is_too_old(
+        dav: httpx.AsyncClient, backend: LocalBackend) -> None:
+    for n in range(3):
+        await dav.put(BOOK + f"c{n}.vcf", content=card_text(f"Person {n}", uid=f"c{n}"))
+    await backend.engine.delete_events_to("contacts-user/alice", 2)
+    refused = await dav.request("REPORT", BOOK, content=sync_body(
+        "http://contacts.invalid/sync/alice/1"))
+    assert refused.status_code == 403
+    assert ET.fromstring(refused.content).find("{DAV:}valid-sync-token") is not None
+    fine = await sync(dav, "http://contacts.invalid/sync/alice/2")
+    assert [r.findtext("{DAV:}href") for r in responses(fine)] == [BOOK + "c2.vcf"]
+
+
+async def test_without_an_authenticator_no_carddav_route_exists(
+        backend: LocalBackend) -> None:
+    from contacts_cli.http.app import create_app
+
+    app = create_app(backend.settings, backend)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as http:
+        assert (await http.request("PROPFIND", "/dav/")).status_code in (404, 405)
+        assert (await http.get("/.well-known/carddav")).status_code == 404
+        assert (await http.put(BOOK + "x.vcf", content=ADA)).status_code in (404, 405)
