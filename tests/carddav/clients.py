@@ -8,6 +8,7 @@ temporary directory; every run has a timeout.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -132,8 +133,9 @@ class ContactsCli:
     server: DavServer
 
     def __call__(self, *args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTACTS_")}
         return run([str(BIN / "contacts"), "--server", self.server.url, *args,
-                    "--user", "alice"], env=self.server.env()).stdout
+                    "--user", "alice"], env=env).stdout
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "--json"))

@@ -1,4 +1,4 @@
-"""``python -m tests.carddav.server PORT``: the service with CardDAV, for tests and the bench.
+"""``python -m tests.carddav.server [PORT]``: the service with CardDAV, for tests and the bench.
 
 The app is the product's (``create_app`` with the in-process backend); only the
 authenticator is the test one (accounts from ``CARDDAV_TEST_ACCOUNTS="user:password,..."``),
@@ -19,7 +19,7 @@ from contacts_cli.service.settings import Settings
 from tests.carddav.accounts import accounts_from_text
 
 
-def main(port: int) -> None:
+def main(port: int | None) -> None:
     settings = Settings.from_env(host="127.0.0.1", port=port)
 
     async def open_backend() -> LocalBackend:
@@ -27,10 +27,11 @@ def main(port: int) -> None:
 
     app = create_app(settings, open_backend=open_backend,
                      carddav_authenticate=accounts_from_text(os.environ["CARDDAV_TEST_ACCOUNTS"]))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
                             access_log=False, lifespan="on", http="h11")
     asyncio.run(uvicorn.Server(config).serve())
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    numbers = [arg for arg in sys.argv[1:] if arg.isdigit()]  # (``--log-level x`` is ignored)
+    main(int(numbers[0]) if numbers else None)
