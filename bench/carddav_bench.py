@@ -9,7 +9,11 @@ product's app with the tests' fixed-password authenticator, on a fresh schema of
 address book), then for each of ``--runs`` runs:
 
 * first sync: ``vdirsyncer sync`` into an empty folder (wall time of the process);
-* incremental sync: 10 cards changed on the server, ``vdirsyncer sync`` again;
+* ``vdirsyncer sync`` with nothing changed: vdirsyncer's own floor (it lists every card and
+  checks its status database and folder each time);
+* incremental sync: 10 cards changed on the server, ``vdirsyncer sync`` again; and the same
+  10 changes fetched by a sync-collection client (RFC 6578, tests/carddav/sync_client.py:
+  one sync-collection REPORT and one multiget), which vdirsyncer does not use;
 * PUTs: ``--puts`` new cards, one PUT each (``If-None-Match: *``), one keep-alive client.
 
     python -m bench.carddav_bench                       # 5,000 contacts, 3 runs
@@ -198,21 +202,36 @@ def puts(server: Server, run: int, count: int) -> float:
 
 
 def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int) -> None:
-    first, incremental, rates = [], [], []
+    from tests.carddav.sync_client import SyncClient
+
+    figures: dict[str, list[float]] = {k: [] for k in ("first", "noop", "inc", "collection")}
+    rates: list[float] = []
     for run in range(1, runs + 1):
         home = workdir / f"vdir-{server.name.replace(' ', '-')}"
         configure(home, server)
-        first.append(vdirsyncer(home, server))
+        figures["first"].append(vdirsyncer(home, server))
         synced = len(list((home / "local").glob("*.vcf")))
         assert synced >= contacts, f"{server.name}: {synced} cards synced, not {contacts}"
+        figures["noop"].append(vdirsyncer(home, server))
         with httpx.Client(base_url=server.base, auth=(USER, PASSWORD), timeout=60) as http:
+            collection = SyncClient(http, server.book)
+            collection.sync()
             server.change(http, run, 10)
-        incremental.append(vdirsyncer(home, server))
+            figures["inc"].append(vdirsyncer(home, server))
+            started = time.perf_counter()
+            collection.sync()
+            figures["collection"].append(time.perf_counter() - started)
+            assert len(collection.last_changed) == 10, collection.last_changed
         rates.append(puts(server, run, count))
-    print(f"{server.name}: first sync of {contacts} cards: median "
-          f"{statistics.median(first):.2f} s {fmt(first)}; incremental after 10 changes: median "
-          f"{statistics.median(incremental):.2f} s {fmt(incremental)}; single-card PUTs: median "
-          f"{statistics.median(rates):.0f}/s {fmt(rates, '.0f')} ({runs} runs)", flush=True)
+    median = {k: statistics.median(v) for k, v in figures.items()}
+    print(f"{server.name}, {contacts} cards, {runs} runs (median [each run]):\n"
+          f"  vdirsyncer first sync        {median['first']:.2f} s {fmt(figures['first'])}\n"
+          f"  vdirsyncer sync, no change   {median['noop']:.2f} s {fmt(figures['noop'])}\n"
+          f"  vdirsyncer sync, 10 changes  {median['inc']:.2f} s {fmt(figures['inc'])}\n"
+          f"  sync-collection, 10 changes  {median['collection'] * 1000:.0f} ms "
+          f"{fmt([v * 1000 for v in figures['collection']], '.0f')}\n"
+          f"  single-card PUTs             {statistics.median(rates):.0f}/s "
+          f"{fmt(rates, '.0f')}", flush=True)
 
 
 def fmt(values: list[float], spec: str = ".2f") -> str:
