@@ -19,6 +19,7 @@ contact's last change. A card stored in the other version is converted line by l
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
@@ -49,6 +50,8 @@ PRODID = "-//contacts-actors//CardDAV//EN"
 UNNAMED = "Unnamed"
 
 _WHOLE = frozenset(("name", "notes"))
+_UNSTORABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+"""Control characters (a tab aside) and lone surrogates: no text field may hold them."""
 
 
 class CardError(ValueError):
@@ -124,8 +127,9 @@ def _properties(text: str) -> tuple[str, list[_Property]]:
         elif name == "VERSION":
             version = value.strip()
         elif name != "REV":
-            if any(ch in line for ch in "\r\n"):
-                raise CardError(f"content line {number} holds a bare line break")
+            if bad := _UNSTORABLE.search(line):
+                raise CardError(f"content line {number} ({name}) holds the character "
+                                f"U+{ord(bad.group()):04X}, which a card may not hold")
             props.append(_Property(line, name, params, value, number))
     if state != "after":
         raise CardError("the card is not closed with END:VCARD")
