@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from contacts_cli.backends.errors import (
     BackendError,
@@ -27,6 +27,10 @@ from contacts_cli.backends.errors import (
     TimedOut,
     Unavailable,
 )
+
+if TYPE_CHECKING:  # the CLI's client mode imports this module and must stay light
+    from contacts_cli.backends.sync_log import Changes
+    from contacts_cli.service.messages import CardsReply, PutCard, PutCardReply
 
 __all__ = [
     "BackendError",
@@ -167,4 +171,20 @@ class ServiceBackend(ContactsBackend, Protocol):
     ) -> AsyncIterator[OutcomeList]:
         """Rows with the caller's numbers, one list of outcomes per chunk once it is durable;
         a :class:`RowError` (or a row that is not an object) is reported as rejected."""
+        ...
+
+    # -- what an address book (CardDAV) serves from ---------------------------------------
+
+    async def cards(self, user: str, ids: tuple[str, ...] | None = None) -> CardsReply:
+        """The live contacts with ``ids`` (all for ``None``) and the user's sequence number."""
+        ...
+
+    async def put_card(self, user: str, put: PutCard) -> PutCardReply:
+        """Create or replace the contact an address-book client PUT (see ``PutCard``)."""
+        ...
+
+    async def changes_since(self, user: str, after: int | None,
+                            limit: int | None = None) -> Changes:
+        """The contacts changed after sequence number ``after`` (the sync log, see
+        :mod:`contacts_cli.backends.sync_log`); raises ``SyncTokenInvalid``."""
         ...

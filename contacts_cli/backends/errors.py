@@ -9,7 +9,8 @@ HTTP app render every error without knowing where it came from::
     ├── Conflict                 exit 4, HTTP 412  a stale expected version (409 without If-Match)
     ├── Unavailable              exit 5, HTTP 503  the database (or the service) is unreachable
     │   └── ServiceUnreachable                     client mode: no connection was made at all
-    └── TimedOut                 exit 1, HTTP 504  no answer in time
+    ├── TimedOut                 exit 1, HTTP 504  no answer in time
+    └── SyncTokenInvalid         exit 2, HTTP 403  a sync token the journal cannot answer
 
 Domain, persistence and actor errors become these in one place,
 :mod:`contacts_cli.backends.translate`; client mode turns HTTP statuses back into them
@@ -62,3 +63,11 @@ class ServiceUnreachable(Unavailable):
 
 class TimedOut(BackendError):
     exit_code, http_status = 1, 504
+
+
+class SyncTokenInvalid(BackendError):
+    """A sync token this user's journal cannot answer: unknown (another user's, beyond the last
+    event) or too old (the events after it were deleted). CardDAV answers it with the
+    ``DAV:valid-sync-token`` precondition; the client then syncs from scratch."""
+
+    exit_code, http_status = 2, 403

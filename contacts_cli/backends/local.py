@@ -27,7 +27,7 @@ from typing import Any
 from actors import ActorSystem
 from contacts_cli.accounts.hashing import PasswordHashing
 from contacts_cli.accounts.service import Accounts
-from contacts_cli.backends import local_import, past
+from contacts_cli.backends import local_import, past, sync_log
 from contacts_cli.backends.activations import Activations, Forward
 from contacts_cli.backends.base import (
     ContactJson,
@@ -288,6 +288,26 @@ class LocalBackend:
 
     async def verify_password(self, name: str, password: str) -> bool:
         return await self.accounts.verify(name, password)
+    async def cards(self, user: str, ids: tuple[str, ...] | None = None
+                    ) -> messages.CardsReply:
+        """The live contacts with ``ids`` (all for ``None``) and the user's sequence number."""
+        reply: messages.CardsReply = await self._ask(user, messages.Cards(ids))
+        return reply
+
+    async def put_card(self, user: str, put: messages.PutCard) -> messages.PutCardReply:
+        """Create or replace the contact an address-book client PUT, in one command."""
+        reply: messages.PutCardReply = await self._ask(user, put)
+        return reply
+
+    async def changes_since(self, user: str, after: int | None,
+                            limit: int | None = None) -> sync_log.Changes:
+        """The contacts changed after sequence number ``after``, read from the journal."""
+        check_user_id(user)
+
+        async def ask(ids: tuple[str, ...] | None) -> messages.CardsReply:
+            return await self.cards(user, ids)
+
+        return await sync_log.changes_since(self.engine, user, after, limit, ask)
 
     async def user_count(self, user: str) -> int:
         count: int = await self._ask(user, messages.Count())

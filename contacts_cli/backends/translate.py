@@ -9,6 +9,7 @@ other module maps errors. The rules::
     domain  ValidationError               Invalid, one (field, message) per problem
             ContactNotFound               NotFound
             VersionConflict               Conflict
+            ContactExists                 Conflict (a create naming a taken id)
             any other DomainError         BackendError
     actors  QueryTimeout                  TimedOut
             ActorNotFound                 Unavailable (the actor keeps stopping)
@@ -33,7 +34,13 @@ from actors import (
 )
 from contacts_cli.backends import errors
 from contacts_cli.backends.errors import BackendError, Unavailable
-from contacts_cli.domain import ContactNotFound, DomainError, ValidationError, VersionConflict
+from contacts_cli.domain import (
+    ContactExists,
+    ContactNotFound,
+    DomainError,
+    ValidationError,
+    VersionConflict,
+)
 from persistence.errors import ConcurrencyConflict, PersistenceError, StorageUnavailable
 
 
@@ -77,6 +84,6 @@ def _domain_error(error: DomainError) -> BackendError:
         return errors.Invalid([(e.field or "body", e.message) for e in error.errors])
     if isinstance(error, ContactNotFound):
         return errors.NotFound(str(error))
-    if isinstance(error, VersionConflict):
+    if isinstance(error, VersionConflict | ContactExists):
         return errors.Conflict(str(error))
     return BackendError(str(error))

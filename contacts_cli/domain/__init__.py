@@ -4,6 +4,7 @@ No actors, no I/O: the user actor is a thin wrapper that persists what ``decide`
 and folds it with ``evolve``.
 """
 
+from contacts_cli.domain.card import CARD_VERSIONS, Card, CardLine, card_from_json, card_to_json
 from contacts_cli.domain.decide import (
     DUPLICATE_POLICIES,
     Command,
@@ -23,6 +24,7 @@ from contacts_cli.domain.decide import (
     replay,
 )
 from contacts_cli.domain.errors import (
+    ContactExists,
     ContactNotFound,
     DomainError,
     EventSchemaError,
@@ -67,11 +69,14 @@ from contacts_cli.domain.validation import (
     normalise_birthday,
     normalise_email,
     normalise_phone,
+    validate_card,
+    validate_contact_id,
     validate_new,
     validate_patch,
 )
 
 __all__ = [
+    "CARD_VERSIONS",
     "CONTACT_CREATED_VERSION",
     "CONTACT_REMOVED_VERSION",
     "CONTACT_UPDATED_VERSION",
@@ -80,9 +85,12 @@ __all__ = [
     "EVENT_VERSIONS",
     "READ_ONLY_FIELDS",
     "UPCASTERS",
+    "Card",
+    "CardLine",
     "Command",
     "Contact",
     "ContactCreated",
+    "ContactExists",
     "ContactNotFound",
     "ContactRemoved",
     "ContactUpdated",
@@ -106,6 +114,8 @@ __all__ = [
     "UpdateContact",
     "ValidationError",
     "VersionConflict",
+    "card_from_json",
+    "card_to_json",
     "contact_from_dict",
     "contact_history",
     "contact_to_dict",
@@ -126,6 +136,8 @@ __all__ = [
     "state_as_of",
     "state_from_snapshot",
     "state_to_snapshot",
+    "validate_card",
+    "validate_contact_id",
     "validate_new",
     "validate_patch",
 ]

@@ -15,19 +15,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
+from contacts_cli.domain.card import Card
 from contacts_cli.domain.errors import (
+    ContactExists,
     FieldError,
     NewIdCollision,
     ValidationError,
     VersionConflict,
 )
 from contacts_cli.domain.events import ContactCreated, ContactRemoved, ContactUpdated, Event
-from contacts_cli.domain.model import LIST_FIELDS, Contact, new_contact, require_aware
+from contacts_cli.domain.model import (
+    CARD_FIELD,
+    LIST_FIELDS,
+    Contact,
+    new_contact,
+    require_aware,
+)
 from contacts_cli.domain.state import ContactsState, require_contact
 from contacts_cli.domain.validation import (
     MAX_ITEMS,
     default_region,
     email_key,
+    validate_card,
+    validate_contact_id,
     validate_new,
     validate_patch,
 )
@@ -40,16 +50,23 @@ RowStatus: TypeAlias = Literal["created", "updated", "unchanged", "skipped-dupli
 
 @dataclass(frozen=True, slots=True)
 class CreateContact:
+    """A new contact; an address-book client also gives the ``card`` it stores and names
+    the card (``contact_id``), which must then be free."""
+
     fields: Mapping[str, Any]
+    card: Card | None = None
+    contact_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateContact:
-    """A merge: only the given fields change; ``None`` clears one (``name`` cannot be)."""
+    """A merge: only the given fields change; ``None`` clears one (``name`` cannot be).
+    A ``card`` replaces the stored vCard (``None``: it stays as it is)."""
 
     contact_id: str
     patch: Mapping[str, Any]
     expected_version: int | None = None
+    card: Card | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +137,20 @@ def decide(
     require_aware(now)
     if isinstance(command, CreateContact):
         fields = validate_new(command.fields, region=region)
-        return [ContactCreated(_fresh_id(state, new_id, ()), fields, now)]
+        if command.card is not None:
+            fields[CARD_FIELD] = validate_card(command.card)
+        if command.contact_id is None:
+            contact_id = _fresh_id(state, new_id, ())
+        else:
+            contact_id = validate_contact_id(command.contact_id)
+            if contact_id in state:
+                raise ContactExists(contact_id)
+        return [ContactCreated(contact_id, fields, now)]
     if isinstance(command, UpdateContact):
         contact = _checked(state, command.contact_id, command.expected_version)
         changes = _diff(contact, validate_patch(command.patch, region=region))
+        if command.card is not None and validate_card(command.card) != contact.card:
+            changes[CARD_FIELD] = command.card
         return [ContactUpdated(contact.id, changes, now)] if changes else []
     if isinstance(command, RemoveContact):
         contact = _checked(state, command.contact_id, command.expected_version)

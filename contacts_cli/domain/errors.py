@@ -47,6 +47,15 @@ class ContactNotFound(DomainError):
         super().__init__(f"contact {contact_id!r} not found")
 
 
+class ContactExists(DomainError):
+    """A create named an id (an address-book client names the card it creates) that a live
+    contact already has."""
+
+    def __init__(self, contact_id: str) -> None:
+        self.contact_id = contact_id
+        super().__init__(f"contact {contact_id!r} already exists")
+
+
 class VersionConflict(DomainError):
     """The caller's expected version is stale: somebody changed the contact meanwhile."""
 

@@ -3,6 +3,16 @@
 Events carry everything a replay needs (id, timestamps, normalised values), so folding the
 same events always yields the same state. Every type has a schema version from day one;
 ``event_from_payload`` runs registered upcasters to lift old payloads to the current shape.
+
+Versions of ``ContactCreated`` and ``ContactUpdated``:
+
+* 1: ``fields``/``changes`` hold editable fields only;
+* 2: they may also hold ``card``, the vCard an address-book client stored (its JSON form,
+  :func:`~contacts_cli.domain.card.card_to_json`; in ``changes``, the card that replaces the
+  one before). A version 1 payload is a version 2 payload without a card: its upcaster checks
+  that (a ``card`` key in a version 1 event means a corrupt journal) and passes it on.
+  Version 2 exists so that code which predates cards refuses these events by their version
+  ("newer than this code understands") instead of misreading them.
 """
 
 from __future__ import annotations
@@ -12,13 +22,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
+from contacts_cli.domain.card import Card, card_from_json, card_to_json
 from contacts_cli.domain.errors import EventSchemaError
-from contacts_cli.domain.model import EDITABLE_FIELDS, format_timestamp, parse_timestamp
+from contacts_cli.domain.model import (
+    CARD_FIELD,
+    EDITABLE_FIELDS,
+    format_timestamp,
+    parse_timestamp,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ContactCreated:
-    """A contact came to be; ``fields`` holds every editable field, normalised."""
+    """A contact came to be; ``fields`` holds every editable field, normalised, and ``card``
+    when an address-book client created it."""
 
     contact_id: str
     fields: Mapping[str, Any]
@@ -27,7 +44,8 @@ class ContactCreated:
 
 @dataclass(frozen=True, slots=True)
 class ContactUpdated:
-    """Only the fields that changed; a ``None`` value (or empty list) clears the field."""
+    """Only the fields that changed; a ``None`` value (or empty list) clears the field; a
+    ``card`` replaces the stored vCard."""
 
     contact_id: str
     changes: Mapping[str, Any]
@@ -42,8 +60,8 @@ class ContactRemoved:
 
 Event: TypeAlias = ContactCreated | ContactUpdated | ContactRemoved
 
-CONTACT_CREATED_VERSION = 1
-CONTACT_UPDATED_VERSION = 1
+CONTACT_CREATED_VERSION = 2
+CONTACT_UPDATED_VERSION = 2
 CONTACT_REMOVED_VERSION = 1
 
 EVENT_VERSIONS: dict[str, int] = {
@@ -55,12 +73,29 @@ EVENT_VERSIONS: dict[str, int] = {
 
 Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
 
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def _cardless(key: str) -> Upcaster:
+    """The upcaster from version 1 (no cards) to 2 of the event whose fields are at ``key``."""
+
+    def v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+        values = payload.get(key)
+        if isinstance(values, Mapping) and CARD_FIELD in values:
+            raise ValueError(f"a version 1 payload cannot carry {key}.{CARD_FIELD}")
+        return payload
+
+    return v1_to_v2
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("ContactCreated", 1): _cardless("fields"),
+    ("ContactUpdated", 1): _cardless("changes"),
+}
 """``(type_name, from_version) -> function`` lifting a payload to ``from_version + 1``.
 
-Example, when ContactCreated v2 renames ``fields`` to ``contact``::
+Another example, if ContactCreated v3 renamed ``fields`` to ``contact``::
 
-    UPCASTERS[("ContactCreated", 1)] = lambda p: {**p, "contact": p.pop("fields")}
+    UPCASTERS[("ContactCreated", 2)] = lambda p: {**p, "contact": p.pop("fields")}
 """
 
 
@@ -91,6 +126,13 @@ def event_to_encodable(event: Event) -> tuple[str, int, dict[str, Any]]:
         payload["fields"] = _listed(event.fields)
     elif type(event) is ContactUpdated:
         payload["changes"] = _listed(event.changes)
+    else:
+        return name, EVENT_VERSIONS[name], payload
+    key = "fields" if "fields" in payload else "changes"
+    values = payload[key]
+    if CARD_FIELD in values:  # a Card is a value object; the journal stores its JSON form
+        card = values[CARD_FIELD]
+        payload[key] = {**values, CARD_FIELD: None if card is None else card_to_json(card)}
     return name, EVENT_VERSIONS[name], payload
 
 
@@ -114,7 +156,10 @@ def event_from_payload(
         )
     data = payload
     if version < current:
-        data = _upcast(type_name, version, current, dict(payload), upcasters)
+        try:
+            data = _upcast(type_name, version, current, dict(payload), upcasters)
+        except ValueError as exc:
+            raise EventSchemaError(f"malformed {type_name} v{version} payload: {exc}") from exc
         version = current
     try:
         contact_id = data["id"]
@@ -147,13 +192,22 @@ def _upcast(
 
 
 def _json_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    return {
+        k: list(v) if isinstance(v, tuple) else card_to_json(v) if isinstance(v, Card) else v
+        for k, v in values.items()
+    }
 
 
-_EDITABLE = frozenset(EDITABLE_FIELDS)
+_KNOWN = frozenset((*EDITABLE_FIELDS, CARD_FIELD))
 
 
 def _fields_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    if not values.keys() <= _EDITABLE:
-        raise ValueError(f"unknown fields {sorted(set(values) - _EDITABLE)}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    if not values.keys() <= _KNOWN:
+        raise ValueError(f"unknown fields {sorted(set(values) - _KNOWN)}")
+    fields = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != CARD_FIELD
+    }
+    if CARD_FIELD in values:
+        card = values[CARD_FIELD]
+        fields[CARD_FIELD] = None if card is None else card_from_json(card)
+    return fields

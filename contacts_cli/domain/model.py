@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from contacts_cli.domain.card import Card
+
 TEXT_FIELDS: tuple[str, ...] = ("name", "company", "title", "address", "birthday", "notes")
 LIST_FIELDS: tuple[str, ...] = ("emails", "phones", "labels")
 EDITABLE_FIELDS: tuple[str, ...] = (
@@ -24,11 +26,17 @@ EDITABLE_FIELDS: tuple[str, ...] = (
 """The fields a user sets; order is the canonical column order for CSV and display."""
 
 READ_ONLY_FIELDS: tuple[str, ...] = ("id", "created_at", "updated_at", "version")
+CARD_FIELD = "card"
+"""The key under which an event's ``fields``/``changes`` carry a stored vCard (version 2)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """One contact as the state holds it; every value is already validated and normalised."""
+    """One contact as the state holds it; every value is already validated and normalised.
+
+    ``card`` is the vCard an address-book client stored (see :mod:`contacts_cli.domain.card`),
+    ``None`` for a contact only ever written through the CLI, REST or an import.
+    """
 
     id: str
     name: str
@@ -43,13 +51,15 @@ class Contact:
     created_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
     updated_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
     version: int = 1
+    card: Card | None = None
 
     def editable(self) -> dict[str, Any]:
         """The user-editable fields as a JSON-ready dict (lists, not tuples)."""
         return {name: _jsonable(getattr(self, name)) for name in EDITABLE_FIELDS}
 
     def with_changes(self, changes: Mapping[str, Any], at: datetime) -> Contact:
-        """A copy with ``changes`` (editable fields, already normalised) applied, version + 1."""
+        """A copy with ``changes`` (editable fields, already normalised, and maybe ``card``)
+        applied, version + 1."""
         values: dict[str, Any] = {}
         for name, value in changes.items():
             if name in LIST_FIELDS:

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from contacts_cli.domain.card import card_summary
 from contacts_cli.domain.decide import evolve
 from contacts_cli.domain.errors import ContactNotFound, ValidationError
 from contacts_cli.domain.events import ContactCreated, ContactUpdated, Event
 from contacts_cli.domain.model import (
+    CARD_FIELD,
     Contact,
     contact_to_dict,
     format_timestamp,
@@ -285,7 +287,11 @@ def contact_history(
 
 
 def _listed(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    """A change as a history shows it: lists for tuples, a stored vCard as its lines."""
+    return {
+        k: list(v) if isinstance(v, tuple) else card_summary(v) if k == CARD_FIELD else v
+        for k, v in values.items()
+    }
 
 
 def state_as_of(stored: Iterable[tuple[datetime, Event]], at: datetime) -> ContactsState:

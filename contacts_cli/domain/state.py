@@ -18,6 +18,7 @@ from itertools import compress, repeat
 from operator import attrgetter, ne, sub
 from typing import Any
 
+from contacts_cli.domain.card import card_from_json, card_to_json
 from contacts_cli.domain.errors import ContactNotFound
 from contacts_cli.domain.model import (
     Contact,
@@ -27,7 +28,8 @@ from contacts_cli.domain.model import (
 )
 from contacts_cli.domain.validation import email_key
 
-SNAPSHOT_SCHEMA = 2
+SNAPSHOT_SCHEMA = 3
+"""1: a list of contact objects; 2: columns; 3: columns plus ``card`` (stored vCards)."""
 
 SortKey = tuple[str, str]
 
@@ -219,15 +221,16 @@ class ContactsState:
 
 COLUMNS: tuple[str, ...] = (
     "id", "name", "emails", "phones", "company", "title", "address", "birthday", "notes",
-    "labels", "created_at", "updated_at", "version",
+    "labels", "created_at", "updated_at", "version", "card",
 )
-"""The columns of a schema-2 snapshot, in :class:`Contact` field order."""
+"""The columns of a schema-3 snapshot, in :class:`Contact` field order (schema 2 lacks
+``card``: it predates stored vCards)."""
 _LIST_COLUMNS = frozenset(("emails", "phones", "labels"))
 _TIME_COLUMNS = frozenset(("created_at", "updated_at"))
 
 
 def iter_snapshot_columns(contacts: Sequence[Contact]) -> Iterator[tuple[str, list[Any]]]:
-    """The contacts as schema-2 columns, one ``(name, values)`` at a time (so a caller can
+    """The contacts as schema-3 columns, one ``(name, values)`` at a time (so a caller can
     yield to the event loop between them), then ``("times", ...)``: timestamps are stored
     as indexes into that table of the distinct ones (an import chunk shares one)."""
     times: dict[datetime, int] = {}
@@ -235,6 +238,8 @@ def iter_snapshot_columns(contacts: Sequence[Contact]) -> Iterator[tuple[str, li
         values: list[Any] = list(map(attrgetter(name), contacts))
         if name in _TIME_COLUMNS:
             values = [times.setdefault(t, len(times)) for t in values]
+        elif name == "card":
+            values = [None if card is None else card_to_json(card) for card in values]
         yield name, values
     yield "times", [format_timestamp(t) for t in times]
 
@@ -292,7 +297,7 @@ def unpack_column(name: str, stored: Any, count: int) -> list[Any]:
 
 
 def state_to_snapshot(state: ContactsState) -> dict[str, Any]:
-    """A JSON snapshot (schema 2, columnar): contacts in creation order, no indexes."""
+    """A JSON snapshot (schema 3, columnar): contacts in creation order, no indexes."""
     snapshot: dict[str, Any] = {"schema": SNAPSHOT_SCHEMA}
     for name, values in iter_snapshot_columns(list(state)):
         if name in _LIST_COLUMNS:
@@ -309,7 +314,7 @@ def state_from_snapshot(data: Mapping[str, Any]) -> ContactsState:
     than continue from a partial state.
     """
     schema = data.get("schema")
-    if schema not in (1, SNAPSHOT_SCHEMA):
+    if schema not in (1, 2, SNAPSHOT_SCHEMA):
         raise ValueError(f"unsupported contacts snapshot schema {schema!r}")
     try:
         if schema == 1:
@@ -335,11 +340,16 @@ def _contacts_from_columns(data: Mapping[str, Any]) -> list[Contact]:
     columns: list[Any] = []
     times = [parse_timestamp(t) for t in data["times"]]
     for name in COLUMNS:
+        if name == "card" and data.get("schema") == 2:
+            columns.append([None] * count)
+            continue
         values = unpack_column(name, data[name], count)
         if name in _LIST_COLUMNS:
             values = [tuple(v) for v in values]
         elif name in _TIME_COLUMNS:
             values = [times[i] for i in values]
+        elif name == "card":
+            values = [None if v is None else card_from_json(v) for v in values]
         columns.append(values)
     for name in ("id", "name"):
         if not all(isinstance(v, str) for v in columns[COLUMNS.index(name)]):

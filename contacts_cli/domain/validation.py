@@ -19,6 +19,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
+from contacts_cli.domain.card import CARD_VERSIONS, Card
 from contacts_cli.domain.errors import FieldError, ValidationError
 from contacts_cli.domain.model import EDITABLE_FIELDS, LIST_FIELDS, READ_ONLY_FIELDS
 
@@ -386,3 +387,46 @@ def _list_field(
     if len(out) > MAX_ITEMS[name]:
         errors.append(FieldError(name, f"has {len(out)} items, at most {MAX_ITEMS[name]}"))
     return tuple(out)
+
+
+MAX_CARD_CHARS = 1024 * 1024
+"""A stored vCard holds at most this many characters (a photo of a few hundred kB fits)."""
+CONTACT_ID_MAX = 200
+_CONTACT_ID = re.compile(rf"(?!\.\.?\Z)[A-Za-z0-9._~@+=,:-]{{1,{CONTACT_ID_MAX}}}")
+CONTACT_ID_RULE = (
+    f"must be 1 to {CONTACT_ID_MAX} letters, digits or any of . _ ~ @ + = , : -, "
+    "and not '.' or '..'"
+)
+
+
+def validate_contact_id(value: Any) -> str:
+    """A contact id a client chose (an address-book client names the card it creates): the
+    id is a URL path segment, a journal key and a CLI argument, so its alphabet is small."""
+    if not isinstance(value, str) or not _CONTACT_ID.fullmatch(value):
+        raise ValidationError.single("id", CONTACT_ID_RULE)
+    return value
+
+
+def validate_card(card: Any) -> Card:
+    """Check a stored vCard's shape: a known version, content lines without line breaks
+    that name their property, fields the model has, the size limit. Its content is the
+    client's business: the lines are kept as written."""
+    if not isinstance(card, Card):
+        raise ValidationError.single("card", "must be a Card")
+    errors: list[FieldError] = []
+    if card.version not in CARD_VERSIONS:
+        errors.append(FieldError("card.version", f"must be one of {', '.join(CARD_VERSIONS)}"))
+    known = frozenset(("", *EDITABLE_FIELDS))
+    for index, item in enumerate(card.lines):
+        path = f"card.lines[{index}]"
+        if item.field not in known:
+            errors.append(FieldError(path, f"feeds the unknown field {item.field!r}"))
+        if ":" not in item.line or _CONTROL_SINGLE_LINE.search(item.line.replace("\t", " ")):
+            errors.append(FieldError(path, "must be one content line, NAME:value"))
+        if _SURROGATE.search(item.line):
+            errors.append(FieldError(path, "must not contain a lone surrogate"))
+    if card.size() > MAX_CARD_CHARS:
+        errors.append(FieldError("card", f"is larger than {MAX_CARD_CHARS} characters"))
+    if errors:
+        raise ValidationError(errors)
+    return card

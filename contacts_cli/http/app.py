@@ -21,12 +21,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from contacts_cli.accounts.basic import BasicAuthenticator
 from contacts_cli.accounts.limiter import LoginLimiter, LoginLimits
 from contacts_cli.backends.base import ServiceBackend
 from contacts_cli.backends.errors import BackendError, Unavailable
+from contacts_cli.carddav import Authenticate, carddav_routes
 from contacts_cli.http import account_routes, routes
 from contacts_cli.http.auth import ApiAuth
 from contacts_cli.http.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
@@ -88,16 +89,20 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
-               open_backend: BackendOpener | None = None) -> Starlette:
+               open_backend: BackendOpener | None = None,
+               carddav_authenticate: Authenticate | None = None) -> Starlette:
     """The ASGI app; ``settings`` supplies limits and the API token.
 
     With ``backend`` the app serves it and leaves its lifecycle to the caller; else the app's
     lifespan calls ``open_backend`` at startup and closes what it opened at shutdown (after
-    uvicorn has finished the requests in flight).
+    uvicorn has finished the requests in flight). It also serves CardDAV
+    (:mod:`contacts_cli.carddav`), its users signing in with their accounts (HTTP Basic,
+    :mod:`contacts_cli.accounts`); ``carddav_authenticate`` replaces that check (tests).
     """
     if (backend is None) == (open_backend is None):
         raise TypeError("create_app needs exactly one of backend and open_backend")
     service = ServiceState(settings, backend)
+    basic = authenticator(settings, service)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -133,6 +138,7 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
             _route("/admin/accounts", POST=account_routes.add_account),
             _route("/admin/accounts/{name}", DELETE=account_routes.remove_account),
             _route("/admin/accounts/{name}/password", PUT=account_routes.set_password),
+            *_carddav(service, carddav_authenticate or basic.authenticate),
         ],
         lifespan=lifespan,
         exception_handlers={
@@ -143,7 +149,7 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
         },
     )
     app.state.service = service
-    app.state.authenticator = authenticator(settings, service)
+    app.state.authenticator = basic
     app.add_middleware(RequestOriginMiddleware)
     app.add_middleware(ApiAuth, token=settings.api_token, authenticator=app.state.authenticator)
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
@@ -160,6 +166,9 @@ def authenticator(settings: Settings, service: ServiceState) -> BasicAuthenticat
     limits = LoginLimits(settings.login_failures_per_user, settings.login_failures_per_address,
                          settings.login_window)
     return BasicAuthenticator(verify, LoginLimiter(limits))
+def _carddav(service: ServiceState, authenticate: Authenticate) -> list[BaseRoute]:
+    return carddav_routes(lambda: service.backend, authenticate=authenticate,
+                          region=service.settings.default_region)
 
 
 def _route(path: str, *, name: str | None = None, **handlers: Endpoint) -> Route:

@@ -105,7 +105,7 @@ class UserActor(PersistentActor[UserState]):
             if items:
                 await ctx.persist_all(items)
 
-        ctx.reply(await self.commands.handle(state, command, persist))
+        ctx.reply(await self.commands.handle(state, command, persist, ctx.sequence_nr))
 
     def snapshot_view(self, state: UserState) -> SnapshotView:
         return list(state.contacts), list(state.keys.items())

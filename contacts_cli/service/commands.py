@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from contacts_cli.backends.errors import BackendError, Invalid, NotFound
+from contacts_cli.backends.errors import BackendError, Conflict, Invalid, NotFound
 from contacts_cli.backends.translate import backend_error
 from contacts_cli.domain import (
+    EDITABLE_FIELDS,
     CreateContact,
     DomainError,
     ImportContacts,
@@ -35,6 +36,8 @@ from contacts_cli.domain import (
 from contacts_cli.service.envelope import Journaled
 from contacts_cli.service.ids import new_contact_id
 from contacts_cli.service.messages import (
+    Cards,
+    CardsReply,
     Count,
     Create,
     Failed,
@@ -42,6 +45,8 @@ from contacts_cli.service.messages import (
     Import,
     ListContacts,
     Message,
+    PutCard,
+    PutCardReply,
 )
 from contacts_cli.service.user_state import KeyEntry, UserState
 
@@ -95,21 +100,31 @@ class UserCommands:
     """The command side of one user, independent of the actor machinery that calls it.
 
     ``handle`` decides, calls ``persist`` with the events (which must return only once they
-    are durable and folded into ``state``), and returns the reply.
+    are durable and folded into ``state``), and returns the reply. ``sequence_nr`` is that of
+    the last event folded into ``state`` (an address book's sync token, see :class:`Cards`).
     """
 
     def __init__(self, user_id: str, *, region: str | None = None) -> None:
         self.user_id = user_id
         self.region = region
 
-    async def handle(self, state: UserState, message: Message, persist: Persist) -> Any:
+    async def handle(
+        self, state: UserState, message: Message, persist: Persist, sequence_nr: int = 0
+    ) -> Any:
         try:
-            return await self._handle(state, message, persist)
+            return await self._handle(state, message, persist, sequence_nr)
         except (DomainError, BackendError) as error:
             return Failed(backend_error(error))
 
-    async def _handle(self, state: UserState, message: Message, persist: Persist) -> Any:
+    async def _handle(
+        self, state: UserState, message: Message, persist: Persist, sequence_nr: int
+    ) -> Any:
         contacts = state.contacts
+        if isinstance(message, Cards):
+            if message.ids is None:
+                return CardsReply(sequence_nr, {c.id: c for c in contacts})
+            found = {i: c for i in message.ids if (c := contacts.get(i)) is not None}
+            return CardsReply(sequence_nr, found)
         if isinstance(message, Get):
             return contact_to_dict(get_contact(contacts, message.contact_id))
         if isinstance(message, ListContacts):
@@ -136,6 +151,8 @@ class UserCommands:
             return contact_to_dict(before)
         if isinstance(message, Import):
             return await self._import(state, message, now, persist)
+        if isinstance(message, PutCard):
+            return await self._put_card(state, message, now, persist)
         raise TypeError(f"a user actor does not understand {message!r}")
 
     async def _create(
@@ -161,6 +178,26 @@ class UserCommands:
         )
         await persist([Journaled(e, key, digest) for e in events])
         return contact_to_dict(get_contact(state.contacts, events[0].contact_id))
+
+    async def _put_card(
+        self, state: UserState, message: PutCard, now: datetime, persist: Persist
+    ) -> PutCardReply:
+        contact_id = message.contact_id
+        current = state.contacts.get(contact_id)
+        if current is not None and message.create_only:
+            raise Conflict(f"contact {contact_id!r} already exists (If-None-Match: *)")
+        if current is None and message.expected_version is not None:
+            raise NotFound(f"contact {contact_id!r} not found (If-Match names a version of it)")
+        if current is None:
+            command: CreateContact | UpdateContact = CreateContact(
+                message.fields, message.card, contact_id
+            )
+        else:  # a PUT replaces the whole card: a field it no longer has is cleared
+            patch = {name: message.fields.get(name) for name in EDITABLE_FIELDS}
+            command = UpdateContact(contact_id, patch, message.expected_version, message.card)
+        events = decide(state.contacts, command, now, new_contact_id, region=self.region)
+        await persist([Journaled(e) for e in events])
+        return PutCardReply(get_contact(state.contacts, contact_id), current is None)
 
     async def _import(
         self, state: UserState, message: Import, now: datetime, persist: Persist

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contacts_cli.backends.errors import BackendError
-from contacts_cli.domain import ImportRow, RemoveContact, UpdateContact
+from contacts_cli.domain import Card, Contact, ImportRow, RemoveContact, UpdateContact
 from contacts_cli.domain.decide import DuplicatePolicy
 
 
@@ -53,7 +53,49 @@ class Count:
     """How many contacts the user has (for stats)."""
 
 
-Message = Get | ListContacts | Create | UpdateContact | RemoveContact | Import | Count
+@dataclass(frozen=True, slots=True)
+class Cards:
+    """The live contacts with these ids (every one for ``None``), as an address book serves
+    them; the reply is a :class:`CardsReply`."""
+
+    ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CardsReply:
+    """Contacts by id (creation order for all of them; a removed or unknown id is absent)
+    and the sequence number of the last event folded into them: the address book's sync
+    token at the moment of the answer."""
+
+    sequence_nr: int
+    contacts: dict[str, Contact]
+
+
+@dataclass(frozen=True, slots=True)
+class PutCard:
+    """Store what an address-book client PUT at ``contact_id``: create the contact (with that
+    id) or replace its fields and card, in one step so no other command comes in between.
+
+    ``expected_version``: the contact must exist at that version (``If-Match``);
+    ``create_only``: it must not exist (``If-None-Match: *``). The reply is a
+    :class:`PutCardReply`."""
+
+    contact_id: str
+    fields: Mapping[str, Any]
+    card: Card
+    expected_version: int | None = None
+    create_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PutCardReply:
+    contact: Contact
+    created: bool
+
+
+Message = (
+    Get | ListContacts | Create | UpdateContact | RemoveContact | Import | Count | Cards | PutCard
+)
 """What a user actor understands."""
 
 

@@ -215,8 +215,11 @@ def test_snapshot_round_trip_rebuilds_indexes(new_id: Callable[[], str]) -> None
     assert loaded == state
     with pytest.raises(ValueError, match="schema"):
         state_from_snapshot({"schema": 99, "contacts": []})
-    assert snapshot["schema"] == 2 and snapshot["id"] == ["id-00001", "id-00002"]
+    assert snapshot["schema"] == 3 and snapshot["id"] == ["id-00001", "id-00002"]
     assert snapshot["version"] == [2, 1] and snapshot["title"] == {"same": None}
+    assert snapshot["card"] == {"same": None}
+    before_cards = {k: v for k, v in snapshot.items() if k != "card"}
+    assert state_from_snapshot({**before_cards, "schema": 2}) == state_from_snapshot(snapshot)
     broken = json.loads(json.dumps(snapshot))
     del broken["name"][0]
     with pytest.raises(ValueError, match="corrupt contacts snapshot"):

@@ -52,7 +52,7 @@ def test_the_encodable_payload_encodes_as_the_payload_does() -> None:
 def test_payload_shape_is_stable() -> None:
     assert event_to_payload(ContactUpdated("c1", {"labels": ("x",)}, T0)) == (
         "ContactUpdated",
-        1,
+        2,
         {"id": "c1", "at": "2026-01-01T12:00:00.000000+00:00", "changes": {"labels": ["x"]}},
     )
 

@@ -13,6 +13,7 @@ import contacts_cli.domain as domain
 from contacts_cli.domain import errors
 
 PUBLIC_NAMES = [
+    "CARD_VERSIONS",
     "CONTACT_CREATED_VERSION",
     "CONTACT_REMOVED_VERSION",
     "CONTACT_UPDATED_VERSION",
@@ -21,9 +22,12 @@ PUBLIC_NAMES = [
     "EVENT_VERSIONS",
     "READ_ONLY_FIELDS",
     "UPCASTERS",
+    "Card",
+    "CardLine",
     "Command",
     "Contact",
     "ContactCreated",
+    "ContactExists",
     "ContactNotFound",
     "ContactRemoved",
     "ContactUpdated",
@@ -47,6 +51,8 @@ PUBLIC_NAMES = [
     "UpdateContact",
     "ValidationError",
     "VersionConflict",
+    "card_from_json",
+    "card_to_json",
     "contact_from_dict",
     "contact_history",
     "contact_to_dict",
@@ -67,6 +73,8 @@ PUBLIC_NAMES = [
     "state_as_of",
     "state_from_snapshot",
     "state_to_snapshot",
+    "validate_card",
+    "validate_contact_id",
     "validate_new",
     "validate_patch",
 ]

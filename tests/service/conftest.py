@@ -66,6 +66,8 @@ class ServerProcess:
     schema: str
     data_dir: Path
     env_extra: dict[str, str] = field(default_factory=dict)
+    module: str = "contacts_cli.http"
+    """The module run with ``python -m`` (tests/carddav runs the app with its authenticator)."""
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -91,7 +93,7 @@ class ServerProcess:
         self.log_path = self.data_dir / f"server-{time.monotonic_ns()}.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "contacts_cli.http", "--log-level", "warning"],
+            [sys.executable, "-m", self.module, "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout

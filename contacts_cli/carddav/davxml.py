@@ -1,0 +1,143 @@
+"""WebDAV XML in and out: requests parsed safely, multistatus and error bodies built.
+
+Requests are parsed with defusedxml: a document type declaration, an entity or an external
+reference is refused outright (no billion laughs, no external entity reads), and the route
+bounds the body's size before it gets here. Whatever cannot be parsed raises
+:class:`DavError` 400 naming the reason, so a malformed request never reaches a handler.
+
+Properties are named in Clark notation (``{DAV:}getetag``), as ElementTree names them.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from http import HTTPStatus
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+from starlette.responses import Response
+
+DAV = "DAV:"
+CARDDAV = "urn:ietf:params:xml:ns:carddav"
+CALENDARSERVER = "http://calendarserver.org/ns/"
+XML_TYPE = "application/xml; charset=utf-8"
+
+ET.register_namespace("d", DAV)
+ET.register_namespace("card", CARDDAV)
+ET.register_namespace("cs", CALENDARSERVER)
+
+
+def q(namespace: str, name: str) -> str:
+    """A qualified name in Clark notation."""
+    return f"{{{namespace}}}{name}"
+
+
+class DavError(Exception):
+    """An error answer: ``status``, a reason for people and, for a failed precondition, the
+    element (RFC 4918 16) that names it for clients, e.g. ``{DAV:}valid-sync-token``."""
+
+    def __init__(self, status: int, reason: str, precondition: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.precondition = precondition
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        root = ET.Element(q(DAV, "error"))
+        if self.precondition is not None:
+            ET.SubElement(root, self.precondition)
+        ET.SubElement(root, q(DAV, "responsedescription")).text = self.reason
+        return Response(_serialise(root), self.status, headers=self.headers,
+                        media_type=XML_TYPE)
+
+
+def parse_xml(body: bytes, what: str) -> ET.Element | None:
+    """The root element of a request body (``None`` for an empty one); 400 if it is not
+    well-formed XML or declares a DTD, an entity or an external reference."""
+    if not body.strip():
+        return None
+    try:
+        root: ET.Element = fromstring(body, forbid_dtd=True, forbid_entities=True,
+                                      forbid_external=True)
+    except DefusedXmlException as exc:
+        raise DavError(400, f"the {what} body is refused: {type(exc).__name__} "
+                            "(no DTDs, entities or external references)") from None
+    except ET.ParseError as exc:
+        raise DavError(400, f"the {what} body is not well-formed XML: {exc}") from None
+    return root
+
+
+def expect_root(root: ET.Element | None, allowed: Iterable[str], what: str) -> ET.Element:
+    """``root`` if it is one of ``allowed``; else 400 saying what was expected."""
+    names = list(allowed)
+    if root is None or root.tag not in names:
+        found = "an empty body" if root is None else root.tag
+        raise DavError(400, f"a {what} body must be {' or '.join(names)}, not {found}")
+    return root
+
+
+def prop_names(prop: ET.Element | None) -> list[str]:
+    """The property names a ``DAV:prop`` element asks for, in order, without repeats."""
+    if prop is None:
+        return []
+    return list(dict.fromkeys(child.tag for child in prop if isinstance(child.tag, str)))
+
+
+def status_line(status: int) -> str:
+    return f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"
+
+
+class Multistatus:
+    """A ``DAV:multistatus`` body (RFC 4918 13) built response by response."""
+
+    def __init__(self) -> None:
+        self.root = ET.Element(q(DAV, "multistatus"))
+
+    def found(self, href: str, props: list[ET.Element], missing: Iterable[str] = (),
+              *, forbidden: Iterable[str] = ()) -> None:
+        """One resource: the properties it has (200), lacks (404) or refuses (403)."""
+        response = ET.SubElement(self.root, q(DAV, "response"))
+        ET.SubElement(response, q(DAV, "href")).text = href
+        groups = ((200, props), (404, [ET.Element(n) for n in missing]),
+                  (403, [ET.Element(n) for n in forbidden]))
+        for status, elements in groups:
+            if not elements and not (status == 200 and not props and not missing):
+                continue
+            propstat = ET.SubElement(response, q(DAV, "propstat"))
+            ET.SubElement(propstat, q(DAV, "prop")).extend(elements)
+            ET.SubElement(propstat, q(DAV, "status")).text = status_line(status)
+
+    def status(self, href: str, status: int, precondition: str | None = None) -> None:
+        """One resource answered by a status alone (a removed card: 404)."""
+        response = ET.SubElement(self.root, q(DAV, "response"))
+        ET.SubElement(response, q(DAV, "href")).text = href
+        ET.SubElement(response, q(DAV, "status")).text = status_line(status)
+        if precondition is not None:
+            ET.SubElement(ET.SubElement(response, q(DAV, "error")), precondition)
+
+    def sync_token(self, token: str) -> None:
+        ET.SubElement(self.root, q(DAV, "sync-token")).text = token
+
+    def response(self) -> Response:
+        return Response(_serialise(self.root), 207, media_type=XML_TYPE)
+
+
+def element(name: str, text: str | None = None, *children: ET.Element,
+            **attributes: str) -> ET.Element:
+    """An element with text or children, for property values."""
+    node = ET.Element(name, attributes)
+    node.text = text
+    node.extend(children)
+    return node
+
+
+def href(url: str) -> ET.Element:
+    return element(q(DAV, "href"), url)
+
+
+def _serialise(root: ET.Element) -> bytes:
+    text: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return text
