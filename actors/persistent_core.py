@@ -272,7 +272,9 @@ class PersistentCore(Behaviour, Generic[S]):
                 and not self.journal.uncertain
                 and (activation is None or not activation.lost)
             ):
-                await self.snapshotter.stopping(self.sequence_nr, self.state)
+                await self.snapshotter.stopping(
+                    self.sequence_nr, self.state, within=ctx.system.snapshot_drain_timeout
+                )
         finally:
             if activation is not None:
                 await placement.end(ctx, activation)

@@ -47,7 +47,9 @@ runs; at a stop it is covered by the snapshot on stop, if enabled.
 shutdown) waits for the snapshot in flight, then snapshots inline if the strategy says the
 actor is ``behind`` (:class:`~actors.snapshot_strategies.Every` and
 :class:`~actors.snapshot_strategies.Amortised`: at least ``every`` events since the last
-snapshot), and the stop waits for it: a restart after a big import replays nothing.
+snapshot), and the stop waits for it, at most the system's ``snapshot_drain_timeout``
+(past that the snapshot counts as failed: a stop never hangs on an engine that does not
+answer): a restart after a big import replays nothing.
 
 **Explicit** (``ctx.snapshot()``): waits for the snapshot in flight, then captures and saves
 inline; returns whether it was saved.
@@ -281,19 +283,29 @@ class Snapshotter(Generic[S]):
         self.captured = None
         return captured is not None and await self._save(captured)
 
-    async def stopping(self, sequence_nr: int, state: S) -> None:
+    async def stopping(self, sequence_nr: int, state: S, *, within: float) -> None:
         """The actor stops gracefully: with ``on_stop``, wait for the snapshot in flight and
-        snapshot if behind (see the module docstring); without, leave it to the system."""
+        snapshot if behind (see the module docstring); without, leave it to the system.
+
+        At most ``within`` seconds (the system's ``snapshot_drain_timeout``): a snapshot is
+        an optimisation, the journal has everything, and an engine that does not answer must
+        not hang the stop. Past that it counts as a failed snapshot."""
         if not self.on_stop:
             return
-        await self.wait_in_flight()
-        strategy = self.strategy
-        behind = (
-            strategy.behind(sequence_nr, self.last) if strategy is not None
-            else sequence_nr > self.last.sequence_nr
-        )
-        if behind:
-            await self.take(sequence_nr, state)
+        try:
+            async with asyncio.timeout(within):
+                await self.wait_in_flight()
+                strategy = self.strategy
+                behind = (
+                    strategy.behind(sequence_nr, self.last) if strategy is not None
+                    else sequence_nr > self.last.sequence_nr
+                )
+                if behind:
+                    await self.take(sequence_nr, state)
+        except TimeoutError:
+            self.failed(
+                TimeoutError(f"the snapshot on stop took longer than {within:g} s"), sequence_nr
+            )
 
     async def wait_in_flight(self) -> None:
         task = self.in_flight
