@@ -137,8 +137,8 @@ def _run_server(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_l
         return _run_workers(config, info, data_dir, log_level, out, announce)
 
     async def announce_when_listening() -> None:
-        # uvicorn binds only after the app's startup (engine, actors) finished, so an accepted
-        # connection means the service is ready for commands.
+        # uvicorn listens on the socket bound below only after the app's startup (engine,
+        # actors) finished, so an accepted connection means the service is ready.
         while True:
             try:
                 _, writer = await asyncio.open_connection(config.host, config.port)
@@ -149,10 +149,22 @@ def _run_server(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_l
             announce()
             return
 
+    from contacts_cli.http.workers import bound_socket
+
+    try:
+        # Bound here, before anything starts: a taken port is the user's to fix (exit 2),
+        # and the readiness check below can only reach this process's own socket.
+        listener = bound_socket(config.host, config.port)
+    except OSError as exc:
+        raise fail(out, f"cannot listen on {config.host}:{config.port}: "
+                        f"{exc.strerror or exc}", EXIT_USAGE) from None
+
     async def main() -> bool:
         announcer = asyncio.create_task(announce_when_listening())
         try:
-            return await serve_http(config, log_level=log_level)
+            return await serve_http(config, log_level=log_level, sockets=[listener])
+        except SystemExit:  # uvicorn's own exit (3) when the app's startup failed: the
+            return False    # database could not be reached (exit 5 below, as documented)
         finally:
             announcer.cancel()
             remove_server_file(data_dir, info.pid)

@@ -78,13 +78,15 @@ def worker_sockets(settings: Settings) -> tuple[list[socket.socket], str]:
             f"refusing to listen on {private_host!r} for forwarded requests without "
             "CONTACTS_API_TOKEN"
         )
-    public = _bound(settings.host, settings.port, reuse_port=True)
-    private = _bound(private_host, 0, reuse_port=False)
+    public = bound_socket(settings.host, settings.port, reuse_port=True)
+    private = bound_socket(private_host, 0, reuse_port=False)
     port = private.getsockname()[1]
     return [public, private], join_address(private_host, port)
 
 
-def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bound_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening: uvicorn listens once the app
+    has started, so a connection succeeds only when the service is ready)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
