@@ -11,11 +11,15 @@ matches its own, so a stale file or a server on another database is never picked
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 SERVER_FILE = "server.json"
 
@@ -87,12 +91,23 @@ def pid_alive(pid: int) -> bool:
 
 
 def write_server_file(data_dir: Path, info: ServerInfo) -> Path:
-    """Atomically publish ``info`` so a concurrent reader never sees half a file."""
+    """Atomically publish ``info`` so a concurrent reader never sees half a file.
+
+    The temporary file has an unpredictable name and is created exclusively, mode 0600,
+    without following a link, so nothing planted in the data directory makes this write
+    another file; the rename replaces a link at ``server.json`` instead of following it."""
     data_dir.mkdir(parents=True, exist_ok=True)
     target = data_dir / SERVER_FILE
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info.to_json()), encoding="utf-8")
-    os.replace(tmp, target)
+    tmp = data_dir / f".{SERVER_FILE}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(info.to_json()))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
     return target
 
 
@@ -106,15 +121,41 @@ def remove_server_file(data_dir: Path, pid: int) -> None:
 
 
 def read_server_file(data_dir: Path, *, check_alive: bool = True) -> ServerInfo | None:
-    """The server announced in ``data_dir``, or None if absent, unreadable or dead."""
+    """The server announced in ``data_dir``, or None if absent, unreadable, dead or not to
+    be trusted.
+
+    The CLI sends its token to the URL it finds here, so the file must be a regular file
+    (not a link) owned by this user and writable by nobody else, and the URL must be on
+    loopback: a file planted by another user in a shared data directory is ignored."""
     try:
-        raw = json.loads((data_dir / SERVER_FILE).read_text(encoding="utf-8"))
+        fd = os.open(data_dir / SERVER_FILE, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            status = os.fstat(handle.fileno())
+            if (not stat.S_ISREG(status.st_mode) or status.st_uid != os.getuid()
+                    or status.st_mode & 0o022):
+                return None
+            raw = json.loads(handle.read(64 * 1024))
         info = ServerInfo(url=str(raw["url"]), pid=int(raw["pid"]), database=str(raw["database"]))
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _on_loopback(info.url):
         return None
     if check_alive and not pid_alive(info.pid):
         return None
     return info
+
+
+def _on_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def discover_server(data_dir: Path, database: str) -> str | None:
