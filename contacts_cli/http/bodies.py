@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from contacts_cli.http.problems import HttpProblem
+from contacts_cli.http.problems import HttpProblem, echo
 from contacts_cli.io.bounded_json import loads_bounded
 
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -46,7 +46,9 @@ def check_json_content_type(request: Request, accepted: tuple[str, ...] = _JSON_
         return
     media = declared.split(";", 1)[0].strip().lower()
     if media not in accepted and not media.endswith("+json"):
-        raise HttpProblem(415, f"Content-Type must be one of {', '.join(accepted)}, got {media!r}")
+        raise HttpProblem(
+            415, f"Content-Type must be one of {', '.join(accepted)}, got {echo(media)}"
+        )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -107,3 +107,14 @@ def _title(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+ECHO_LIMIT = 80
+"""Characters of a client's value a problem quotes back (a 100 KB header is not echoed)."""
+
+
+def echo(value: str, limit: int = ECHO_LIMIT) -> str:
+    """``repr`` of what the client sent, cut to ``limit`` characters, for a problem's detail."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"

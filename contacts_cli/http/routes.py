@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from contacts_cli.backends.base import ContactJson, DuplicatePolicy, NumberedRow, RowError
 from contacts_cli.backends.errors import BackendError
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
-from contacts_cli.http.problems import HttpProblem, invalid
+from contacts_cli.http.problems import HttpProblem, echo, invalid
 from contacts_cli.service.ids import check_user_id
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def expected_version(request: Request) -> int | None:
     match = ETAG.match(header.strip())
     if not match:
         raise HttpProblem(
-            400, f'If-Match must be one version in quotes such as "3", got {header!r}'
+            400, f'If-Match must be one version in quotes such as "3", got {echo(header)}'
         )
     return int(match.group(1))
 
@@ -114,7 +114,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     try:
         value = int(raw)
     except ValueError:
-        raise invalid(name, f"must be an integer, got {raw!r}") from None
+        raise invalid(name, f"must be an integer, got {echo(raw)}") from None
     if not low <= value <= high:
         raise invalid(name, f"must be between {low} and {high}, got {value}")
     return value
@@ -128,7 +128,7 @@ def parse_instant(raw: str, field: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise invalid(field, f"must be an ISO 8601 date-time, got {raw!r}") from None
+        raise invalid(field, f"must be an ISO 8601 date-time, got {echo(raw)}") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -208,7 +208,7 @@ async def import_contacts(request: Request) -> Response:
     key = idempotency_key(request)
     raw_policy = request.query_params.get("policy", "skip")
     if raw_policy not in _POLICIES:
-        raise invalid("policy", f"must be one of skip, update, create; got {raw_policy!r}")
+        raise invalid("policy", f"must be one of skip, update, create; got {echo(raw_policy)}")
     policy = _POLICIES[raw_policy]
     chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1, 10_000)
     dry_run = request.query_params.get("dry_run", "false").lower() in {"1", "true", "yes"}
@@ -221,7 +221,7 @@ async def import_contacts(request: Request) -> Response:
         media = declared.split(";", 1)[0].strip().lower()
         if media not in {JSONL, "application/jsonl", "application/json-lines", "text/plain",
                          "application/json", "application/octet-stream"}:
-            raise HttpProblem(415, f"Content-Type must be {JSONL}, got {media!r}")
+            raise HttpProblem(415, f"Content-Type must be {JSONL}, got {echo(media)}")
     chunks = service.backend.import_numbered_chunks(
         user, _numbered(json_lines(request, service.settings.max_line_bytes), offset),
         policy=policy, chunk_size=chunk_size, dry_run=dry_run, idempotency_key=key, more=more,

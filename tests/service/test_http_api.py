@@ -526,3 +526,14 @@ async def test_an_actor_that_does_not_answer_in_time_is_504(
             assert problem(response)["title"] == "Gateway Timeout"
     finally:
         await slow.close()
+
+
+async def test_a_huge_bad_header_is_not_echoed_back(client: httpx.AsyncClient) -> None:
+    """A 100 KB If-Match was quoted whole in the 400 problem; now a short excerpt."""
+    created = await client.post(ALICE, json={"name": "Echo"})
+    url = created.headers["location"]
+    response = await client.patch(url, json={"notes": "x"}, headers={"If-Match": "x" * 100_000})
+    assert response.status_code == 400
+    detail = problem(response)["detail"]
+    assert "If-Match" in detail and "100000 characters" in detail
+    assert len(response.content) < 1_000
