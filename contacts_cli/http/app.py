@@ -148,6 +148,9 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
             Exception: _unexpected,
         },
     )
+    # No redirect for a trailing slash (or an encoded one in a contact id): a client gets the
+    # problem+json 404 every other unknown path gets, not a bare 307 to follow.
+    app.router.redirect_slashes = False
     app.state.service = service
     app.state.authenticator = basic
     app.add_middleware(RequestOriginMiddleware)

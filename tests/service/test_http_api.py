@@ -537,3 +537,13 @@ async def test_a_huge_bad_header_is_not_echoed_back(client: httpx.AsyncClient) -
     detail = problem(response)["detail"]
     assert "If-Match" in detail and "100000 characters" in detail
     assert len(response.content) < 1_000
+
+
+async def test_a_trailing_or_encoded_slash_is_a_problem_not_a_redirect(
+    client: httpx.AsyncClient,
+) -> None:
+    """They answered a bare 307 (Starlette's slash redirect) instead of problem+json."""
+    for path in (ALICE + "/", ALICE + "/%2F", ALICE + "/some-id/"):
+        response = await client.get(path)
+        assert response.status_code == 404, (path, response.status_code)
+        problem(response)
