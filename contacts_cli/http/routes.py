@@ -141,7 +141,7 @@ async def list_contacts(request: Request) -> Response:
         raise invalid("q", f"must be at most {MAX_QUERY} characters")
     cursor = params.get("cursor")
     if (as_of := params.get("as_of")) is not None:
-        if q is not None or cursor is not None:
+        if q or cursor:  # empty ones mean "none", as they do without as_of
             raise invalid("as_of", "cannot be combined with q or cursor")
         when = parse_instant(as_of, "as_of")
         items = await backend.as_of(user, when)

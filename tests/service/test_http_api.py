@@ -547,3 +547,14 @@ async def test_a_trailing_or_encoded_slash_is_a_problem_not_a_redirect(
         response = await client.get(path)
         assert response.status_code == 404, (path, response.status_code)
         problem(response)
+
+
+async def test_empty_cursor_and_q_mean_none_with_as_of_too(client: httpx.AsyncClient) -> None:
+    """``cursor=`` is accepted without ``as_of``; with it, it was a 422."""
+    await client.post(ALICE, json={"name": "Then"})
+    now = "2999-01-01T00:00:00Z"
+    response = await client.get(ALICE, params={"as_of": now, "cursor": "", "q": ""})
+    assert response.status_code == 200, response.text
+    assert [c["name"] for c in response.json()["items"]] == ["Then"]
+    refused = await client.get(ALICE, params={"as_of": now, "cursor": "abc"})
+    assert refused.status_code == 422
