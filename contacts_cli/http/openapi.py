@@ -302,5 +302,22 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
+def _anonymous_allowed(node: Any) -> Any:
+    """``DOCUMENT`` for a service without an API token: loopback clients need no
+    credentials there, so every non-empty ``security`` list also allows none (``{}``)."""
+    if isinstance(node, dict):
+        return {
+            key: [*value, {}] if key == "security" and value else _anonymous_allowed(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_anonymous_allowed(item) for item in node]
+    return node
+
+
+WITHOUT_TOKEN = _anonymous_allowed(DOCUMENT)
+
+
 async def openapi_endpoint(request: Request) -> Response:
-    return JSONResponse(DOCUMENT)
+    token = request.app.state.service.settings.api_token
+    return JSONResponse(DOCUMENT if token else WITHOUT_TOKEN)

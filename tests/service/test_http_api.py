@@ -558,3 +558,17 @@ async def test_empty_cursor_and_q_mean_none_with_as_of_too(client: httpx.AsyncCl
     assert [c["name"] for c in response.json()["items"]] == ["Then"]
     refused = await client.get(ALICE, params={"as_of": now, "cursor": "abc"})
     assert refused.status_code == 422
+
+
+async def test_openapi_says_credentials_are_optional_without_a_token(
+    client: httpx.AsyncClient, backend: LocalBackend, settings: Settings
+) -> None:
+    """Without CONTACTS_API_TOKEN loopback clients need no credentials; the document
+    required them anyway. With a token it still does."""
+    loose = (await client.get("/openapi.json")).json()
+    assert {} in loose["security"]
+    app = create_app(settings.with_(api_token="s3cret"), backend)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as strict_client:
+        strict = (await strict_client.get("/openapi.json")).json()
+    assert {} not in strict["security"] and strict["security"]
