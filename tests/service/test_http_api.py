@@ -572,3 +572,25 @@ async def test_openapi_says_credentials_are_optional_without_a_token(
                                  base_url="http://test") as strict_client:
         strict = (await strict_client.get("/openapi.json")).json()
     assert {} not in strict["security"] and strict["security"]
+
+
+async def test_import_rejects_surrogates_in_band_and_keeps_the_rest(
+    client: httpx.AsyncClient,
+) -> None:
+    """A lone surrogate in a value failed its whole chunk with a 500; one in a key cut the
+    stream short after an earlier row of the chunk was committed. Now both rows are
+    rejected in-band, the others written, and the stream ends with its summary."""
+    body = jsonl([
+        {"name": "Before"},
+        b'{"name": "\\ud800"}',
+        b'{"\\ud800": "x", "name": "Keyed"}',
+        {"name": "After"},
+    ])
+    lines = await import_body(client, body, chunk_size=10)
+    rows, summary = lines[:-1], lines[-1]["summary"]
+    assert [(r["row"], r["outcome"]) for r in rows] == [
+        (1, "created"), (2, "rejected"), (3, "rejected"), (4, "created")]
+    assert rows[1]["errors"][0]["field"] == "name"
+    assert summary["created"] == 2 and summary["rejected"] == 2
+    names = [c["name"] for c in (await client.get(ALICE)).json()["items"]]
+    assert names == ["After", "Before"]
