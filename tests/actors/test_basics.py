@@ -287,9 +287,12 @@ async def test_a_failing_dead_letter_hook_is_logged_not_raised(
 
 
 async def test_reply_without_sender_is_a_dead_letter(system: ActorSystem) -> None:
+    letters: list[DeadLetter] = []
+    system.on_dead_letter = letters.append
     ref = spawn(system, lambda state, msg, ctx: ctx.reply("to nobody"), "noreply")
     dispatch(ref, "x")
     await eventually(lambda: system.metrics.dead_letters == 1)
+    assert [(letter.msg, letter.sender) for letter in letters] == [("to nobody", ref)]
 
 
 async def test_late_reply_after_timeout_is_a_dead_letter(system: ActorSystem) -> None:

@@ -202,6 +202,8 @@ async def test_a_zero_budget_escalates_at_once(system: ActorSystem) -> None:
     ref = spawn(system, counter, initial_state=0, on_crash=restart_budget(0, window=10))
     dispatch(ref, "boom")
     await stopped(ref)
+    assert system.metrics.escalations == 1  # escalated (to the root, which stops it)
+    assert system.metrics.resets == 0
 
 
 async def test_restart_budget_lets_non_reset_decisions_through_for_free(
@@ -209,9 +211,11 @@ async def test_restart_budget_lets_non_reset_decisions_through_for_free(
 ) -> None:
     ref = spawn(system, counter, initial_state=7,
                 on_crash=restart_budget(1, window=1e6, inner=lambda m, e, c: Decision.RESUME))
+    dispatch(ref, 3)  # away from the initial state: a RESET would bring back 7
     await crash(ref, 5)
-    assert await query(ref, "get", 5) == 7
+    assert await query(ref, "get", 5) == 10
     assert alive(ref)
+    assert system.metrics.resets == 0 and system.metrics.escalations == 0
 
 
 @pytest.mark.parametrize("args", [(-1, 10), (1.5, 10), (True, 10), (1, 0), (1, float("inf"))])

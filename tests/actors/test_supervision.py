@@ -265,8 +265,9 @@ async def test_async_on_crash_is_awaited(system: ActorSystem) -> None:
         return Decision.RESUME
 
     ref = spawn(system, counter, initial_state=1, on_crash=later)
+    dispatch(ref, 4)  # the state moves away from its initial value: a RESET would show
     dispatch(ref, "boom")
-    assert await query(ref, "get", 5) == 1
+    assert await query(ref, "get", 5) == 5  # RESUME kept it (a RESET would give 1)
 
 
 async def test_a_fault_in_started_goes_through_supervision(system: ActorSystem) -> None:
@@ -402,10 +403,18 @@ async def test_resume_in_the_parent_stops_the_unaddressed_child(
 
 async def test_stop_in_the_parent_stops_parent_and_child(system: ActorSystem) -> None:
     parent, pb, child, cb = await escalating_pair(system, Decision.STOP)
+    order: list[str] = []
+    for name, behaviour in (("parent", pb), ("child", cb)):
+        def recording(original: Any, name: str = name) -> Any:
+            async def stopped_hook(ctx: Context, unprocessed: list[object]) -> None:
+                order.append(name)
+                await original(ctx, unprocessed)
+            return stopped_hook
+        behaviour.stopped = recording(behaviour.stopped)  # type: ignore[method-assign]
     dispatch(child, "boom")
     await stopped(parent)
     assert not alive(child)
-    # children first
+    assert order == ["child", "parent"]  # children first
     assert cb.events[-1].startswith("stopped")
     assert pb.events[-1].startswith("stopped")
 
