@@ -243,10 +243,10 @@ class Activations:
             except ActorNotFound:
                 # The actor passivated (or was stopped by supervision) since we resolved it;
                 # nothing was handled, so asking the router again is safe.
-                self._drop(user, ref)
+                _drop(self._refs, user, ref)
                 continue
             except ActivationElsewhere as where:
-                self._drop(user, ref)
+                _drop(self._refs, user, ref)
                 if is_forwarded():
                     raise NotHostedHere(
                         f"user {user!r} is active on instance {where.owner}, not here; "
@@ -255,7 +255,7 @@ class Activations:
             except ActivationLost:
                 # Another instance took the user over (this one was paused or cut off):
                 # nothing of this command was written; ask again, which finds the owner.
-                self._drop(user, ref)
+                _drop(self._refs, user, ref)
                 self.check_serving()
                 continue
             if isinstance(reply, messages.Failed):
@@ -273,18 +273,11 @@ class Activations:
         for attempt in range(_RESOLVE_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(0.01 * attempt)  # let a stopping actor leave the router
-            ref = self._account_refs.get(name)
-            if ref is None:
-                if self.account_registry is None:
-                    raise Unavailable("the contacts service is starting or stopping")
-                ref = await self.query(self.account_registry, Resolve(name),
-                                       self.settings.query_timeout)
-                self._account_refs[name] = ref
+            ref = await self._resolve_in(self.account_registry, self._account_refs, name)
             try:
                 reply = await self.query(ref, message, self.settings.query_timeout)
             except ActorNotFound:
-                if self._account_refs.get(name) is ref:
-                    del self._account_refs[name]
+                _drop(self._account_refs, name, ref)
                 continue
             if isinstance(reply, messages.Failed):
                 raise reply.error
@@ -294,17 +287,18 @@ class Activations:
     async def resolve(self, user: str) -> ActorRef:
         """The actor of ``user`` in this process (spawned by the router if need be; its
         activation may still be refused: queries then raise ``ActivationElsewhere``)."""
-        ref = self._refs.get(user)
-        if ref is None:
-            if self.router is None:
-                raise Unavailable("the contacts service is starting or stopping")
-            ref = await self.query(self.router, Resolve(user), self.settings.query_timeout)
-            self._refs[user] = ref
-        return ref
+        return await self._resolve_in(self.router, self._refs, user)
 
-    def _drop(self, user: str, ref: ActorRef) -> None:
-        if self._refs.get(user) is ref:
-            del self._refs[user]
+    async def _resolve_in(self, router: ActorRef | None, refs: dict[str, ActorRef],
+                          name: str) -> ActorRef:
+        """The child ``router`` runs for ``name``, remembered in ``refs``."""
+        ref = refs.get(name)
+        if ref is None:
+            if router is None:
+                raise Unavailable("the contacts service is starting or stopping")
+            ref = await self.query(router, Resolve(name), self.settings.query_timeout)
+            refs[name] = ref
+        return ref
 
     async def query(self, ref: ActorRef, message: object, seconds: float) -> Any:
         """``query`` with the runtime's errors translated (a refused or lost activation is
@@ -327,3 +321,9 @@ class Activations:
         users: list[str] = await self.query(self.router, LiveUsers(),
                                             self.settings.query_timeout)
         return users
+
+
+def _drop(refs: dict[str, ActorRef], name: str, ref: ActorRef) -> None:
+    """Forget ``ref`` for ``name`` (it stopped), unless a newer one took its place."""
+    if refs.get(name) is ref:
+        del refs[name]
