@@ -4,16 +4,15 @@ refuses."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from tests.conftest import unique_schema
+from tests.conftest import drop_schemas, unique_schema
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +31,7 @@ def test_a_name_that_is_not_utf8_exits_2_naming_the_field(
             capture_output=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
         )
     finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        asyncio.run(drop_schemas(database_url, [schema]))
     stderr = done.stderr.decode(errors="replace")
     assert done.returncode == 2, stderr[-2000:]
     assert "name:" in stderr and "Traceback" not in stderr

@@ -9,15 +9,14 @@ design). Each run is a fresh process, bounded in time, on a schema of its own.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from tests.conftest import unique_schema
+from tests.conftest import drop_schemas, unique_schema
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +47,6 @@ def test_a_crashing_script_returns_from_asyncio_run(database_url: str, run: int)
             capture_output=True, text=True, timeout=90,
         )
     finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        asyncio.run(drop_schemas(database_url, [schema]))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "raised Invalid", (done.stdout, done.stderr[-2000:])
