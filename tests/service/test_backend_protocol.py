@@ -43,4 +43,4 @@ def test_the_local_backend_is_also_what_the_http_app_serves() -> None:
     assert set(_calls(ServiceBackend)) - set(_calls(ContactsBackend)) == {
         "ping", "runtime_metrics", "import_numbered_chunks", "verify_password",
         "cluster_figures",
-        "cards", "put_card", "changes_since"}  # what the CardDAV routes serve from
+        "cards", "put_card", "changes_since", "host_of", "relay"}  # what CardDAV serves from
