@@ -33,6 +33,8 @@ MAX_CHALLENGE = server_proof.MAX_CHALLENGE
 CHALLENGE = re.compile(rf"[\x21-\x7e]{{1,{MAX_CHALLENGE}}}")
 MAX_LIMIT = 1000
 MAX_QUERY = 1000
+MAX_CHUNK_SIZE = 10_000
+"""The most rows ``?chunk_size=`` may put in one durable chunk of an import."""
 JSONL = "application/x-ndjson"
 
 
@@ -223,7 +225,8 @@ async def import_contacts(request: Request) -> Response:
     if raw_policy not in _POLICIES:
         raise invalid("policy", f"must be one of skip, update, create; got {echo(raw_policy)}")
     policy = _POLICIES[raw_policy]
-    chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1, 10_000)
+    chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1,
+                            MAX_CHUNK_SIZE)
     dry_run = request.query_params.get("dry_run", "false").lower() in {"1", "true", "yes"}
     more = request.query_params.get("more", "false").lower() in {"1", "true", "yes"}
     # Line n of the body is row n + first_row - 1: how an instance forwards one chunk of an
