@@ -47,8 +47,11 @@ async def test_a_passivated_user_s_ref_actor_and_state_are_collectable(
     settings: Settings, engine_factory: EngineFactory, how: str
 ) -> None:
     passivate_after = 0.1 if how == "shutdown_after" else None
-    backend = await LocalBackend.open(settings.with_(shutdown_after=passivate_after),
-                                      engine=await engine_factory())
+    # gc.get_objects() in a full test run blocks the loop a while: a long TTL keeps the
+    # instance's registration from lapsing meanwhile.
+    backend = await LocalBackend.open(
+        settings.with_(shutdown_after=passivate_after, cluster_ttl=120.0),
+        engine=await engine_factory())
     try:
         created = [await backend.create(USER, {"name": f"Kept Nowhere {i}"}) for i in range(50)]
         contact_id = created[0]["id"]
