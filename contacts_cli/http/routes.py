@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from contacts_cli import server_proof
 from contacts_cli.backends.base import ContactJson, DuplicatePolicy, NumberedRow, RowError
 from contacts_cli.backends.errors import BackendError
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
@@ -28,8 +29,12 @@ if TYPE_CHECKING:
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ETAG = re.compile(r'^"?(\d{1,18})"?$')
+MAX_CHALLENGE = server_proof.MAX_CHALLENGE
+CHALLENGE = re.compile(rf"[\x21-\x7e]{{1,{MAX_CHALLENGE}}}")
 MAX_LIMIT = 1000
 MAX_QUERY = 1000
+MAX_CHUNK_SIZE = 10_000
+"""The most rows ``?chunk_size=`` may put in one durable chunk of an import."""
 JSONL = "application/x-ndjson"
 
 
@@ -92,7 +97,17 @@ def contact_response(contact: ContactJson, request: Request, status: int = 200) 
 
 
 async def healthz(request: Request) -> Response:
-    return JSONBody({"status": "ok"})
+    """Liveness; given a ``challenge``, also the proof that this process wrote ``server.json``
+    (:mod:`contacts_cli.server_proof`), when it did."""
+    body = {"status": "ok"}
+    challenge = request.query_params.get("challenge")
+    if challenge is not None:
+        if not CHALLENGE.fullmatch(challenge):
+            raise invalid("challenge", f"must be 1 to {MAX_CHALLENGE} visible ASCII characters")
+        nonce = state(request).discovery_nonce
+        if nonce:
+            body["proof"] = server_proof.answer(nonce, challenge)
+    return JSONBody(body)
 
 
 async def readyz(request: Request) -> Response:
@@ -210,7 +225,8 @@ async def import_contacts(request: Request) -> Response:
     if raw_policy not in _POLICIES:
         raise invalid("policy", f"must be one of skip, update, create; got {echo(raw_policy)}")
     policy = _POLICIES[raw_policy]
-    chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1, 10_000)
+    chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1,
+                            MAX_CHUNK_SIZE)
     dry_run = request.query_params.get("dry_run", "false").lower() in {"1", "true", "yes"}
     more = request.query_params.get("more", "false").lower() in {"1", "true", "yes"}
     # Line n of the body is row n + first_row - 1: how an instance forwards one chunk of an
