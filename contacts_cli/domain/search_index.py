@@ -50,6 +50,9 @@ PHONES = "phones"
 BLOCK = 256
 """Contacts per block, about: a block's text is joined in a millisecond or so (one step),
 and searched in microseconds."""
+REBUILD_SHARE = 4
+"""More writes than one contact in this many (plus a block) since the last search: the next
+one builds a new index rather than catch up with each write."""
 _SEP = "\x00"
 _BETWEEN = "\x01"
 _SORT_CHUNK = 2048
@@ -135,8 +138,8 @@ class SearchIndex:
     # -- writes: what the state calls as events apply ----------------------------------------
     def put(self, previous: Contact | None, contact: Contact) -> None:
         """``contact`` replaces ``previous`` (``None``: it is new). Only noted here (a write
-        stays O(1)); the next search catches up with it, or builds a new index when more
-        than a quarter of the contacts changed since the last one."""
+        stays O(1)); the next search catches up with it, or builds a new index after more
+        writes than :data:`REBUILD_SHARE` says."""
         self._note(previous, contact)
 
     def remove(self, contact: Contact) -> None:
@@ -147,7 +150,7 @@ class SearchIndex:
         if self.outdated:
             return
         self._pending.append((previous, contact))
-        if len(self._pending) > BLOCK + len(self._maxes) * BLOCK // 4:
+        if len(self._pending) > BLOCK + len(self._maxes) * BLOCK // REBUILD_SHARE:
             self.outdated = True
             self._pending.clear()
 
