@@ -79,9 +79,10 @@ async def as_of(engine: Engine, user: str, when: datetime) -> ContactList:
 
 
 async def as_of_pages(
-    engine: Engine, user: str, when: datetime, per_page: int = CONTACTS_PER_PAGE
+    engine: Engine, user: str, when: datetime, per_page: int | None = None
 ) -> AsyncIterator[ContactList]:
-    """The user's contacts as they were at ``when``, in name order, ``per_page`` at a time.
+    """The user's contacts as they were at ``when``, in name order, ``per_page`` at a time
+    (:data:`CONTACTS_PER_PAGE` by default).
 
     The state is rebuilt before the first page, so an error (a bad time, the database) is
     raised by the first ``anext``, before a caller has sent anything."""
@@ -91,8 +92,9 @@ async def as_of_pages(
     ordered = await run_in_slices(sorted_by_name(state))
     del state
     slicer = Slicer()
-    for start in range(0, len(ordered), per_page):
-        yield [contact_to_dict(contact) for contact in ordered[start:start + per_page]]
+    size = per_page or CONTACTS_PER_PAGE
+    for start in range(0, len(ordered), size):
+        yield [contact_to_dict(contact) for contact in ordered[start:start + size]]
         await slicer.tick()
 
 
