@@ -7,7 +7,9 @@ contacts; ``decide`` only reads it. Indexes:
 * ``contact id -> Contact``;
 * email key (case-insensitive) ``-> [contact ids]`` in creation order, for duplicates;
 * the name order ``(casefolded name, id)``, maintained lazily: writes append to a pending
-  list and mark stale entries, the next ordered read merges them (timsort on runs).
+  list and mark stale entries, the next ordered read merges them (timsort on runs);
+* the search index (:mod:`~contacts_cli.domain.search_index`), built by the first search:
+  writes are noted in it, the next search catches up.
 """
 
 from __future__ import annotations
