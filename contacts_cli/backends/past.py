@@ -43,7 +43,7 @@ from contacts_cli.service.snapshot_codec import decode_snapshot
 from persistence.engine import MAX_SEQUENCE_NR, Engine, StoredEvent
 from persistence.errors import PersistenceError
 
-PAGE_SIZE = 1000
+PAGE_SIZE = 500
 """Events read from the journal per ``replay`` call."""
 CONTACTS_PER_PAGE = 500
 """Contacts per page of :func:`as_of_pages` (a streamed response sends one page a chunk)."""

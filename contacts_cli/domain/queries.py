@@ -7,7 +7,7 @@ import binascii
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -86,7 +86,7 @@ def list_contacts(
     state: ContactsState, limit: int = DEFAULT_LIMIT, cursor: str | None = None
 ) -> Page:
     """Contacts sorted by name (case-insensitive) then id, ``limit`` at a time."""
-    return _page(state, _check_limit(limit), cursor, None)
+    return _page(state, _check_limit(limit), cursor)
 
 
 def search_contacts(
@@ -106,7 +106,7 @@ def search_steps(
     terms = parse_query(query)
     limit = _check_limit(limit)
     if not terms:
-        return _page(state, limit, cursor, None)
+        return _page(state, limit, cursor)
     after = decode_cursor(cursor) if cursor else None
     index = state.search_index
     if index is None or index.outdated:
@@ -219,12 +219,8 @@ def decode_cursor(cursor: str) -> SortKey:
     return (value[0], value[1])
 
 
-def _page(
-    state: ContactsState,
-    limit: int,
-    cursor: str | None,
-    keep: Callable[[Contact], bool] | None,
-) -> Page:
+def _page(state: ContactsState, limit: int, cursor: str | None) -> Page:
+    """A page of every contact in name order (a search pages through its index instead)."""
     order = state.ordered_keys()
     start = bisect_right(order, decode_cursor(cursor)) if cursor else 0
     items: list[Contact] = []
@@ -233,24 +229,12 @@ def _page(
     while index < len(order) and len(items) < limit:
         key = order[index]
         contact = state.get(key[1])
-        if contact is not None and (keep is None or keep(contact)):
+        if contact is not None:
             items.append(contact)
             last = key
         index += 1
-    more = len(items) == limit and _any_after(state, order, index, keep)
+    more = len(items) == limit and index < len(order)
     return Page(items, encode_cursor(last) if more and last is not None else None)
-
-
-def _any_after(
-    state: ContactsState, order: list[SortKey], index: int, keep: Callable[[Contact], bool] | None
-) -> bool:
-    if keep is None:
-        return index < len(order)
-    for key in order[index:]:
-        contact = state.get(key[1])
-        if contact is not None and keep(contact):
-            return True
-    return False
 
 
 # -- history and as-of, over (timestamp, event) pairs read from the journal ---------------

@@ -197,3 +197,21 @@ async def test_a_search_run_in_slices_gives_the_loop_back_between_steps() -> Non
     other.cancel()
     assert [c.id for c in page.items] == ["c39"]
     assert ticks - before >= 20  # 20 blocks of 2 contacts were built and searched
+
+
+@settings(max_examples=200, deadline=None)
+@given(FIELDS)
+def test_folding_the_joined_text_equals_joining_the_folded_values(
+    fields: dict[str, object]
+) -> None:
+    """``field_text`` folds each field's values in one call; the search before the index
+    folded value by value (NUL between values and fields composes and folds with nothing)."""
+    contact = Contact("c", **fields)  # type: ignore[arg-type]
+    by_value = []
+    for name in search_index_module.TEXT_FIELDS:
+        value = getattr(contact, name)
+        values = value if isinstance(value, tuple) else ((value,) if value else ())
+        by_value.append("\x00".join(search_index_module.fold(v) for v in values))
+        assert search_index_module.field_text(contact, name) == by_value[-1]
+    assert search_index_module.field_text(contact, search_index_module.ALL) == "\x00".join(
+        by_value)
