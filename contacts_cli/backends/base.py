@@ -165,6 +165,11 @@ class ServiceBackend(ContactsBackend, Protocol):
         does not answer): instances live, users hosted here, takeovers in the last hour..."""
         ...
 
+    def as_of_pages(self, user: str, when: datetime) -> AsyncIterator[ContactList]:
+        """:meth:`as_of` a page at a time, for a response streamed rather than built whole;
+        an error is raised by the first ``anext``, before any page."""
+        ...
+
     def import_numbered_chunks(
         self, user: str, rows: AsyncIterable[NumberedRow], *,
         policy: DuplicatePolicy = "skip", chunk_size: int = 1000, dry_run: bool = False,

@@ -220,6 +220,10 @@ class LocalBackend:
         """The user's contacts as they were at ``when``: the journal replayed up to it."""
         return await past.as_of(self.engine, user, when)
 
+    def as_of_pages(self, user: str, when: datetime) -> AsyncIterator[ContactList]:
+        """:meth:`as_of` a page at a time (what ``GET ...?as_of=`` streams)."""
+        return past.as_of_pages(self.engine, user, when)
+
     async def import_rows(self, user: str, rows: AsyncIterable[JsonObject], *,
                           policy: DuplicatePolicy = "skip", chunk_size: int = 1000,
                           dry_run: bool = False, idempotency_key: str | None = None,
