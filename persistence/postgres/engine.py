@@ -7,6 +7,8 @@
   path starts there);
 * replay, by-tag reads, highest, deletes, ids: :mod:`persistence.postgres.journal`;
 * snapshots: :mod:`persistence.postgres.snapshots`;
+* the start of recoveries (highest, snapshot, first page; concurrent callers share one
+  query): :mod:`persistence.postgres.recovery_reads`;
 * durable state: :mod:`persistence.postgres.durable_state`;
 * tables and migrations: :mod:`persistence.postgres.schema`.
 
@@ -33,6 +35,7 @@ from persistence.engine import (
     Engine,
     Json,
     NewEvent,
+    RecoveryStart,
     Snapshot,
     StoredEvent,
     check_append,
@@ -46,6 +49,7 @@ from persistence.postgres.durable_state import StateQueries
 from persistence.postgres.journal import JournalQueries
 from persistence.postgres.ordering import MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.pool import CONNECTION_ERRORS, Connections, ShutdownGuard, make_pool
+from persistence.postgres.recovery_reads import RecoveryReads
 from persistence.postgres.schema import Names, migrate
 from persistence.postgres.snapshots import SnapshotQueries
 from persistence.postgres.writer import GroupCommitWriter
@@ -80,6 +84,7 @@ class PostgresEngine(Engine):
         self._writer: GroupCommitWriter | None = None
         self._journal = JournalQueries(self._connections, self.names, config.replay_page_size)
         self._snapshots = SnapshotQueries(self._connections, self.names)
+        self._recovery_reads = RecoveryReads(self._connections, self.names, self._target)
         self._states = StateQueries(self._connections, self.names)
         self.embedded: EmbeddedPostgres | None = None
         """The embedded server this engine runs on, if :func:`~persistence.open_engine` started
@@ -131,6 +136,7 @@ class PostgresEngine(Engine):
             max_in_flight=cfg.max_batches_in_flight,
             connect_timeout=cfg.connect_timeout,
         )
+        self._recovery_reads = RecoveryReads(self._connections, self.names, self._target)
         self._guard = ShutdownGuard(self.close, f"{self.application_name}-guard")
 
     async def close(self) -> None:
@@ -141,6 +147,7 @@ class PostgresEngine(Engine):
         self._writer = None
         if writer is not None:
             await writer.close()
+        await self._recovery_reads.close()
         self._connections.pool = None
         if pool is not None:
             await pool.close()
@@ -231,6 +238,17 @@ class PostgresEngine(Engine):
         self, persistence_id: str, min_sequence_nr: int = 0, max_sequence_nr: int = MAX_SEQUENCE_NR
     ) -> None:
         await self._snapshots.delete(persistence_id, min_sequence_nr, max_sequence_nr)
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    async def recovery_start(self, persistence_id: str, max_count: int) -> RecoveryStart:
+        """Read in the next shared batch of :mod:`persistence.postgres.recovery_reads`."""
+        return await self._recovery_reads.read(persistence_id, max_count)
+
+    @property
+    def recovery_reads(self) -> RecoveryReads:
+        """The batches of recovery reads (for statistics)."""
+        return self._recovery_reads
 
     # -- durable state -----------------------------------------------------------------------
 
