@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 
 from actors.recovery import recover
+from contacts_cli.backends import local
 from contacts_cli.backends.local import LocalBackend
 from contacts_cli.process import tune_gc
 from contacts_cli.service.envelope import decode_journaled
@@ -74,26 +75,29 @@ async def seed(settings: Settings, url: str, users: int, contacts: int) -> float
     return time.perf_counter() - started
 
 
-async def cold_start(settings: Settings, url: str, users: int, read: str) -> tuple[float, int]:
-    """One restart: seconds from the first read sent to the last reply, events replayed."""
+async def cold_start(
+    settings: Settings, url: str, users: int, read: str
+) -> tuple[float, float, int]:
+    """One restart: seconds from the first read sent to the last reply, this process's CPU
+    seconds meanwhile, events replayed."""
     engine = await open_engine(url, schema=settings.db_schema, connect_timeout=CONNECT_TIMEOUT)
     try:
         backend = await LocalBackend.open(settings, engine=engine)
         try:
             first = (backend.user_count if read == "count"
                      else lambda u: backend.list(u, limit=50))
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(first(user(n)) for n in range(users)))
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             replayed = int(backend.runtime_metrics().get("events_replayed", 0))
         finally:
             await backend.close()
     finally:
         await engine.close()
-    return elapsed, replayed
+    return elapsed, cpu, replayed
 
 
-async def recover_only(settings: Settings, url: str, users: int) -> tuple[float, int]:
+async def recover_only(settings: Settings, url: str, users: int) -> tuple[float, float, int]:
     """The recovery path alone (no actor, no lease): every user's :func:`recover` at once,
     folding the real events into the real state."""
     engine = await open_engine(url, schema=settings.db_schema, connect_timeout=CONNECT_TIMEOUT)
@@ -105,20 +109,27 @@ async def recover_only(settings: Settings, url: str, users: int) -> tuple[float,
         raise AssertionError("the bench's users have no snapshot")
 
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         reports = await asyncio.gather(*(
             recover(engine, persistence_id(user(n)), initial=UserState, restore=restore,
                     apply=apply)
             for n in range(users)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await engine.close()
-    return elapsed, sum(report.events_replayed for _, report in reports)
+    return elapsed, cpu, sum(report.events_replayed for _, report in reports)
 
 
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
+def without_placement() -> None:
+    """Make :class:`LocalBackend` treat the PostgreSQL engine as one process's storage: no
+    cluster membership and no lease per actor (a diagnostic: what the actors and recovery
+    cost without the lease acquisitions)."""
+    local._is_postgres = lambda engine: False
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,23 +145,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             seconds = await seed(settings, url, args.users, args.contacts)
             print(f"seeded {args.users:,} users x {args.contacts} contacts in {seconds:.1f} s",
                   flush=True)
-        rates, times = [], []
+        rates, times, cpus = [], [], []
         for _ in range(args.runs):
             if args.scenario == "service":
-                elapsed, replayed = await cold_start(settings, url, args.users, args.read)
+                elapsed, cpu, replayed = await cold_start(settings, url, args.users, args.read)
             else:
-                elapsed, replayed = await recover_only(settings, url, args.users)
+                elapsed, cpu, replayed = await recover_only(settings, url, args.users)
+            cpus.append(cpu)
             rates.append(replayed / elapsed)
             times.append(elapsed)
             print(f"  {replayed:,} events in {elapsed * 1000:.0f} ms: "
-                  f"{replayed / elapsed:,.0f} events/s", flush=True)
+                  f"{replayed / elapsed:,.0f} events/s ({cpu * 1000:.0f} ms of this process's CPU)",
+                  flush=True)
         median_rate, median_time = statistics.median(rates), statistics.median(times)
         what = (f"first {args.read} all in flight" if args.scenario == "service"
                 else "recover() alone, all at once")
+        if args.no_placement:
+            what += ", without placement"
         print(f"cold start of {args.users:,} users x {args.contacts} contacts, {what}: "
               f"median {median_rate:,.0f} events/s, {median_time * 1000:.0f} ms "
-              f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}; {args.runs} runs; "
-              f"{load()})", flush=True)
+                f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}; this process's CPU "
+              f"{statistics.median(cpus) * 1000:.0f} ms; {args.runs} runs; {load()})", flush=True)
         return {"events_per_second": median_rate, "seconds": median_time}
     finally:
         if not args.keep and not args.schema:
@@ -171,11 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", choices=("service", "recover"), default="service",
                         help="service: through LocalBackend (actors, leases); recover: "
                         "actors.recovery.recover alone")
+    parser.add_argument("--no-placement", action="store_true",
+                        help="service without cluster placement (no lease per user): a "
+                        "diagnostic of where the time goes")
     parser.add_argument("--read", choices=("count", "list"), default="count")
     parser.add_argument("--schema", help="reuse a schema seeded earlier (with --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the seeded schema")
     args = parser.parse_args(argv)
     tune_gc()
+    if args.no_placement:
+        without_placement()
     asyncio.run(run(args))
     return 0
 

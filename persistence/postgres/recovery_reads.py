@@ -1,12 +1,12 @@
-"""Recovery reads in PostgreSQL: concurrent recoveries share one query, as appends share a
-commit in :mod:`persistence.postgres.writer`.
+"""Recovery reads in PostgreSQL: concurrent recoveries share one query, as appends share a commit.
 
 A recovery starts from three reads of its persistence id: the highest sequence number, the
 latest snapshot at or below it, and the first page of events after that snapshot
 (:meth:`~persistence.engine.Engine.recovery_start`). When many actors start at once (a
 restart, a burst of first requests), :class:`RecoveryReads` gathers their requests and
 answers them all with one statement, :data:`RECOVERY_QUERY`: one round trip and one pooled
-connection instead of three of each per actor. Further pages go through the ordinary
+connection instead of three of each per actor (the way :mod:`persistence.postgres.writer`
+shares commits among appends). Further pages go through the ordinary
 replay, so a long journal still streams.
 
 Batching: a request is queued and a batch is formed one event-loop turn later (so that
@@ -209,7 +209,11 @@ class RecoveryReads:
             rows = await self._fetch(batch)
         except BaseException as exc:  # every caller must hear about it, whatever it was
             for request in batch:
-                if not request.future.done():
+                if request.future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    request.future.cancel()
+                else:
                     request.future.set_exception(self._failure(request, exc))
             if not isinstance(exc, Exception):
                 raise
@@ -235,17 +239,24 @@ class RecoveryReads:
             return await cur.fetchall()
 
     def _failure(self, request: _Request, exc: BaseException) -> BaseException:
-        """The error one caller hears: the driver's translated, naming its id and the server."""
-        if isinstance(exc, psycopg.Error):
-            what = f"recovery read of {request.persistence_id!r} failed at {self._target}"
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)):
-                error: BaseException = SchemaError(f"{what}: {reason}")
-            else:
-                error = StorageUnavailable(f"{what}: {reason}")
-            error.__cause__ = exc
-            return error
-        return exc
+        """The error one caller hears, its own instance naming its id: the driver's
+        translated, a lost connection's kept as :class:`StorageUnavailable`."""
+        what = f"recovery read of {request.persistence_id!r}"
+        error: BaseException
+        if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)):
+            error = SchemaError(f"{what} failed at {self._target}: {_one_line(exc)}")
+        elif isinstance(exc, psycopg.Error):
+            error = StorageUnavailable(f"{what} failed at {self._target}: {_one_line(exc)}")
+        elif isinstance(exc, StorageUnavailable):
+            error = StorageUnavailable(f"{what} failed: {exc}")
+        else:
+            return exc
+        error.__cause__ = exc
+        return error
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _recovery_start(persistence_id: str, rows: list[TupleRow]) -> RecoveryStart:

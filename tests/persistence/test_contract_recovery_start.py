@@ -23,12 +23,13 @@ from persistence import (
     JournalIntegrityError,
     NewEvent,
     PersistenceError,
+    RecoveryStart,
     SchemaError,
+    StorageUnavailable,
     StoredEvent,
 )
-from persistence.engine import RecoveryStart
 from persistence.postgres import PostgresEngine
-from tests.conftest import EngineFactory
+from tests.conftest import EngineFactory, private_embedded
 from tests.persistence.conftest import server_url
 
 
@@ -255,3 +256,17 @@ async def test_a_closed_engine_refuses_and_finishes_what_it_took(pg: PostgresEng
     assert len((await pending).events) == 2
     with pytest.raises(PersistenceError, match="closed"):
         await pg.recovery_start("p", 10)
+
+
+async def test_a_lost_server_fails_every_caller_as_storage_unavailable(
+    engine_factory: EngineFactory,
+) -> None:
+    with private_embedded("recovery-reads") as server:
+        pg = await engine_factory(server.url, connect_timeout=1.0)
+        await fill(pg, "p", 2)
+        server.stop_server()
+        results = await asyncio.gather(*(pg.recovery_start("p", 10) for _ in range(5)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, StorageUnavailable) and "'p'" in str(r) for r in results), (
+            results
+        )
