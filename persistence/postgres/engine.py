@@ -20,6 +20,7 @@ naming host, port and database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -84,7 +85,7 @@ class PostgresEngine(Engine):
         self._writer: GroupCommitWriter | None = None
         self._journal = JournalQueries(self._connections, self.names, config.replay_page_size)
         self._snapshots = SnapshotQueries(self._connections, self.names)
-        self._recovery_reads = RecoveryReads(self._connections, self.names, self._target)
+        self._recovery_reads = self._new_recovery_reads()
         self._states = StateQueries(self._connections, self.names)
         self.embedded: EmbeddedPostgres | None = None
         """The embedded server this engine runs on, if :func:`~persistence.open_engine` started
@@ -136,7 +137,7 @@ class PostgresEngine(Engine):
             max_in_flight=cfg.max_batches_in_flight,
             connect_timeout=cfg.connect_timeout,
         )
-        self._recovery_reads = RecoveryReads(self._connections, self.names, self._target)
+        self._recovery_reads = self._new_recovery_reads()
         self._guard = ShutdownGuard(self.close, f"{self.application_name}-guard")
 
     async def close(self) -> None:
@@ -244,6 +245,17 @@ class PostgresEngine(Engine):
     async def recovery_start(self, persistence_id: str, max_count: int) -> RecoveryStart:
         """Read in the next shared batch of :mod:`persistence.postgres.recovery_reads`."""
         return await self._recovery_reads.read(persistence_id, max_count)
+
+    def _new_recovery_reads(self) -> RecoveryReads:
+        """Shared recovery reads; a large snapshot is loaded alone, and should it be gone by
+        then its caller starts again the one-by-one way (the contract's default)."""
+        return RecoveryReads(
+            self._connections,
+            self.names,
+            self._target,
+            self.load_snapshot,
+            functools.partial(Engine.recovery_start, self),
+        )
 
     @property
     def recovery_reads(self) -> RecoveryReads:

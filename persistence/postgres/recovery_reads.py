@@ -13,7 +13,10 @@ Batching: a request is queued and a batch is formed one event-loop turn later (s
 actors started together join it), or as soon as a batch in flight returns; at most
 ``max_in_flight`` batches run at once, and what arrives meanwhile waits for the next one. A
 batch takes requests while the events they may return (the sum of their ``max_count``) fit
-in ``max_batch_events``: that, times ``max_in_flight``, bounds the rows held at once.
+in ``max_batch_events``: that, times ``max_in_flight``, bounds the rows held at once. A
+snapshot rides in the batch only if it is stored in at most ``max_shared_snapshot_bytes``;
+a larger one is loaded by its caller alone, at the number the batch read (and should it
+have been deleted since, that caller starts again the one-by-one way).
 
 Decoding is the caller's: the batch hands each caller its raw rows, and the caller builds
 its events and decodes its snapshot in its own task, so one large batch does not hold the
@@ -30,7 +33,8 @@ row with no event columns for a request with no events. Each row carries its req
 head (index, highest, snapshot number and time); the snapshot's payload is sent once per
 request, on its first row. To read one more snapshot column, add it to the snapshot's
 lateral subquery and to the head (after :data:`_SNAPSHOT_PAYLOAD`, sent on the first row
-only), then read it in :func:`_snapshot`.
+only and, if large, counted in the size that decides whether the snapshot is sent), then
+read it in :func:`_snapshot`.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -68,11 +73,17 @@ MAX_BATCH_EVENTS = 50_000
 MAX_IN_FLIGHT = 2
 """Batches running at once: one is read while the next gathers requests or is decoded."""
 
+MAX_SHARED_SNAPSHOT_BYTES = 256 * 1024
+"""A snapshot stored in more bytes than this is not sent in the batch: its caller loads it
+alone (a round trip is little next to decoding it), so a batch holds at most this many
+bytes of snapshot per request."""
+
 RECOVERY_QUERY = """\
 SELECT e.persistence_id, e.sequence_nr, e.ordering, e.created_at, e.type, e.version,
        e.payload, e.tags, e.writer,
        r.i, r.highest, s.sequence_nr, s.created_at,
-       CASE WHEN e.rn IS NULL OR e.rn = 1 THEN s.payload::text END
+       CASE WHEN (e.rn IS NULL OR e.rn = 1) AND pg_column_size(s.payload) <= %(shared)s
+            THEN s.payload::text END
 FROM (
     SELECT q.i, q.persistence_id, q.max_count, COALESCE(h.highest, 0) AS highest
     FROM unnest(%(ids)s::text[], %(counts)s::bigint[])
@@ -100,9 +111,17 @@ ORDER BY r.i, e.rn"""
 :func:`~persistence.postgres.events.events_from_rows` order, so its rows are decoded as a
 replay page is), or one row with NULL event columns for a request without events; then the
 request's head: its index in the batch (from 1), highest, snapshot number, time and, on its
-first row only, payload. One statement, so all three reads see the same moment."""
+first row only, payload, unless that is stored in more than ``shared`` bytes. One
+statement, so all three reads see the same moment."""
 
 _INDEX, _HIGHEST, _SNAPSHOT_SEQ, _SNAPSHOT_TIME, _SNAPSHOT_PAYLOAD = range(9, 14)
+
+
+LoadSnapshot = Callable[[str, int], Awaitable[Snapshot | None]]
+"""The engine's own snapshot load: the latest at or below a sequence number, or ``None``."""
+
+OneByOne = Callable[[str, int], Awaitable[RecoveryStart]]
+"""The start of a recovery read one call at a time (the contract's default)."""
 
 
 @dataclass(slots=True)
@@ -121,9 +140,12 @@ class RecoveryReads:
         connect: Connections,
         names: Names,
         target: str,
+        load_snapshot: LoadSnapshot,
+        one_by_one: OneByOne,
         *,
         max_batch_events: int = MAX_BATCH_EVENTS,
         max_in_flight: int = MAX_IN_FLIGHT,
+        max_shared_snapshot_bytes: int = MAX_SHARED_SNAPSHOT_BYTES,
     ) -> None:
         if max_batch_events < 1 or max_in_flight < 1:
             raise InvalidArgument("max_batch_events and max_in_flight must be at least 1")
@@ -131,6 +153,10 @@ class RecoveryReads:
         self._target = target
         self._max_batch_events = max_batch_events
         self._max_in_flight = max_in_flight
+        self._load_snapshot = load_snapshot
+        self._one_by_one = one_by_one
+        self.max_shared_snapshot_bytes = max_shared_snapshot_bytes
+        """Snapshots stored in more bytes are loaded by their callers alone."""
         self._query = sql.SQL(RECOVERY_QUERY).format(
             highest=names.highest, snapshot=names.snapshot, journal=names.journal
         )
@@ -152,7 +178,15 @@ class RecoveryReads:
         future: asyncio.Future[list[TupleRow]] = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(persistence_id, max_count, future))
         self._kick()
-        return _recovery_start(persistence_id, await future)
+        rows = await future
+        start = _recovery_start(persistence_id, rows)
+        seq = rows[0][_SNAPSHOT_SEQ]
+        if seq is None or start.snapshot is not None:
+            return start
+        snapshot = await self._load_snapshot(persistence_id, int(seq))
+        if snapshot is None or snapshot.sequence_nr != seq:  # deleted since: start again
+            return await self._one_by_one(persistence_id, max_count)
+        return RecoveryStart(persistence_id, start.highest_sequence_nr, snapshot, start.events)
 
     async def close(self) -> None:
         """Refuse new reads and wait until every queued one has been answered."""
@@ -232,6 +266,7 @@ class RecoveryReads:
         params = {
             "ids": [request.persistence_id for request in batch],
             "counts": [request.max_count for request in batch],
+            "shared": self.max_shared_snapshot_bytes,
         }
         async with self._connect(f"recovery read of {len(batch)} persistence ids") as conn:
             cur = conn.cursor(binary=True)
@@ -270,7 +305,8 @@ def _recovery_start(persistence_id: str, rows: list[TupleRow]) -> RecoveryStart:
 
 
 def _snapshot(persistence_id: str, head: TupleRow) -> Snapshot | None:
-    if head[_SNAPSHOT_SEQ] is None:
+    """The snapshot sent in the batch; ``None`` if there is none or it was not sent."""
+    if head[_SNAPSHOT_PAYLOAD] is None:
         return None
     payload = json.loads(head[_SNAPSHOT_PAYLOAD])
     return Snapshot(persistence_id, int(head[_SNAPSHOT_SEQ]), head[_SNAPSHOT_TIME], payload)

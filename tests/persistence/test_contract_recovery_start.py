@@ -25,6 +25,7 @@ from persistence import (
     PersistenceError,
     RecoveryStart,
     SchemaError,
+    Snapshot,
     StorageUnavailable,
     StoredEvent,
 )
@@ -124,6 +125,16 @@ async def test_each_shape_starts_where_recovery_must(engine: Engine) -> None:
     assert snapshot.persistence_id == "compacted" and starts["compacted"].after_sequence_nr == 4
     assert [e.payload for e in starts["snap-mid"].events] == [{"n": n} for n in range(5, 10)]
     assert [e.tags for e in starts["plain"].events][:2] == [frozenset({"t"}), frozenset()]
+
+
+async def test_a_large_snapshot(engine: Engine) -> None:
+    await fill(engine, "p", 3)
+    payload = {"contacts": [{"id": i, "name": f"name {i}", "key": f"{i * 7919 % 100_003:x}"}
+                            for i in range(40_000)]}
+    await engine.save_snapshot("p", 2, payload)
+    start = await engine.recovery_start("p", 10)
+    assert start.snapshot is not None and start.snapshot.payload == payload
+    same(start, await one_by_one(engine, "p", 10))
 
 
 async def test_a_page_holds_at_most_max_count_events(engine: Engine) -> None:
@@ -270,3 +281,31 @@ async def test_a_lost_server_fails_every_caller_as_storage_unavailable(
         assert all(isinstance(r, StorageUnavailable) and "'p'" in str(r) for r in results), (
             results
         )
+
+
+async def test_a_snapshot_too_large_to_share_is_loaded_alone(pg: PostgresEngine) -> None:
+    pg.recovery_reads.max_shared_snapshot_bytes = 100
+    pids = [f"user-{i}" for i in range(20)]
+    for i, pid in enumerate(pids):
+        await fill(pg, pid, 4)
+        await pg.save_snapshot(pid, 2, {"small": i} if i % 2 else {"large": "x" * 500, "i": i})
+    starts = await asyncio.gather(*(pg.recovery_start(pid, 10) for pid in pids))
+    for pid, start in zip(pids, starts, strict=True):
+        same(start, await one_by_one(pg, pid, 10))
+
+
+async def test_a_large_snapshot_deleted_before_its_load_starts_over(pg: PostgresEngine) -> None:
+    pg.recovery_reads.max_shared_snapshot_bytes = 100
+    await fill(pg, "p", 6)
+    await pg.save_snapshot("p", 2, {"at": 2})
+    await pg.save_snapshot("p", 4, {"at": 4, "large": "x" * 500})
+    load = pg.load_snapshot
+
+    async def compacted_meanwhile(persistence_id: str, max_sequence_nr: int) -> Snapshot | None:
+        await pg.delete_snapshots(persistence_id, 4, 4)
+        return await load(persistence_id, max_sequence_nr)
+
+    pg.recovery_reads._load_snapshot = compacted_meanwhile
+    start = await pg.recovery_start("p", 10)
+    assert start.snapshot is not None and start.snapshot.payload == {"at": 2}
+    assert [e.sequence_nr for e in start.events] == [3, 4, 5, 6]
