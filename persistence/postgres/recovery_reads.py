@@ -6,8 +6,8 @@ latest snapshot at or below it, and the first page of events after that snapshot
 restart, a burst of first requests), :class:`RecoveryReads` gathers their requests and
 answers them all with one statement, :data:`RECOVERY_QUERY`: one round trip and one pooled
 connection instead of three of each per actor (the way :mod:`persistence.postgres.writer`
-shares commits among appends). Further pages go through the ordinary
-replay, so a long journal still streams.
+shares commits among appends). Further pages go through the ordinary replay, so a long
+journal still streams.
 
 Batching: a request is queued and a batch is formed one event-loop turn later (so that
 actors started together join it), or as soon as a batch in flight returns; at most
@@ -31,10 +31,11 @@ leaves the batch unharmed: its rows are dropped, the other callers get theirs.
 The statement returns one row per event, ordered by request and sequence number, and one
 row with no event columns for a request with no events. Each row carries its request's
 head (index, highest, snapshot number and time); the snapshot's payload is sent once per
-request, on its first row. To read one more snapshot column, add it to the snapshot's
-lateral subquery and to the head (after :data:`_SNAPSHOT_PAYLOAD`, sent on the first row
-only and, if large, counted in the size that decides whether the snapshot is sent), then
-read it in :func:`_snapshot`.
+request, on its first row. The guard on ``Snapshot``'s fields below fails this module's
+import until a new field is read here too. To read one more snapshot column, add it to the
+snapshot's lateral subquery and to the head (after :data:`_SNAPSHOT_PAYLOAD`, sent on the
+first row only and, if large, counted in the size that decides whether the snapshot is
+sent), then read it in :func:`_snapshot`.
 """
 
 from __future__ import annotations
