@@ -1,17 +1,21 @@
 """The recovery path: latest usable snapshot, then the events after it, streamed and checked.
 
-Recovery reads the journal's highest sequence number first and ignores any snapshot beyond it
-(a snapshot of events the journal no longer holds cannot be trusted). It then replays from the
-snapshot's sequence number + 1 up to that highest number, page by page, so a long journal is
-never held in memory, and checks that the numbers are contiguous: a gap (events lost, or deleted
-without a snapshot covering them) raises :class:`~persistence.errors.JournalIntegrityError`
-rather than producing a state that silently misses events.
+Recovery starts with one call, :meth:`~persistence.engine.Engine.recovery_start`: the
+journal's highest sequence number, the latest snapshot at or below it (a snapshot beyond it,
+of events the journal no longer holds, cannot be trusted and is ignored) and the first page
+of events after that snapshot. Engines share that call's round trips among actors recovering
+at once (the PostgreSQL engine answers them with one query). Recovery then replays from the
+last event + 1 up to that highest number, page by page, so a long journal is never held in
+memory: at most one page of ``page_size`` events at a time. It checks that the numbers run
+without a gap from the snapshot's + 1 to the highest: a gap (events lost, or deleted without
+a snapshot covering them) raises :class:`~persistence.errors.JournalIntegrityError` rather
+than producing a state that silently misses events.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -53,42 +57,60 @@ async def recover(
     if page_size < 1:
         raise ValueError(f"page_size must be >= 1, got {page_size}")
     started = time.perf_counter()
-    highest = await engine.highest_sequence_nr(persistence_id)
-    snapshot = await engine.load_snapshot(persistence_id, max_sequence_nr=highest)
+    start = await engine.recovery_start(persistence_id, page_size)
+    highest = start.highest_sequence_nr
+    snapshot = start.snapshot
     state = _restore(snapshot, restore) if snapshot is not None else initial()
     snapshot_seq = snapshot.sequence_nr if snapshot is not None else None
-    expected = (snapshot_seq or 0) + 1
-    replayed = 0
+    first = (snapshot_seq or 0) + 1
+    state, expected = await _fold(persistence_id, snapshot_seq, state, first, start.events, apply)
     while expected <= highest:
-        page = 0
-        events = engine.replay(persistence_id, expected, highest, max_count=page_size)
-        try:
-            async for event in events:
-                page += 1
-                if event.sequence_nr != expected:
-                    raise _gap(persistence_id, expected, event.sequence_nr, snapshot_seq)
-                try:
-                    state = await apply(state, event)
-                except BaseException as exc:
-                    exc.add_note(
-                        f"while replaying {persistence_id!r} event #{event.sequence_nr} "
-                        f"({event.type} v{event.version})"
-                    )
-                    raise
-                expected += 1
-                replayed += 1
-        finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if page < page_size:
-            break
-    if expected <= highest:
-        raise _gap(persistence_id, expected, None, snapshot_seq, highest)
+        page = await _page(engine, persistence_id, expected, highest, page_size)
+        if not page:
+            raise _gap(persistence_id, expected, None, snapshot_seq, highest)
+        state, expected = await _fold(persistence_id, snapshot_seq, state, expected, page, apply)
     report = RecoveryReport(
-        persistence_id, replayed, snapshot_seq, highest, time.perf_counter() - started
+        persistence_id, expected - first, snapshot_seq, highest, time.perf_counter() - started
     )
     return state, report
+
+
+async def _page(
+    engine: Engine, persistence_id: str, first: int, highest: int, page_size: int
+) -> list[StoredEvent]:
+    """The next page of the replay: at most ``page_size`` events from ``first`` on."""
+    events = engine.replay(persistence_id, first, highest, max_count=page_size)
+    try:
+        return [event async for event in events]
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _fold(
+    persistence_id: str,
+    snapshot_seq: int | None,
+    state: S,
+    expected: int,
+    events: Sequence[StoredEvent],
+    apply: Callable[[S, StoredEvent], Awaitable[S]],
+) -> tuple[S, int]:
+    """Fold ``events`` into ``state``, the first numbered ``expected``; return the state and
+    the number the next event must carry. One out of sequence is a gap."""
+    for event in events:
+        if event.sequence_nr != expected:
+            raise _gap(persistence_id, expected, event.sequence_nr, snapshot_seq)
+        try:
+            state = await apply(state, event)
+        except BaseException as exc:
+            exc.add_note(
+                f"while replaying {persistence_id!r} event #{event.sequence_nr} "
+                f"({event.type} v{event.version})"
+            )
+            raise
+        expected += 1
+    return state, expected
 
 
 def _restore(snapshot: Snapshot, restore: Callable[[Json], S]) -> S:

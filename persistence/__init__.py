@@ -12,6 +12,7 @@ from persistence.engine import (
     Engine,
     Json,
     NewEvent,
+    RecoveryStart,
     Snapshot,
     StoredEvent,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "MembershipLost",
     "NewEvent",
     "PersistenceError",
+    "RecoveryStart",
     "SchemaError",
     "SerializationError",
     "Snapshot",

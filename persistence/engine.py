@@ -29,6 +29,11 @@ Guarantees every engine gives (the contract tests in ``tests/persistence`` check
   process) checks nothing. The PostgreSQL engine judges it against its lease table; the
   in-memory engine against the :class:`~persistence.placement.memory.InMemoryLeases` it was
   given, and ignores fences without one (one process, nobody to fence off).
+* ``recovery_start`` reads what a recovery starts from: the highest sequence number, the
+  latest snapshot at or below it (one beyond it is ignored) and the first page of events
+  after that snapshot. An engine with round trips to save shares them among concurrent
+  callers (PostgreSQL: one query for many persistence ids); every engine has it, the base
+  class builds it from the calls above.
 * ``events_by_tag`` yields events in ``ordering`` order and never skips an event whose
   ordering became visible late: the last ordering a reader saw is a safe ``after_ordering``
   to resume from. (An engine may hold back events until that holds, e.g. PostgreSQL while
@@ -92,6 +97,27 @@ class Snapshot:
     sequence_nr: int
     timestamp: datetime
     payload: Json
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryStart:
+    """What a recovery of one persistence id starts from (:meth:`Engine.recovery_start`).
+
+    ``snapshot`` is the latest at or below ``highest_sequence_nr`` (``None`` if there is
+    none); ``events`` are the first events after it, at most the ``max_count`` asked for,
+    in ``sequence_nr`` order and as stored: a gap shows as a jump in their numbers, or as
+    fewer events than ``highest_sequence_nr`` calls for, and is the caller's to detect.
+    """
+
+    persistence_id: str
+    highest_sequence_nr: int
+    snapshot: Snapshot | None
+    events: Sequence[StoredEvent]
+
+    @property
+    def after_sequence_nr(self) -> int:
+        """The sequence number the events continue from: the snapshot's, or 0."""
+        return self.snapshot.sequence_nr if self.snapshot is not None else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +378,34 @@ class Engine(ABC):
     ) -> None:
         """Delete the snapshots numbered ``min_sequence_nr..max_sequence_nr``, inclusive."""
 
+    # -- recovery ------------------------------------------------------------------------
+
+    async def recovery_start(self, persistence_id: str, max_count: int) -> RecoveryStart:
+        """What recovering ``persistence_id`` starts from: its highest sequence number, its
+        latest snapshot at or below that (a snapshot beyond the highest is ignored: the
+        journal no longer backs it), and the first events after the snapshot up to the
+        highest, at most ``max_count`` (>= 1) of them. The caller replays the rest with
+        :meth:`replay`, from the last event's ``sequence_nr`` + 1 to the highest.
+
+        Built here from :meth:`highest_sequence_nr`, :meth:`load_snapshot` and
+        :meth:`replay`, in that order, each bounded by the highest read first (what a
+        recovery did before this call existed). An engine with round trips to save
+        overrides it and reads all three as of one moment; the PostgreSQL engine answers
+        concurrent callers with one shared query.
+        """
+        check_max_count(max_count)
+        highest = await self.highest_sequence_nr(persistence_id)
+        snapshot = await self.load_snapshot(persistence_id, max_sequence_nr=highest)
+        after = snapshot.sequence_nr if snapshot is not None else 0
+        stream = self.replay(persistence_id, after + 1, highest, max_count=max_count)
+        try:
+            events = [event async for event in stream]
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return RecoveryStart(persistence_id, highest, snapshot, events)
+
     # -- durable state ---------------------------------------------------------------------
 
     @abstractmethod
@@ -375,6 +429,12 @@ class Engine(ABC):
 
         With ``expected_revision`` a stale revision raises ``StateRevisionConflict``.
         """
+
+
+def check_max_count(max_count: int) -> None:
+    """Refuse a first page of a recovery that could not hold a single event."""
+    if max_count < 1:
+        raise InvalidArgument(f"a recovery's max_count must be >= 1, got {max_count}")
 
 
 def check_range(from_sequence_nr: int, to_sequence_nr: int, max_count: int | None) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -26,10 +27,12 @@ from persistence.engine import (
     Engine,
     Json,
     NewEvent,
+    RecoveryStart,
     Snapshot,
     StoredEvent,
     check_append,
     check_fence_key,
+    check_max_count,
     check_range,
     check_text,
     describe_payload,
@@ -216,6 +219,24 @@ class InMemoryEngine(Engine):
         found = snapshots[max(eligible)]
         return Snapshot(found.persistence_id, found.sequence_nr, found.timestamp,
                         json.loads(json.dumps(found.payload)))
+
+    async def recovery_start(self, persistence_id: str, max_count: int) -> RecoveryStart:
+        """The highest, the latest snapshot at or below it and the first page after it, read
+        in one step (no await in between, so as of one moment); the snapshot is a copy with
+        every field of the stored one but a fresh payload."""
+        check_max_count(max_count)
+        highest = self._highest.get(persistence_id, 0)
+        snapshots = self._snapshots.get(persistence_id, {})
+        eligible = [seq for seq in snapshots if seq <= highest]
+        snapshot = None
+        if eligible:
+            found = snapshots[max(eligible)]
+            snapshot = dataclasses.replace(found, payload=json.loads(json.dumps(found.payload)))
+        after = snapshot.sequence_nr if snapshot is not None else 0
+        rows = self._journals.get(persistence_id, [])
+        start = bisect.bisect_right(rows, after, key=lambda r: r.sequence_nr)
+        page = [row.event() for row in rows[start : start + max_count]]
+        return RecoveryStart(persistence_id, highest, snapshot, page)
 
     async def delete_snapshots(
         self, persistence_id: str, min_sequence_nr: int = 0, max_sequence_nr: int = MAX_SEQUENCE_NR

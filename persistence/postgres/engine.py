@@ -7,6 +7,8 @@
   path starts there);
 * replay, by-tag reads, highest, deletes, ids: :mod:`persistence.postgres.journal`;
 * snapshots: :mod:`persistence.postgres.snapshots`;
+* the start of recoveries (highest, snapshot, first page; concurrent callers share one
+  query): :mod:`persistence.postgres.recovery_reads`;
 * durable state: :mod:`persistence.postgres.durable_state`;
 * tables and migrations: :mod:`persistence.postgres.schema`.
 
@@ -18,6 +20,7 @@ naming host, port and database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -33,6 +36,7 @@ from persistence.engine import (
     Engine,
     Json,
     NewEvent,
+    RecoveryStart,
     Snapshot,
     StoredEvent,
     check_append,
@@ -46,6 +50,7 @@ from persistence.postgres.durable_state import StateQueries
 from persistence.postgres.journal import JournalQueries
 from persistence.postgres.ordering import MAX_EVENTS_PER_TRANSACTION
 from persistence.postgres.pool import CONNECTION_ERRORS, Connections, ShutdownGuard, make_pool
+from persistence.postgres.recovery_reads import RecoveryReads
 from persistence.postgres.schema import Names, migrate
 from persistence.postgres.snapshots import SnapshotQueries
 from persistence.postgres.writer import GroupCommitWriter
@@ -80,6 +85,7 @@ class PostgresEngine(Engine):
         self._writer: GroupCommitWriter | None = None
         self._journal = JournalQueries(self._connections, self.names, config.replay_page_size)
         self._snapshots = SnapshotQueries(self._connections, self.names)
+        self._recovery_reads = self._new_recovery_reads()
         self._states = StateQueries(self._connections, self.names)
         self.embedded: EmbeddedPostgres | None = None
         """The embedded server this engine runs on, if :func:`~persistence.open_engine` started
@@ -131,6 +137,7 @@ class PostgresEngine(Engine):
             max_in_flight=cfg.max_batches_in_flight,
             connect_timeout=cfg.connect_timeout,
         )
+        self._recovery_reads = self._new_recovery_reads()
         self._guard = ShutdownGuard(self.close, f"{self.application_name}-guard")
 
     async def close(self) -> None:
@@ -141,6 +148,7 @@ class PostgresEngine(Engine):
         self._writer = None
         if writer is not None:
             await writer.close()
+        await self._recovery_reads.close()
         self._connections.pool = None
         if pool is not None:
             await pool.close()
@@ -231,6 +239,28 @@ class PostgresEngine(Engine):
         self, persistence_id: str, min_sequence_nr: int = 0, max_sequence_nr: int = MAX_SEQUENCE_NR
     ) -> None:
         await self._snapshots.delete(persistence_id, min_sequence_nr, max_sequence_nr)
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    async def recovery_start(self, persistence_id: str, max_count: int) -> RecoveryStart:
+        """Read in the next shared batch of :mod:`persistence.postgres.recovery_reads`."""
+        return await self._recovery_reads.read(persistence_id, max_count)
+
+    def _new_recovery_reads(self) -> RecoveryReads:
+        """Shared recovery reads; a large snapshot is loaded alone, and should it be gone by
+        then its caller starts again the one-by-one way (the contract's default)."""
+        return RecoveryReads(
+            self._connections,
+            self.names,
+            self._target,
+            self.load_snapshot,
+            functools.partial(Engine.recovery_start, self),
+        )
+
+    @property
+    def recovery_reads(self) -> RecoveryReads:
+        """The batches of recovery reads (for statistics)."""
+        return self._recovery_reads
 
     # -- durable state -----------------------------------------------------------------------
 

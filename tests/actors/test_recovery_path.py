@@ -8,7 +8,7 @@ import pytest
 
 from actors.recovery import recover
 from persistence import InMemoryEngine, NewEvent
-from persistence.engine import MAX_SEQUENCE_NR, Json, StoredEvent
+from persistence.engine import MAX_SEQUENCE_NR, Engine, Json, StoredEvent
 from persistence.errors import JournalIntegrityError
 
 
@@ -26,7 +26,10 @@ async def _fill(engine: InMemoryEngine, pid: str, values: Sequence[int]) -> None
 
 
 class CountingEngine(InMemoryEngine):
-    """Records every replay call, to see where replay starts and how it pages."""
+    """Records every replay call, to see where replay starts and how it pages (its first
+    page too: it starts recoveries with the contract's default, built on replay)."""
+
+    recovery_start = Engine.recovery_start
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,7 +134,10 @@ async def test_all_events_deleted_and_no_snapshot_fail_loudly() -> None:
 
 
 class HolyEngine(InMemoryEngine):
-    """Loses one event on replay, as a corrupted journal would."""
+    """Loses one event on replay, as a corrupted journal would (in a recovery's first page
+    too: it starts recoveries with the contract's default, built on replay)."""
+
+    recovery_start = Engine.recovery_start
 
     def __init__(self, missing: int) -> None:
         super().__init__()

@@ -26,6 +26,7 @@ def test_persistence_exports() -> None:
         "MembershipLost",
         "NewEvent",
         "PersistenceError",
+        "RecoveryStart",
         "SchemaError",
         "SerializationError",
         "Snapshot",
