@@ -5,9 +5,10 @@ several times that to build the 100,000 :class:`Contact` objects, the larger par
 user's restart; and a restart's first commands (a count, one contact, a new contact) need
 none of them. :class:`SnapshotRows` holds a snapshot's contacts as the set of their ids
 and a loader of their columns (decoded on first need): :class:`~contacts_cli.domain.state.
-ContactsState` asks it for one contact at a time, and for all of them the first time
-anything iterates the contacts or builds an index, after which the state holds plain
-contacts again and drops the rows.
+ContactsState` asks it for one contact at a time, for the name order (from the name
+column alone, so a first page builds only its own contacts), and for all of them the first
+time anything iterates the contacts or builds another index, after which the state holds
+plain contacts again and drops the rows.
 
 Invariants (the state relies on them):
 
@@ -132,6 +133,19 @@ class SnapshotRows:
         contacts = dict(zip(columns[0], build_contacts(columns), strict=True))
         contacts.update(self.built)  # existing keys: each keeps its row's position
         return contacts
+
+    def sort_keys(self) -> dict[str, tuple[str, str]]:
+        """Each row's place in the name order, ``id -> (casefolded name, id)``, from the
+        name column: no contact is built for it."""
+        columns = self._decoded()
+        ids = self.ids
+        keys = dict(zip(ids, zip(map(str.casefold, columns[1]), ids, strict=True), strict=True))
+        if len(self.alive) != len(ids):
+            for removed in set(ids) - self.alive:
+                del keys[removed]
+        for contact in self.built.values():
+            keys[contact.id] = (contact.name.casefold(), contact.id)
+        return keys
 
     def _decoded(self) -> Columns:
         columns = self._columns

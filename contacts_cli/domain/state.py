@@ -10,8 +10,9 @@ contacts; ``decide`` only reads it. Indexes:
   list and mark stale entries, the next ordered read merges them (timsort on runs).
 
 A state restored from a binary snapshot (:meth:`ContactsState.restored`) builds its contacts
-on first use (:mod:`~contacts_cli.domain.snapshot_rows`): counting, reading one contact and
-writing need none of the others; the first read of them all, or of an index, builds them.
+on first use (:mod:`~contacts_cli.domain.snapshot_rows`): counting, reading one contact, the
+name order and writing need none of the others; the first read of them all, or of the email
+index, builds them.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class ContactsState:
         self._pending: list[SortKey] = []
         self._stale = False
         self._rows: SnapshotRows | None = None
-        """The restored contacts not built yet; None once all are (no index exists before)."""
+        """The restored contacts not built yet; None once all are. While they remain, the
+        name order is the only index that may exist (it needs their names alone)."""
         self.search_cache: dict[str, dict[str, str]] = {}
         """Per contact id, the folded text the search uses; writes drop stale entries."""
 
@@ -152,7 +154,10 @@ class ContactsState:
     def ordered_keys(self) -> list[SortKey]:
         """The name order of all live contacts; callers must not mutate the list."""
         if self._keys is None:
-            self._keys = {c.id: sort_key(c) for c in self._build_all().values()}
+            rows = self._rows  # their names suffice: the contacts themselves stay unbuilt
+            keys = rows.sort_keys() if rows is not None else {}
+            keys.update({c.id: sort_key(c) for c in self._contacts.values()})
+            self._keys = keys
             self._order = sorted(self._keys.values())
             self._pending.clear()
             self._stale = False
@@ -187,9 +192,10 @@ class ContactsState:
     def put(self, contact: Contact) -> None:
         """Insert or replace a contact, keeping every built index in step."""
         if self._rows is not None and self._rows.replace(contact):
-            return  # no index or cache exists while contacts are still unbuilt
-        previous = self._contacts.get(contact.id)
-        self._contacts[contact.id] = contact
+            previous = None  # unbuilt rows: no email index or search cache exists yet
+        else:
+            previous = self._contacts.get(contact.id)
+            self._contacts[contact.id] = contact
         if self.search_cache:
             self.search_cache.pop(contact.id, None)
         if self._by_email is not None:
@@ -228,7 +234,11 @@ class ContactsState:
 
     def discard(self, contact_id: str) -> Contact | None:
         if self._rows is not None and contact_id in self._rows.alive:
-            return self._rows.pop(contact_id)  # no index or cache exists yet
+            contact = self._rows.pop(contact_id)  # no email index or search cache yet
+            if self._keys is not None:
+                del self._keys[contact_id]
+                self._stale = True
+            return contact
         contact = self._contacts.pop(contact_id, None)
         if contact is not None:
             self.search_cache.pop(contact_id, None)
