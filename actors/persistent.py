@@ -96,7 +96,8 @@ class PersistentActor(ABC, Generic[S]):
         return state
 
     def encode_snapshot(self, view: Any) -> Json | Awaitable[Json]:
-        """The JSON form (a value, or JSON text as ``str``) of :meth:`snapshot_view`'s view;
+        """The JSON form (a value, or JSON text as ``str``) of :meth:`snapshot_view`'s view,
+        or a :class:`~actors.snapshots.BinarySnapshot` (bytes, stored as the engine's blob);
         the default stores it as it is. May be ``async``: it then runs after the capture (in
         the background with ``snapshot_in_background``) and may yield to the event loop."""
         return view

@@ -48,7 +48,7 @@ from actors.snapshots import Snapshotter, unwrap_snapshot
 from actors.supervision import Decision
 from actors.system import ActorSystem, Parent
 from actors.upcasting import EventCodec
-from persistence.engine import Engine, Json, NewEvent, StoredEvent
+from persistence.engine import Engine, Json, NewEvent, Snapshot, StoredEvent
 from persistence.errors import ConcurrencyConflict, LeaseLost
 
 S = TypeVar("S")
@@ -129,7 +129,8 @@ class PersistentCore(Behaviour, Generic[S]):
 
     @abstractmethod
     def decode_state(self, payload: Json, version: int) -> S:
-        """The state from a snapshot's JSON form written at ``version``."""
+        """The state from a snapshot's JSON form (or its
+        :class:`~actors.snapshots.BinarySnapshot`) written at ``version``."""
 
     @abstractmethod
     async def replay_one(self, state: S, event: Any, ctx: PersistentContext[S]) -> S:
@@ -198,9 +199,9 @@ class PersistentCore(Behaviour, Generic[S]):
         ctx.system.metrics.observe_replay(report.seconds, report.events_replayed)
         await self.recovery_complete()
 
-    def _restore(self, payload: Json) -> S:
+    def _restore(self, snapshot: Snapshot) -> S:
         where = f"snapshot of {self.persistence_id!r}"
-        state_payload, version = unwrap_snapshot(payload, where)
+        state_payload, version = unwrap_snapshot(snapshot.payload, where, snapshot.blob)
         state = self.decode_state(state_payload, version)
         self._restored_size = self.snapshotter.measure(state)
         return state

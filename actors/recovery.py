@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from persistence.engine import Engine, Json, Snapshot, StoredEvent
+from persistence.engine import Engine, Snapshot, StoredEvent
 from persistence.errors import JournalIntegrityError
 
 S = TypeVar("S")
@@ -43,14 +43,14 @@ async def recover(
     persistence_id: str,
     *,
     initial: Callable[[], S],
-    restore: Callable[[Json], S],
+    restore: Callable[[Snapshot], S],
     apply: Callable[[S, StoredEvent], Awaitable[S]],
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> tuple[S, RecoveryReport]:
     """Rebuild the state of ``persistence_id``; return it and a report.
 
-    ``initial()`` is the state with no snapshot, ``restore(payload)`` the state from a snapshot
-    payload (any error there fails recovery as a JournalIntegrityError: no silent fallback to
+    ``initial()`` is the state with no snapshot, ``restore(snapshot)`` the state from a snapshot
+    (any error there fails recovery as a JournalIntegrityError: no silent fallback to
     a partial replay), and ``apply(state, event)`` folds one stored event. An error raised by
     ``apply`` propagates unchanged, with a note naming the event, so supervision sees it.
     """
@@ -113,9 +113,9 @@ async def _fold(
     return state, expected
 
 
-def _restore(snapshot: Snapshot, restore: Callable[[Json], S]) -> S:
+def _restore(snapshot: Snapshot, restore: Callable[[Snapshot], S]) -> S:
     try:
-        return restore(snapshot.payload)
+        return restore(snapshot)
     except Exception as exc:
         raise JournalIntegrityError(
             f"snapshot of {snapshot.persistence_id!r} at sequence_nr {snapshot.sequence_nr} "

@@ -18,7 +18,9 @@ stop) goes through one :class:`Snapshotter` per actor and the same four steps:
    between columns) and its result wrapped in the envelope
    ``{"snapshot_version": v, "state": <encoder's result>}``. A ``str`` result is
    pre-encoded JSON text, stored as it is as a JSON string (text is immutable, so it is not
-   frozen); any other result is a JSON value, frozen. Then ``engine.save_snapshot``;
+   frozen); a :class:`BinarySnapshot` stores its ``data`` as the engine's blob, its small
+   JSON ``state`` in the envelope and the blob's length beside it (``"blob_bytes"``); any
+   other result is a JSON value, frozen. Then ``engine.save_snapshot``;
 4. **failure**: any error of steps 2-3 goes to ``on_snapshot_failure(error, sequence_nr)``
    (a warning in the log by default); the actor goes on, and the mark rolls back to the
    previous snapshot, so a level-triggered strategy finds the snapshot due again at the next
@@ -54,6 +56,13 @@ answer): a restart after a big import replays nothing.
 **Explicit** (``ctx.snapshot()``): waits for the snapshot in flight, then captures and saves
 inline; returns whether it was saved.
 
+**Restore**: recovery hands the decoder (``decode_snapshot(state, version)``) the envelope's
+``state`` and its ``snapshot_version``; for a snapshot saved with a blob, ``state`` is the
+:class:`BinarySnapshot` the encoder returned (``data`` the blob, ``state`` its JSON part),
+so one decoder reads every version the actor ever wrote, binary or not. An envelope whose
+``blob_bytes`` does not match the stored blob (missing, truncated), or a blob no envelope
+declares, fails recovery (:class:`~persistence.errors.JournalIntegrityError`).
+
 The system drains its :class:`SnapshotTasks` when it shuts down (after every actor stopped),
 waiting at most ``snapshot_drain_timeout`` seconds before it cancels the rest; and
 ``await system.wait_for_snapshots()`` waits for the ones in flight at any time.
@@ -83,24 +92,51 @@ DEFAULT_MAX_DEFERRAL = 100_000
 DEFAULT_DRAIN_TIMEOUT = 30.0
 """Seconds a shutting-down system waits for its background snapshots by default."""
 
-SnapshotEncoder = Callable[[Any], "Json | Awaitable[Json]"]
-"""``encode_snapshot(view)``: sync (runs at capture) or async (runs in the save step)."""
+SnapshotEncoder = Callable[[Any], "Json | BinarySnapshot | Awaitable[Json | BinarySnapshot]"]
+"""``encode_snapshot(view)``: sync (runs at capture) or async (runs in the save step); a
+JSON value, JSON text, or a :class:`BinarySnapshot`."""
 
 
 # -- the stored envelope -----------------------------------------------------------------------
 
 
-def wrap_snapshot(encoded: Json, version: int, what: str) -> Json:
-    """The stored envelope of ``encoded``: text as it is, a JSON value frozen now as plain
-    JSON (later mutations of the state cannot leak into it)."""
+@dataclass(frozen=True, slots=True)
+class BinarySnapshot:
+    """A snapshot whose bulk is bytes: an encoder returns one to have ``data`` stored as the
+    engine's binary part (``Snapshot.blob``, ``bytea`` in PostgreSQL) and ``state``, a small
+    JSON value, in the envelope; the decoder gets one back for every snapshot saved so.
+
+    For a state that is slow to restore from JSON (a large user's contacts): a binary
+    encoding skips the database's rendering of ``jsonb`` as text and the parse of it."""
+
+    data: bytes
+    state: Json = None
+
+
+def wrap_snapshot(encoded: Json, version: int, what: str) -> tuple[Json, bytes | None]:
+    """The stored envelope of ``encoded`` and the blob to store beside it (None: none).
+
+    Text is kept as it is; a JSON value (or a :class:`BinarySnapshot`'s ``state``) is frozen
+    now as plain JSON (later mutations of the state cannot leak into it); a blob is
+    ``bytes``, immutable."""
+    if isinstance(encoded, BinarySnapshot):
+        if type(encoded.data) is not bytes:
+            raise TypeError(
+                f"{what}: BinarySnapshot.data must be bytes, got {type(encoded.data).__name__}"
+            )
+        envelope = {
+            "snapshot_version": version, "state": encoded.state, "blob_bytes": len(encoded.data)
+        }
+        return json.loads(encode_json(envelope, what)), encoded.data
     envelope = {"snapshot_version": version, "state": encoded}
     if isinstance(encoded, str):
-        return envelope
-    return json.loads(encode_json(envelope, what))
+        return envelope, None
+    return json.loads(encode_json(envelope, what)), None
 
 
-def unwrap_snapshot(payload: Json, where: str) -> tuple[Json, int]:
-    """The encoded state and its version from a stored envelope, or JournalIntegrityError."""
+def unwrap_snapshot(payload: Json, where: str, blob: bytes | None = None) -> tuple[Json, int]:
+    """The encoded state and its version from a stored envelope and blob (the state is a
+    :class:`BinarySnapshot` when the envelope declares a blob), or JournalIntegrityError."""
     if (
         not isinstance(payload, dict)
         or "state" not in payload
@@ -110,7 +146,18 @@ def unwrap_snapshot(payload: Json, where: str) -> tuple[Json, int]:
             f"{where}: not a snapshot envelope (expected an object with 'snapshot_version' "
             f"and 'state')"
         )
-    return payload["state"], payload["snapshot_version"]
+    declared = payload.get("blob_bytes")
+    if declared is None and blob is None:
+        return payload["state"], payload["snapshot_version"]
+    if declared is None:
+        raise JournalIntegrityError(f"{where}: has a blob its envelope does not declare")
+    if blob is None or len(blob) != declared:
+        found = "none" if blob is None else f"{len(blob)} bytes"
+        raise JournalIntegrityError(
+            f"{where}: its envelope declares a blob of {declared} bytes, the engine returned "
+            f"{found}"
+        )
+    return BinarySnapshot(blob, payload["state"]), payload["snapshot_version"]
 
 
 # -- the system's share: background tasks ----------------------------------------------------
@@ -163,13 +210,15 @@ class SnapshotTasks:
 
 @dataclass(slots=True)
 class _Capture:
-    """A captured snapshot not saved yet: ``payload`` is the envelope, or the pending result
-    of an async encoder; ``previous`` is the mark to roll back to if it fails."""
+    """A captured snapshot not saved yet: ``payload`` is the envelope (and ``blob`` its
+    binary part), or the pending result of an async encoder; ``previous`` is the mark to roll
+    back to if it fails."""
 
     sequence_nr: int
     payload: Any
     mark: LastSnapshot
     previous: LastSnapshot
+    blob: bytes | None = None
 
 
 class Snapshotter(Generic[S]):
@@ -318,8 +367,8 @@ class Snapshotter(Generic[S]):
         what = f"snapshot of {self.persistence_id!r} at sequence_nr {sequence_nr}"
         try:
             encoded = self._encode(self._view(state))
-            payload = (
-                encoded if inspect.isawaitable(encoded)
+            payload, blob = (
+                (encoded, None) if inspect.isawaitable(encoded)
                 else wrap_snapshot(encoded, self.version, what)
             )
             mark = LastSnapshot(sequence_nr, self.measure(state))
@@ -330,7 +379,7 @@ class Snapshotter(Generic[S]):
         previous = earlier.previous if earlier is not None else self.last
         self.last = mark
         self.owed = False
-        self.captured = _Capture(sequence_nr, payload, mark, previous)
+        self.captured = _Capture(sequence_nr, payload, mark, previous, blob)
         return self.captured
 
     def _discard_captured(self) -> _Capture | None:
@@ -342,12 +391,12 @@ class Snapshotter(Generic[S]):
     async def _save(self, captured: _Capture) -> bool:
         sequence_nr = captured.sequence_nr
         try:
-            payload = captured.payload
+            payload, blob = captured.payload, captured.blob
             if inspect.isawaitable(payload):
                 what = f"snapshot of {self.persistence_id!r} at sequence_nr {sequence_nr}"
-                payload = wrap_snapshot(await payload, self.version, what)
+                payload, blob = wrap_snapshot(await payload, self.version, what)
             assert self._engine is not None
-            await self._engine.save_snapshot(self.persistence_id, sequence_nr, payload)
+            await self._engine.save_snapshot(self.persistence_id, sequence_nr, payload, blob)
         except Exception as exc:
             if self.last is captured.mark:
                 self.last = captured.previous

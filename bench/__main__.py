@@ -18,6 +18,7 @@ BENCHMARKS = [
     "http_bench",
     "cli_bench",
     "user_bench",
+    "restart_bench",
     "placement_bench",
     "cluster_bench",
 ]

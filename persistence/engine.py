@@ -5,7 +5,9 @@ An engine stores three things for the actor runtime:
 * the **journal**: per ``persistence_id``, an append-only sequence of events numbered
   ``1, 2, 3, ...`` (``sequence_nr``), each also carrying a global ``ordering`` used by
   by-tag readers;
-* **snapshots**: per ``persistence_id``, a JSON payload taken at a ``sequence_nr``;
+* **snapshots**: per ``persistence_id``, a JSON payload taken at a ``sequence_nr``, with an
+  optional binary part (``blob``: bytes the engine stores and returns as they are, for a
+  state too large to restore quickly from JSON);
 * **durable state**: per key, one JSON value with a ``revision`` and an optional TTL.
 
 Payloads are JSON values. An engine rejects a payload that is not JSON-serialisable with
@@ -91,12 +93,17 @@ class StoredEvent:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A snapshot of one persistence id's state, taken after ``sequence_nr`` was applied."""
+    """A snapshot of one persistence id's state, taken after ``sequence_nr`` was applied.
+
+    ``blob`` is the snapshot's binary part, byte for byte as saved; ``None`` when it was
+    saved without one (every snapshot written before engines stored blobs reads so).
+    """
 
     persistence_id: str
     sequence_nr: int
     timestamp: datetime
     payload: Json
+    blob: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +244,13 @@ def check_text(value: str, what: str) -> None:
             raise InvalidArgument(f"{what} contains a lone surrogate, which is not UTF-8") from None
 
 
+def check_blob(blob: object, what: str) -> None:
+    """Refuse a snapshot's binary part that is not ``bytes`` (or ``None``): a ``str`` or a
+    mutable buffer would not come back as it was given."""
+    if blob is not None and type(blob) is not bytes:
+        raise InvalidArgument(f"the blob of {what} must be bytes, got {type(blob).__name__}")
+
+
 def check_append(
     persistence_id: str, events: Sequence[NewEvent], expected_sequence_nr: int
 ) -> None:
@@ -363,8 +377,11 @@ class Engine(ABC):
     # -- snapshots -------------------------------------------------------------------------
 
     @abstractmethod
-    async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Json) -> None:
-        """Store a snapshot; one at the same ``sequence_nr`` is overwritten."""
+    async def save_snapshot(
+        self, persistence_id: str, sequence_nr: int, payload: Json, blob: bytes | None = None
+    ) -> None:
+        """Store a snapshot, with ``blob`` as its binary part if given; one at the same
+        ``sequence_nr`` is overwritten (blob included: saving without one clears it)."""
 
     @abstractmethod
     async def load_snapshot(

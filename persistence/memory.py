@@ -1,7 +1,8 @@
 """The in-memory engine: the whole contract in plain dicts, for tests and demos without a database.
 
 Payloads are stored as JSON text and decoded on read, so callers get the same isolation
-(no shared mutable objects) and the same serialisation errors as with PostgreSQL.
+(no shared mutable objects) and the same serialisation errors as with PostgreSQL. A
+snapshot's blob is ``bytes``, immutable: it is kept and returned as it is.
 
 Fences: an engine built with ``leases=`` (an
 :class:`~persistence.placement.memory.InMemoryLeases`) refuses a fenced append or delete
@@ -31,6 +32,7 @@ from persistence.engine import (
     Snapshot,
     StoredEvent,
     check_append,
+    check_blob,
     check_fence_key,
     check_max_count,
     check_range,
@@ -203,10 +205,16 @@ class InMemoryEngine(Engine):
     async def persistence_ids(self) -> list[str]:
         return sorted(self._highest)
 
-    async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Json) -> None:
+    async def save_snapshot(
+        self, persistence_id: str, sequence_nr: int, payload: Json, blob: bytes | None = None
+    ) -> None:
         check_text(persistence_id, "persistence_id")
-        text = encode_json(payload, f"snapshot of {persistence_id!r} at {sequence_nr}")
-        snapshot = Snapshot(persistence_id, sequence_nr, datetime.now(UTC), json.loads(text))
+        what = f"snapshot of {persistence_id!r} at {sequence_nr}"
+        check_blob(blob, what)
+        text = encode_json(payload, what)
+        snapshot = Snapshot(
+            persistence_id, sequence_nr, datetime.now(UTC), json.loads(text), blob
+        )
         self._snapshots.setdefault(persistence_id, {})[sequence_nr] = snapshot
 
     async def load_snapshot(
@@ -218,7 +226,7 @@ class InMemoryEngine(Engine):
             return None
         found = snapshots[max(eligible)]
         return Snapshot(found.persistence_id, found.sequence_nr, found.timestamp,
-                        json.loads(json.dumps(found.payload)))
+                        json.loads(json.dumps(found.payload)), found.blob)
 
     async def recovery_start(self, persistence_id: str, max_count: int) -> RecoveryStart:
         """The highest, the latest snapshot at or below it and the first page after it, read

@@ -108,7 +108,8 @@ async def state_as_of(engine: Engine, user: str, when: datetime) -> ContactsStat
         if snapshot is None:
             state, start = ContactsState(), 1
         else:
-            payload, version = unwrap_snapshot(snapshot.payload, f"snapshot of {pid!r}")
+            payload, version = unwrap_snapshot(snapshot.payload, f"snapshot of {pid!r}",
+                                               snapshot.blob)
             state = decode_snapshot(payload, version, pid).contacts
             start = snapshot.sequence_nr + 1
     except (PersistenceError, OSError) as exc:

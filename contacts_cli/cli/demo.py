@@ -241,9 +241,9 @@ class Demo:
             say.check(False, "a snapshot was saved")
             return
         highest = await self.engine.highest_sequence_nr(f"contacts-user/{ALICE}")
-        size = len(json.dumps(snapshot.payload))
+        size = len(json.dumps(snapshot.payload)) + len(snapshot.blob or b"")
         say.say(f"  snapshot of contacts-user/{ALICE} at sequence_nr {snapshot.sequence_nr} "
-                f"({size} bytes of JSON, taken {snapshot.timestamp:%H:%M:%S}); journal highest "
+                f"({size} bytes, taken {snapshot.timestamp:%H:%M:%S}); journal highest "
                 f"{highest}")
         await self.backend.update(ALICE, ada, {"title": "Countess of Lovelace"})
         say.say("  Then one more change after the snapshot: Ada's title.")

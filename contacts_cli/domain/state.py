@@ -10,6 +10,11 @@ contacts; ``decide`` only reads it. Indexes:
   list and mark stale entries, the next ordered read merges them (timsort on runs);
 * the search index (:mod:`~contacts_cli.domain.search_index`), built by the first search:
   writes are noted in it, the next search catches up.
+
+A state restored from a binary snapshot (:meth:`ContactsState.restored`) builds its contacts
+on first use (:mod:`~contacts_cli.domain.snapshot_rows`): counting, reading one contact, the
+name order and writing need none of the others; the first read of them all, of the email
+index or of the search index, builds them.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from contacts_cli.domain.model import (
     format_timestamp,
     parse_timestamp,
 )
+from contacts_cli.domain.snapshot_rows import COLUMNS, SnapshotRows
 from contacts_cli.domain.validation import email_key
 
 if TYPE_CHECKING:
@@ -58,6 +64,7 @@ class ContactsState:
         "_keys",
         "_order",
         "_pending",
+        "_rows",
         "_stale",
         "search_index",
     )
@@ -69,6 +76,9 @@ class ContactsState:
         self._order: list[SortKey] = []
         self._pending: list[SortKey] = []
         self._stale = False
+        self._rows: SnapshotRows | None = None
+        """The restored contacts not built yet; None once all are. While they remain, the
+        name order is the only index that may exist (it needs their names alone)."""
         self.search_index: SearchIndex | None = None
         """Built by the first search (``queries.search_steps``); every write keeps it."""
 
@@ -79,8 +89,26 @@ class ContactsState:
         state._contacts = contacts
         return state
 
+    @classmethod
+    def restored(cls, rows: SnapshotRows) -> ContactsState:
+        """A state holding a snapshot's contacts, each built when first needed."""
+        state = cls()
+        state._rows = rows
+        return state
+
+    def _build_all(self) -> dict[str, Contact]:
+        """Build the restored contacts not built yet (once): the snapshot's, in its order,
+        then those added since."""
+        rows = self._rows
+        if rows is not None:
+            contacts = rows.all()
+            contacts.update(self._contacts)
+            self._contacts, self._rows = contacts, None
+        return self._contacts
+
     def copy(self) -> ContactsState:
         """An independent state with the same contacts (contacts themselves are immutable)."""
+        self._build_all()
         other = ContactsState.of(dict(self._contacts))
         if self._by_email is not None:
             other._by_email = {key: list(ids) for key, ids in self._by_email.items()}
@@ -91,25 +119,33 @@ class ContactsState:
 
     # -- reads ---------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._contacts)
+        rows = self._rows
+        return len(self._contacts) + (len(rows) if rows is not None else 0)
 
     def __contains__(self, contact_id: object) -> bool:
-        return contact_id in self._contacts
+        if contact_id in self._contacts:
+            return True
+        rows = self._rows
+        return rows is not None and contact_id in rows.alive
 
     def __iter__(self) -> Iterator[Contact]:
         """Contacts in creation order (the snapshot order)."""
-        return iter(self._contacts.values())
+        return iter(self._build_all().values())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ContactsState):
             return NotImplemented
-        return self._contacts == other._contacts and list(self._contacts) == list(other._contacts)
+        mine, theirs = self._build_all(), other._build_all()
+        return mine == theirs and list(mine) == list(theirs)
 
     def __repr__(self) -> str:
         return f"ContactsState({len(self)} contacts)"
 
     def get(self, contact_id: str) -> Contact | None:
-        return self._contacts.get(contact_id)
+        contact = self._contacts.get(contact_id)
+        if contact is None and self._rows is not None:
+            return self._rows.get(contact_id)
+        return contact
 
     def ids_with_email(self, email: str) -> list[str]:
         """Ids of live contacts having ``email`` (any case), oldest first."""
@@ -123,7 +159,10 @@ class ContactsState:
     def ordered_keys(self) -> list[SortKey]:
         """The name order of all live contacts; callers must not mutate the list."""
         if self._keys is None:
-            self._keys = {c.id: sort_key(c) for c in self._contacts.values()}
+            rows = self._rows  # their names suffice: the contacts themselves stay unbuilt
+            keys = rows.sort_keys() if rows is not None else {}
+            keys.update({c.id: sort_key(c) for c in self._contacts.values()})
+            self._keys = keys
             self._order = sorted(self._keys.values())
             self._pending.clear()
             self._stale = False
@@ -148,7 +187,7 @@ class ContactsState:
         index = self._by_email
         if index is None:
             index = {}
-            for contact in self._contacts.values():
+            for contact in self._build_all().values():
                 for email in contact.emails:
                     index.setdefault(email_key(email), []).append(contact.id)
             self._by_email = index
@@ -157,8 +196,11 @@ class ContactsState:
     # -- writes (only evolve and snapshot loading call these) ----------------------------
     def put(self, contact: Contact) -> None:
         """Insert or replace a contact, keeping every built index in step."""
-        previous = self._contacts.get(contact.id)
-        self._contacts[contact.id] = contact
+        if self._rows is not None and self._rows.replace(contact):
+            previous = None  # unbuilt rows: no email index or search index exists yet
+        else:
+            previous = self._contacts.get(contact.id)
+            self._contacts[contact.id] = contact
         if self.search_index is not None:
             self.search_index.put(previous, contact)
         if self._by_email is not None:
@@ -181,7 +223,7 @@ class ContactsState:
         """Insert a contact whose id is new (what a ``ContactCreated`` does): :meth:`put`
         without looking for a previous version; raises ``ValueError`` if the id is taken."""
         contacts = self._contacts
-        if contact.id in contacts:
+        if contact.id in contacts or (self._rows is not None and contact.id in self._rows.alive):
             raise ValueError(f"ContactCreated for existing contact {contact.id!r}")
         contacts[contact.id] = contact
         if self.search_index is not None:
@@ -196,6 +238,12 @@ class ContactsState:
             self._pending.append(key)
 
     def discard(self, contact_id: str) -> Contact | None:
+        if self._rows is not None and contact_id in self._rows.alive:
+            contact = self._rows.pop(contact_id)  # no email index or search index yet
+            if self._keys is not None:
+                del self._keys[contact_id]
+                self._stale = True
+            return contact
         contact = self._contacts.pop(contact_id, None)
         if contact is not None:
             if self.search_index is not None:
@@ -225,29 +273,34 @@ class ContactsState:
                 del self._by_email[key]
 
 
-COLUMNS: tuple[str, ...] = (
-    "id", "name", "emails", "phones", "company", "title", "address", "birthday", "notes",
-    "labels", "created_at", "updated_at", "version", "card",
-)
-"""The columns of a schema-3 snapshot, in :class:`Contact` field order (schema 2 lacks
-``card``: it predates stored vCards)."""
 _LIST_COLUMNS = frozenset(("emails", "phones", "labels"))
 _TIME_COLUMNS = frozenset(("created_at", "updated_at"))
 
 
-def iter_snapshot_columns(contacts: Sequence[Contact]) -> Iterator[tuple[str, list[Any]]]:
-    """The contacts as schema-3 columns, one ``(name, values)`` at a time (so a caller can
-    yield to the event loop between them), then ``("times", ...)``: timestamps are stored
-    as indexes into that table of the distinct ones (an import chunk shares one)."""
+def iter_contact_columns(contacts: Sequence[Contact]) -> Iterator[tuple[str, list[Any]]]:
+    """The contacts as columns of their own values, one ``(name, values)`` at a time in
+    :data:`COLUMNS` order (so a caller can yield to the event loop between them), then
+    ``("times", [datetime, ...])``: timestamps are stored as indexes into that table of the
+    distinct ones (an import chunk shares one). Lists are tuples, cards :class:`Card`s."""
     times: dict[datetime, int] = {}
     for name in COLUMNS:
         values: list[Any] = list(map(attrgetter(name), contacts))
         if name in _TIME_COLUMNS:
             values = [times.setdefault(t, len(times)) for t in values]
-        elif name == "card":
-            values = [None if card is None else card_to_json(card) for card in values]
         yield name, values
-    yield "times", [format_timestamp(t) for t in times]
+    yield "times", list(times)
+
+
+def iter_snapshot_columns(contacts: Sequence[Contact]) -> Iterator[tuple[str, list[Any]]]:
+    """:func:`iter_contact_columns` in their schema-3 JSON form: cards as JSON, the times
+    as text."""
+    for name, values in iter_contact_columns(contacts):
+        if name == "card":
+            yield name, [None if card is None else card_to_json(card) for card in values]
+        elif name == "times":
+            yield name, [format_timestamp(t) for t in values]
+        else:
+            yield name, values
 
 
 def pack_column(values: list[Any]) -> Any:
@@ -329,14 +382,7 @@ def state_from_snapshot(data: Mapping[str, Any]) -> ContactsState:
             contacts = _contacts_from_columns(data)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"corrupt contacts snapshot: {exc!r}") from exc
-    by_id = dict(zip([c.id for c in contacts], contacts, strict=True))
-    if len(by_id) != len(contacts):
-        seen: set[str] = set()
-        for contact in contacts:
-            if contact.id in seen:
-                raise ValueError(f"contact {contact.id!r} appears twice")
-            seen.add(contact.id)
-    return ContactsState.of(by_id)
+    return _state_of(contacts)
 
 
 def _contacts_from_columns(data: Mapping[str, Any]) -> list[Contact]:
@@ -361,6 +407,18 @@ def _contacts_from_columns(data: Mapping[str, Any]) -> list[Contact]:
         if not all(isinstance(v, str) for v in columns[COLUMNS.index(name)]):
             raise ValueError(f"column {name!r} holds a value that is not a string")
     return list(map(Contact, *columns))
+
+
+def _state_of(contacts: list[Contact]) -> ContactsState:
+    """The state of ``contacts`` in creation order; an id seen twice raises ``ValueError``."""
+    by_id = dict(zip(map(attrgetter("id"), contacts), contacts, strict=True))
+    if len(by_id) != len(contacts):
+        seen: set[str] = set()
+        for contact in contacts:
+            if contact.id in seen:
+                raise ValueError(f"contact {contact.id!r} appears twice")
+            seen.add(contact.id)
+    return ContactsState.of(by_id)
 
 
 def require_contact(state: ContactsState, contact_id: str) -> Contact:

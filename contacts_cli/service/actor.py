@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors import Amortised, PersistentActor, PersistentContext
+from actors.snapshots import BinarySnapshot
 from contacts_cli.domain import Contact
 from contacts_cli.service.commands import UserCommands
 from contacts_cli.service.envelope import ContactsCodec, Journaled
@@ -21,7 +22,7 @@ from contacts_cli.service.messages import Import
 from contacts_cli.service.snapshot_codec import (
     SNAPSHOT_VERSION,
     decode_snapshot,
-    encode_state_text,
+    encode_state_binary,
 )
 from contacts_cli.service.user_state import KeyEntry, UserState
 from persistence.engine import Json
@@ -110,8 +111,8 @@ class UserActor(PersistentActor[UserState]):
     def snapshot_view(self, state: UserState) -> SnapshotView:
         return list(state.contacts), list(state.keys.items())
 
-    async def encode_snapshot(self, view: SnapshotView) -> str:
-        return await encode_state_text(*view)
+    async def encode_snapshot(self, view: SnapshotView) -> BinarySnapshot:
+        return await encode_state_binary(*view)
 
     def decode_snapshot(self, payload: Json, version: int) -> UserState:
         return decode_snapshot(payload, version, self.persistence_id)

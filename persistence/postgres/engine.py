@@ -227,8 +227,10 @@ class PostgresEngine(Engine):
 
     # -- snapshots ---------------------------------------------------------------------------
 
-    async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Json) -> None:
-        await self._snapshots.save(persistence_id, sequence_nr, payload)
+    async def save_snapshot(
+        self, persistence_id: str, sequence_nr: int, payload: Json, blob: bytes | None = None
+    ) -> None:
+        await self._snapshots.save(persistence_id, sequence_nr, payload, blob)
 
     async def load_snapshot(
         self, persistence_id: str, max_sequence_nr: int = MAX_SEQUENCE_NR

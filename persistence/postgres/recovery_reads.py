@@ -30,7 +30,7 @@ leaves the batch unharmed: its rows are dropped, the other callers get theirs.
 
 The statement returns one row per event, ordered by request and sequence number, and one
 row with no event columns for a request with no events. Each row carries its request's
-head (index, highest, snapshot number and time); the snapshot's payload is sent once per
+head (index, highest, snapshot number and time); the snapshot's payload and blob are sent once per
 request, on its first row. The guard on ``Snapshot``'s fields below fails this module's
 import until a new field is read here too. To read one more snapshot column, add it to the
 snapshot's lateral subquery and to the head (after :data:`_SNAPSHOT_PAYLOAD`, sent on the
@@ -64,7 +64,7 @@ from persistence.postgres.schema import Names
 
 _log = logging.getLogger(__name__)
 
-_SNAPSHOT_FIELDS = ("persistence_id", "sequence_nr", "timestamp", "payload")
+_SNAPSHOT_FIELDS = ("persistence_id", "sequence_nr", "timestamp", "payload", "blob")
 if Snapshot.__slots__ != _SNAPSHOT_FIELDS:  # pragma: no cover - a guard for future edits
     raise ImportError(f"Snapshot fields changed to {Snapshot.__slots__}; update {__name__}")
 
@@ -83,8 +83,10 @@ RECOVERY_QUERY = """\
 SELECT e.persistence_id, e.sequence_nr, e.ordering, e.created_at, e.type, e.version,
        e.payload, e.tags, e.writer,
        r.i, r.highest, s.sequence_nr, s.created_at,
-       CASE WHEN (e.rn IS NULL OR e.rn = 1) AND pg_column_size(s.payload) <= %(shared)s
-            THEN s.payload::text END
+       CASE WHEN (e.rn IS NULL OR e.rn = 1) AND s.size <= %(shared)s
+            THEN s.payload::text END,
+       CASE WHEN (e.rn IS NULL OR e.rn = 1) AND s.size <= %(shared)s
+            THEN s.blob END
 FROM (
     SELECT q.i, q.persistence_id, q.max_count, COALESCE(h.highest, 0) AS highest
     FROM unnest(%(ids)s::text[], %(counts)s::bigint[])
@@ -92,7 +94,9 @@ FROM (
     LEFT JOIN {highest} h ON h.persistence_id = q.persistence_id
 ) r
 LEFT JOIN LATERAL (
-    SELECT sequence_nr, created_at, payload FROM {snapshot}
+    SELECT sequence_nr, created_at, payload, blob,
+           pg_column_size(payload) + COALESCE(pg_column_size(blob), 0) AS size
+    FROM {snapshot}
     WHERE persistence_id = r.persistence_id AND sequence_nr <= r.highest
     ORDER BY sequence_nr DESC LIMIT 1
 ) s ON true
@@ -112,10 +116,10 @@ ORDER BY r.i, e.rn"""
 :func:`~persistence.postgres.events.events_from_rows` order, so its rows are decoded as a
 replay page is), or one row with NULL event columns for a request without events; then the
 request's head: its index in the batch (from 1), highest, snapshot number, time and, on its
-first row only, payload, unless that is stored in more than ``shared`` bytes. One
+first row only, payload and blob, unless those are stored in more than ``shared`` bytes. One
 statement, so all three reads see the same moment."""
 
-_INDEX, _HIGHEST, _SNAPSHOT_SEQ, _SNAPSHOT_TIME, _SNAPSHOT_PAYLOAD = range(9, 14)
+_INDEX, _HIGHEST, _SNAPSHOT_SEQ, _SNAPSHOT_TIME, _SNAPSHOT_PAYLOAD, _SNAPSHOT_BLOB = range(9, 15)
 
 
 LoadSnapshot = Callable[[str, int], Awaitable[Snapshot | None]]
@@ -310,4 +314,6 @@ def _snapshot(persistence_id: str, head: TupleRow) -> Snapshot | None:
     if head[_SNAPSHOT_PAYLOAD] is None:
         return None
     payload = json.loads(head[_SNAPSHOT_PAYLOAD])
-    return Snapshot(persistence_id, int(head[_SNAPSHOT_SEQ]), head[_SNAPSHOT_TIME], payload)
+    blob = head[_SNAPSHOT_BLOB]
+    return Snapshot(persistence_id, int(head[_SNAPSHOT_SEQ]), head[_SNAPSHOT_TIME], payload,
+                    None if blob is None else bytes(blob))

@@ -17,7 +17,10 @@ Tables (``<prefix>`` before each name):
   ordering order; rows leave with their event;
 * ``highest``: per persistence id the highest sequence number ever written, updated in the
   append's transaction, so it survives deletes and is the append's conflict check;
-* ``snapshot``: primary key ``(persistence_id, sequence_nr)``;
+* ``snapshot``: primary key ``(persistence_id, sequence_nr)``, the ``jsonb`` payload and,
+  since migration 3, ``blob``: the snapshot's optional binary part (``bytea``, ``NULL`` for
+  rows saved without one, every row from before the migration included), stored
+  uncompressed (see :mod:`persistence.postgres.snapshots`);
 * ``durable_state``: per key revision, value, expiry (partial index on ``expires_at``);
 * ``schema_version``: the migrations applied.
 
@@ -143,11 +146,23 @@ def _v1(n: Names) -> list[sql.Composed]:
     ]
 
 
+def _v3(n: Names) -> list[sql.Composed]:
+    """The snapshot's binary part: a nullable column without a default, so PostgreSQL adds it
+    without rewriting the table, and the rows written before read as having none."""
+    return [
+        sql.SQL("ALTER TABLE {snapshot} ADD COLUMN blob bytea").format(snapshot=n.snapshot),
+        sql.SQL("ALTER TABLE {snapshot} ALTER COLUMN blob SET STORAGE EXTERNAL").format(
+            snapshot=n.snapshot
+        ),
+    ]
+
+
 Migration = Callable[[Names], list[sql.Composed]]
 
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "journal, tags, highest, snapshots, durable state", _v1),
     (2, "cluster placement: instances, leases with epochs, takeovers", placement_tables),
+    (3, "snapshots: an optional binary part (blob bytea)", _v3),
 )
 """``(version, description, statements)``; append new versions, never edit applied ones."""
 

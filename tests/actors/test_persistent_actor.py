@@ -299,11 +299,13 @@ class FlakyEngine(InMemoryEngine):
             raise StorageUnavailable("storage down (injected)")
         return await super().append(persistence_id, events, expected_sequence_nr)
 
-    async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Any) -> None:
+    async def save_snapshot(
+        self, persistence_id: str, sequence_nr: int, payload: Any, blob: bytes | None = None
+    ) -> None:
         if self.fail_snapshots:
             self.fail_snapshots -= 1
             raise StorageUnavailable("snapshot store down (injected)")
-        await super().save_snapshot(persistence_id, sequence_nr, payload)
+        await super().save_snapshot(persistence_id, sequence_nr, payload, blob)
 
 
 class Careful(Ledger):

@@ -8,7 +8,7 @@ import pytest
 
 from actors.recovery import recover
 from persistence import InMemoryEngine, NewEvent
-from persistence.engine import MAX_SEQUENCE_NR, Engine, Json, StoredEvent
+from persistence.engine import MAX_SEQUENCE_NR, Engine, Snapshot, StoredEvent
 from persistence.errors import JournalIntegrityError
 
 
@@ -16,8 +16,8 @@ async def _sum(state: int, event: StoredEvent) -> int:
     return state + int(event.payload["n"])
 
 
-def _restore(payload: Json) -> int:
-    return int(payload["total"])
+def _restore(snapshot: Snapshot) -> int:
+    return int(snapshot.payload["total"])
 
 
 async def _fill(engine: InMemoryEngine, pid: str, values: Sequence[int]) -> None:

@@ -13,7 +13,9 @@ from persistence.engine import Json
 
 
 class SnapshotsNeverAnswer(InMemoryEngine):
-    async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Json) -> None:
+    async def save_snapshot(
+        self, persistence_id: str, sequence_nr: int, payload: Json, blob: bytes | None = None
+    ) -> None:
         await asyncio.Event().wait()
 
 

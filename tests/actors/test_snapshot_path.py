@@ -190,11 +190,13 @@ class FlakySnapshots(InMemoryEngine):
         super().__init__()
         self.fail_snapshots = 0
 
-    async def save_snapshot(self, persistence_id: str, sequence_nr: int, payload: Any) -> None:
+    async def save_snapshot(
+        self, persistence_id: str, sequence_nr: int, payload: Any, blob: bytes | None = None
+    ) -> None:
         if self.fail_snapshots:
             self.fail_snapshots -= 1
             raise StorageUnavailable("snapshot store down (injected)")
-        await super().save_snapshot(persistence_id, sequence_nr, payload)
+        await super().save_snapshot(persistence_id, sequence_nr, payload, blob)
 
 
 @pytest.mark.parametrize("background", [True, False])

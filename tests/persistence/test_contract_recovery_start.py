@@ -184,7 +184,7 @@ async def test_recovery_through_it_pages_the_rest_with_replay(engine: Engine) ->
         return [*state, event.payload["n"]]
 
     state, report = await recover(
-        engine, "p", initial=list, restore=lambda p: [p["at"]], apply=collect, page_size=4
+        engine, "p", initial=list, restore=lambda s: [s.payload["at"]], apply=collect, page_size=4
     )
     assert state == [3, *range(4, 24)]
     assert (report.snapshot_sequence_nr, report.events_replayed, report.sequence_nr) == (3, 20, 23)

@@ -66,8 +66,8 @@ def test_version_1_rows_still_load() -> None:
     loaded = actor.decode_snapshot(json.dumps(old), 1)  # type: ignore[arg-type]
     assert loaded.contacts == state.contacts
     assert loaded.keys == state.keys
-    with pytest.raises(JournalIntegrityError, match="version 3"):
-        actor.decode_snapshot(json.dumps(old), 3)  # type: ignore[arg-type]
+    with pytest.raises(JournalIntegrityError, match="version 4"):
+        actor.decode_snapshot(json.dumps(old), 4)  # type: ignore[arg-type]
 
 
 def test_damaged_keys_fail_recovery_and_bad_values_fail_loudly_when_first_used() -> None:
