@@ -26,6 +26,9 @@ an expected version then fails its own check naturally; a command that had alrea
 persisted part of its events before the conflict is not re-run (that would write them
 twice): it fails with the conflict, as does a second conflict in a row
 (:class:`~actors.errors.ConflictPersists`). Either way supervision then resets the actor.
+With command batching the unit is the batch: nothing of it is written before its one
+append, so a conflict there re-decides every command of the batch once
+(``actors/batching.py``).
 """
 
 from __future__ import annotations

@@ -27,10 +27,10 @@ from persistence import NewEvent
 from persistence.leases import Lease
 from persistence.placement.memory import InMemoryLeases
 from tests.actors.batching_support import (
-    T,
     CountingEngine,
     InjectedWriteFailure,
     Ledger,
+    T,
     ask_all,
     journal_of,
 )
@@ -346,9 +346,9 @@ def test_cancellation_in_a_batch_always_lets_asyncio_run_return(turns: int) -> N
         system = ActorSystem("crash", engine=engine)
         await system.__aenter__()
         refs = [spawn_actor(system, Tally(f"t{i}")) for i in range(10)]
-        for n, ref in enumerate(refs):
-            for _ in range(20):
-                asyncio.ensure_future(query(ref, n, T))
+        queries = [asyncio.ensure_future(query(ref, n, T))
+                   for n, ref in enumerate(refs) for _ in range(20)]
+        assert len(queries) == 200
         for _ in range(turns):
             await asyncio.sleep(0)
         raise CallerCrashed

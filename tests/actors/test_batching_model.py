@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors import ActorSystem, query, spawn_actor
-from tests.actors.batching_support import T, CountingEngine, Ledger, ask_all, journal_of
+from tests.actors.batching_support import CountingEngine, Ledger, T, ask_all, journal_of
 
 WRITE_FAILED = ("crashed", "InjectedWriteFailure")
 
@@ -70,7 +70,7 @@ def test_batched_processing_is_one_at_a_time_processing(
     assert poisoned <= write_failed
     for group in failed_groups(batched):  # failed appends back to back make one run
         poisons = sum(i in poisoned for i in group)
-        assert 1 <= poisons and len(group) <= poisons * max_batch, (group, sequence)
+        assert poisons >= 1 and len(group) <= poisons * max_batch, (group, sequence)
 
     reference = [("boom",) if i in write_failed else c for i, c in enumerate(sequence)]
     one_at_a_time, journal, appends = asyncio.run(run(reference, 1))
