@@ -355,3 +355,18 @@ def test_cancellation_in_a_batch_always_lets_asyncio_run_return(turns: int) -> N
 
     with pytest.raises(CallerCrashed):
         asyncio.run(main())
+
+
+async def test_a_batch_takes_no_more_commands_once_it_staged_max_batch_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import actors.batching
+
+    monkeypatch.setattr(actors.batching, "MAX_BATCH_EVENTS", 5)
+    engine = CountingEngine()
+    async with ActorSystem("b", engine=engine) as system:
+        ref = spawn_actor(system, Ledger(max_batch=100))
+        await query(ref, ("r",), T)
+        replies = await ask_all(ref, [("ww", 1, 1)] * 10)  # two events each
+    assert engine.appends == 4  # 3 commands (6 events), 3, 3, then the last one
+    assert replies[-1] == ("ok", [1] * 20, 20)
