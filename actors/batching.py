@@ -92,11 +92,15 @@ def check_max_batch(value: object) -> int:
     return value
 
 
-def normal_payload(event: NewEvent, what: str) -> NewEvent:
-    """``event`` with its payload as a replay will give it back (JSON-normal), or
-    :class:`~persistence.errors.SerializationError` if the engine would refuse it."""
-    payload = json.loads(encode_json(event.payload, what))
-    return NewEvent(event.type, payload, event.version, event.tags)
+def normal_payload(event: NewEvent, persistence_id: str, sequence_nr: int) -> NewEvent:
+    """``event`` (to be numbered ``sequence_nr``) with its payload as a replay will give it
+    back (JSON-normal), or :class:`~persistence.errors.SerializationError` if the engine
+    would refuse it."""
+    text = encode_json(
+        event.payload,
+        lambda: f"payload of event #{sequence_nr} ({event.type}) for {persistence_id!r}",
+    )
+    return NewEvent(event.type, json.loads(text), event.version, event.tags)
 
 
 class Batch:

@@ -372,9 +372,9 @@ class PersistentCore(Behaviour, Generic[S]):
         first = self.sequence_nr + 1
         for index, event in enumerate(events):
             if not folds_as_written(event):
-                what = f"payload of event #{first + index} ({encoded[index].type}) for " \
-                       f"{self.persistence_id!r}"
-                encoded[index] = batching.normal_payload(encoded[index], what)
+                encoded[index] = batching.normal_payload(
+                    encoded[index], self.persistence_id, first + index
+                )
         batch.stage(encoded)
         try:
             self.after_stage(events, encoded, batch)
