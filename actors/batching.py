@@ -80,6 +80,16 @@ if TYPE_CHECKING:
     from actors.persistent_context import PersistentContext
     from actors.persistent_core import PersistentCore
 
+DECIDE_SLICE = 0.002
+"""Seconds a batch decides commands before it yields to the event loop once (then goes on):
+a batch of hundreds of commands must not hold the loop (timers, other actors, the cluster's
+renewals) for their whole decision time."""
+
+RELEASE_SLICE = 32
+"""Replies a batch sends per turn of the event loop: each wakes a caller, and hundreds of
+callers woken at once (many actors' batches end with the same group commit) would hold the
+loop for all their continuations in one turn."""
+
 MAX_BATCH_EVENTS = 10_000
 """A batch takes no further command once it staged this many events (one command may
 stage more: an import chunk is never split)."""
@@ -141,18 +151,21 @@ class Batch:
         self.written()
         self.held.clear()
 
-    def release(self, ctx: Context) -> None:
-        """Send the held replies, in order (the write they waited for is durable)."""
+    async def release(self, ctx: Context) -> None:
+        """Send the held replies, in order (the write they waited for is durable),
+        :data:`RELEASE_SLICE` per turn of the event loop."""
         held = self.held
         if held:
             self.held = []
             me = ctx.self
             system = ctx.system
-            for sender, value in held:
+            for index, (sender, value) in enumerate(held, start=1):
                 if sender is None:
                     system.dead_letter(None, value, me)
                 else:
                     sender._tell(value, me)
+                if index % RELEASE_SLICE == 0 and index < len(held):
+                    await asyncio.sleep(0)
 
     def fail(self, error: BaseException) -> None:
         """The write failed: drop the held replies, fail every query of the batch."""
@@ -172,9 +185,14 @@ async def run_batch(core: PersistentCore[Any], msg: object, ctx: PersistentConte
     cell = cell_of(ctx)
     batch = core.batch = Batch()
     commands: list[tuple[object, PersistentContext[Any]]] = [(msg, ctx)]
+    clock = cell.loop.time
+    slice_ends = clock() + DECIDE_SLICE
     try:
         fault = await _decide(core, batch, msg, ctx)
         while fault is None and len(commands) < core.max_batch and _may_grow(core, batch):
+            if clock() > slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = clock() + DECIDE_SLICE
             taken = cell.take_queued()
             if taken is None:
                 break
@@ -283,8 +301,8 @@ async def commit(
     activation = core.activation
     if activation is not None and activation.lost:
         batch.held.clear()  # nothing is answered from memory: the queries fail on the stop
-    batch.release(ctx)
     batch.senders.clear()
+    await batch.release(ctx)
     if core.snapshotter.captured is not None:
         await core.snapshotter.flush()
 
