@@ -9,6 +9,13 @@ actor never runs two of them at once, whatever supervision decides.
 Requests from outside (stop, reset, an escalation from a child, a fault reported by a
 concurrent stateless handler) set ``attention``; the loop serves them between two messages,
 before the next queued message.
+
+A behaviour that handles queued messages as one batch (a persistent actor's command
+batching, ``actors/batching.py``) takes them with :meth:`Cell.take_queued` from inside its
+``receive``: only while no request waits, so a batch never delays a stop, a reset or an
+escalation by more than the message being handled. A fault raised by ``receive`` belongs to
+the message named by :meth:`Cell.handling` (the last one taken, unless the behaviour says
+otherwise), and supervision sees that message.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class Cell(Node):
         "behaviour",
         "crash_task",
         "ctx",
+        "current",
         "deadlines",
         "idle_since",
         "idle_timer",
@@ -85,6 +93,8 @@ class Cell(Node):
         self.query_path = f"{system.name}/$query"
         self.mailbox: deque[tuple[object, ActorRef | None]] = deque()
         self.requests: deque[tuple[str, object]] = deque()
+        self.current: tuple[object, ActorRef | None] | None = None
+        """The message being handled and its sender (what a fault is reported against)."""
         self.pending: set[ReplyRef] = set()
         self.task: asyncio.Task[None] | None = None
         self.waiter: asyncio.Future[None] | None = None
@@ -212,17 +222,18 @@ class Cell(Node):
                     handled = 0
                     await self._park()
                     continue
-                msg, sender = mailbox.popleft()
+                msg, sender = current = mailbox.popleft()
+                self.current = current
                 ctx.sender = sender
                 try:
                     await receive(msg, ctx)
                 except Exception as error:
-                    await self._fault(msg, sender, error)
+                    await self._fault(error)
                 except asyncio.CancelledError as error:
                     task = asyncio.current_task()
                     if task is not None and task.cancelling():
                         raise
-                    await self._fault(msg, sender, error)
+                    await self._fault(error)
                 handled += 1
                 if handled == _BATCH:
                     metrics.messages_handled += handled
@@ -281,9 +292,40 @@ class Cell(Node):
         if not (self.stopping or self.needs_start or self.requests):
             self.attention = False
 
-    async def _fault(self, msg: object, sender: ActorRef | None, error: BaseException) -> None:
+    async def _fault(self, error: BaseException) -> None:
+        """Supervise a fault of the message being handled (see :meth:`handling`)."""
+        msg, sender = self.current or (None, None)
+        self.current = None
         supervision.record_fault(self, msg, sender, error)
         await self._apply(await supervision.decide(self, msg, error))
+
+    # -- batches: taking queued messages from inside receive ---------------------------
+
+    def take_queued(self) -> tuple[object, ActorRef | None] | None:
+        """The next queued message and its sender, now being handled, or None if the
+        mailbox is empty or a request (stop, reset, escalation, fault) waits to be served.
+
+        For a behaviour handling several queued messages in one ``receive`` (a batch): each
+        message taken counts as handled, and a fault raised from then on is reported
+        against it unless :meth:`handling` names another one.
+        """
+        if self.attention or not self.mailbox:
+            return None
+        current = self.current = self.mailbox.popleft()
+        self.ctx.sender = current[1]
+        self.system.metrics.messages_handled += 1
+        return current
+
+    def handling(self, msg: object, sender: ActorRef | None) -> None:
+        """Name the message a fault raised from now on is reported against."""
+        self.current = (msg, sender)
+        self.ctx.sender = sender
+
+    def put_back(self, messages: list[tuple[object, ActorRef | None]]) -> None:
+        """Return taken messages, in order, to the front of the mailbox (a batch that ends
+        before handling them: they are handled next, as if never taken)."""
+        self.mailbox.extendleft(reversed(messages))
+        self.system.metrics.messages_handled -= len(messages)
 
     async def _apply(self, decision: Decision) -> None:
         """Apply RESUME, RESET or STOP (what supervision leaves for the cell itself)."""

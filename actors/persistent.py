@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from actors.batching import Batch, check_max_batch
 from actors.behaviour import Behaviour
 from actors.context import Context
 from actors.persistent_context import PersistentContext
@@ -26,7 +27,7 @@ from actors.snapshots import Snapshotter
 from actors.supervision import Decision
 from actors.system import Parent, spawn_behaviour
 from actors.upcasting import EventCodec, JsonEvents, Upcasters
-from persistence.engine import Json, StoredEvent
+from persistence.engine import Json, NewEvent, StoredEvent
 
 if TYPE_CHECKING:
     from actors.durable_state import DurableStateActor
@@ -62,6 +63,10 @@ class PersistentActor(ABC, Generic[S]):
     retry_on_conflict: bool = False
     """Recover and re-run a command once when its persist meets a concurrency conflict
     (another writer appended): see ``actors/persistent_core.py``."""
+    max_batch: int = 1
+    """Command batching: the most queued commands handled as one batch, with one journal
+    write and their replies held until it is durable; 1 (the default) handles one command
+    at a time. Handlers stay as they are; see ``actors/batching.py`` for the semantics."""
     events: EventCodec[Any] | None = None
 
     @abstractmethod
@@ -168,6 +173,7 @@ class _ActorBehaviour(PersistentCore[S]):
         )
         self.actor = actor
         self.retry_on_conflict = actor.retry_on_conflict
+        self.max_batch = check_max_batch(actor.max_batch)
 
     def initial(self) -> S:
         return self.actor.initial_state()
@@ -185,21 +191,37 @@ class _ActorBehaviour(PersistentCore[S]):
         await maybe_await(self.actor.on_command(self.state, msg, ctx))
 
     def after_write(self, events: Sequence[Any], stored: Sequence[StoredEvent]) -> None:
+        snapshotter = self.snapshotter
+        ask = snapshotter.consider if snapshotter.strategy is not None else None
+        self._fold(events, stored, stored[0].sequence_nr, ask)
+
+    def after_stage(self, events: Sequence[Any], staged: Sequence[NewEvent], batch: Batch) -> None:
+        ask = batch.mark if self.snapshotter.strategy is not None else None
+        self._fold(events, staged, self.sequence_nr - len(staged) + 1, ask)
+
+    def _fold(
+        self,
+        events: Sequence[Any],
+        written: Sequence[StoredEvent | NewEvent],
+        first_sequence_nr: int,
+        ask: Callable[[int, S, Any], None] | None,
+    ) -> None:
+        """Fold ``events`` (numbered from ``first_sequence_nr``) into the state, calling
+        ``ask`` (the snapshot strategy's question) after each."""
         state = self.state
         codec = self.codec
         on_event = self.actor.on_event
-        snapshotter = self.snapshotter
-        asks = snapshotter.strategy is not None
-        for given, written in zip(events, stored, strict=True):
+        for number, (given, form) in enumerate(zip(events, written, strict=True),
+                                               start=first_sequence_nr):
             if codec.folds_as_written(given):
                 event = given
             else:  # fold what the journal holds, decoded as replay will: live == recovered
-                where = f"event #{written.sequence_nr} of {self.persistence_id!r}"
-                event = codec.decode(written.type, written.version, written.payload, where)
+                where = f"event #{number} of {self.persistence_id!r}"
+                event = codec.decode(form.type, form.version, form.payload, where)
             state = on_event(state, event)
             self.state = state
-            if asks:
-                snapshotter.consider(written.sequence_nr, state, event)
+            if ask is not None:
+                ask(number, state, event)
 
     async def on_crash(self, msg: object, error: BaseException, ctx: Context) -> Decision:
         decision = await maybe_await(self.actor.on_crash(msg, error, self.bind(ctx)))

@@ -53,7 +53,8 @@ class PersistentContext(Context, Generic[S]):
 
     @property
     def sequence_nr(self) -> int:
-        """The sequence number of the last durable event (of the one replayed, in recovery)."""
+        """The sequence number of the last durable event (of the one replayed, in recovery;
+        of the last one staged, in a batch: durable before any reply is sent)."""
         return self._pcore.sequence_nr
 
     @property
@@ -71,15 +72,26 @@ class PersistentContext(Context, Generic[S]):
 
     def reply(self, value: object) -> None:
         """Send ``value`` to the sender, unless the activation was lost (cluster placement):
-        then nothing is answered from memory; the query fails with ``ActivationLost``."""
-        activation = self._pcore.activation
+        then nothing is answered from memory; the query fails with ``ActivationLost``.
+
+        In a batch (``max_batch``) the reply is held while events of the batch are staged
+        and not yet durable, and sent once they are (``actors/batching.py``)."""
+        core = self._pcore
+        activation = core.activation
         if activation is not None and activation.lost:
+            return
+        batch = core.batch
+        if batch is not None and batch.staged:
+            batch.hold(self.sender, value)
             return
         super().reply(value)
 
     async def persist(self, event: Any) -> None:
         """Write ``event`` to the journal; return once it is durable (and, in the class API,
-        folded into ``ctx.state`` by ``on_event``). On any error nothing was applied."""
+        folded into ``ctx.state`` by ``on_event``). On any error nothing was applied.
+
+        In a batch (``max_batch``) it returns once the event is staged (and folded): the
+        batch writes it, and holds the replies until it is durable (``actors/batching.py``)."""
         await self._pcore.persist_all([event], self)
 
     async def persist_all(self, events: Iterable[Any]) -> None:

@@ -9,6 +9,10 @@ rest; the snapshot path (``actors/snapshots.py``) is asked at the points this mo
 The class API (``actors/persistent.py``) and the functional API
 (``actors/persistent_functional.py``) supply the abstract methods.
 
+**Command batching** (``max_batch``, 1 by default: off): the actor may take the commands
+queued in its mailbox as one batch, decided one after the other, written in one append, and
+answered once that append is durable; ``actors/batching.py`` states the exact semantics.
+
 Under cluster placement the actor's life is one activation holding a lease: acquired in
 ``started()`` before recovery, carried by every write, released in ``stopped()``; the rules
 are ``actors/placement.py``'s.
@@ -22,6 +26,9 @@ an expected version then fails its own check naturally; a command that had alrea
 persisted part of its events before the conflict is not re-run (that would write them
 twice): it fails with the conflict, as does a second conflict in a row
 (:class:`~actors.errors.ConflictPersists`). Either way supervision then resets the actor.
+With command batching the unit is the batch: nothing of it is written before its one
+append, so a conflict there re-decides every command of the batch once
+(``actors/batching.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
-from actors import placement
+from actors import batching, placement
+from actors.batching import Batch
 from actors.behaviour import Behaviour
 from actors.context import Context
 from actors.errors import (
@@ -96,6 +104,9 @@ class PersistentCore(Behaviour, Generic[S]):
     retry_on_conflict = False
     """Re-run a command once after recovering from a concurrency conflict (see above)."""
 
+    max_batch = 1
+    """The most commands handled as one batch (1: one at a time; ``actors/batching.py``)."""
+
     def __init__(
         self,
         persistence_id: str,
@@ -119,6 +130,8 @@ class PersistentCore(Behaviour, Generic[S]):
         self.pctx: PersistentContext[S] | None = None
         self.activation: placement.Activation | None = None
         """The lease this actor runs under (cluster placement only)."""
+        self.batch: Batch | None = None
+        """The batch being decided (command batching only): persist stages into it."""
         self._restored_size = 0
 
     # -- what each API supplies ------------------------------------------------------------
@@ -148,13 +161,24 @@ class PersistentCore(Behaviour, Generic[S]):
     def after_write(self, events: Sequence[Any], stored: Sequence[StoredEvent]) -> None:
         """Apply freshly durable events, asking the snapshotter after each (class API)."""
 
+    @abstractmethod
+    def after_stage(self, events: Sequence[Any], staged: Sequence[NewEvent], batch: Batch) -> None:
+        """Apply events just staged in ``batch`` (class API), numbered after
+        :attr:`sequence_nr`; the snapshotter is asked once the batch is durable."""
+
     # -- life cycle ------------------------------------------------------------------------
 
     @property
     def sequence_nr(self) -> int:
+        """That of the last event folded into the state: replayed, durable, or staged in
+        the batch being decided (durable before any reply that depends on it is sent)."""
         if self.recovering:
             return self.replay_sequence_nr
-        return self.journal.sequence_nr if self.journal is not None else 0
+        journal = self.journal
+        if journal is None:
+            return 0
+        batch = self.batch
+        return journal.sequence_nr if batch is None else journal.sequence_nr + len(batch.staged)
 
     def bind(self, ctx: Context) -> PersistentContext[S]:
         """The context handlers get for this call (the runtime's one for this message)."""
@@ -225,20 +249,28 @@ class PersistentCore(Behaviour, Generic[S]):
             # the journal is the truth again before any command
             await self.recover(pctx)
         snapshotter = self.snapshotter
-        snapshotter.deferral = None
-        written_before = self.sequence_nr
         try:
-            await self.handle(msg, pctx)
-        except ConcurrencyConflict:
-            if not self.retry_on_conflict or self.sequence_nr != written_before:
-                raise  # off, or the command already wrote: re-running would write it twice
-            await self._retry(msg, pctx)
+            if self.max_batch > 1:
+                await batching.run_batch(self, msg, pctx)
+            else:
+                await self._run_one(msg, pctx)
         except LeaseLost:
             if activation is None or not activation.lost:
                 raise
             return  # stopping; the query fails with ActivationLost, not as a fault
         if snapshotter.owed:
             await snapshotter.command_done(self.sequence_nr, self.state)
+
+    async def _run_one(self, msg: object, ctx: PersistentContext[S]) -> None:
+        """Handle one command; each of its persists is written before it returns."""
+        self.snapshotter.deferral = None
+        written_before = self.sequence_nr
+        try:
+            await self.handle(msg, ctx)
+        except ConcurrencyConflict:
+            if not self.retry_on_conflict or self.sequence_nr != written_before:
+                raise  # off, or the command already wrote: re-running would write it twice
+            await self._retry(msg, ctx)
 
     async def _retry(self, msg: object, ctx: PersistentContext[S]) -> None:
         """Recover and run ``msg`` once more (its first run met a conflict before writing
@@ -304,26 +336,12 @@ class PersistentCore(Behaviour, Generic[S]):
         journal = self.journal
         if journal is None:
             raise ActorNotStarted(f"{self.persistence_id!r}: persist called before recovery")
-        batch = []
-        encode = self.codec.encode
-        tags_for = self._tags_for
-        for event in events:
-            encoded = encode(event)
-            given = tags_for(event)
-            if given == () or given == _NO_TAGS:  # the common case: no set to build or check
-                tags = _NO_TAGS
-            else:
-                tags = frozenset(given)
-                if not all(isinstance(tag, str) and tag for tag in tags):
-                    raise ValueError(f"tags_for must give non-empty strings, got {list(tags)!r}")
-            batch.append(NewEvent(encoded.type, encoded.payload, encoded.version, tags))
-        try:
-            stored = await journal.write(batch)
-        except LeaseLost as lost:
-            if self.activation is not None:
-                placement.lose(ctx, self.activation, str(lost))
-            raise
-        ctx.system.metrics.observe_persist(journal.last_write_seconds, len(stored))
+        encoded = self._encode(events)
+        batch = self.batch
+        if batch is not None:
+            self._stage(events, encoded, batch)
+            return
+        stored = await self.write(encoded, ctx)
         try:
             self.after_write(events, stored)
         except BaseException:
@@ -331,6 +349,54 @@ class PersistentCore(Behaviour, Generic[S]):
             raise
         if self.snapshotter.captured is not None:
             await self.snapshotter.flush()
+
+    def _encode(self, events: list[Any]) -> list[NewEvent]:
+        encoded = []
+        encode = self.codec.encode
+        tags_for = self._tags_for
+        for event in events:
+            form = encode(event)
+            given = tags_for(event)
+            if given == () or given == _NO_TAGS:  # the common case: no set to build or check
+                tags = _NO_TAGS
+            else:
+                tags = frozenset(given)
+                if not all(isinstance(tag, str) and tag for tag in tags):
+                    raise ValueError(f"tags_for must give non-empty strings, got {list(tags)!r}")
+            encoded.append(NewEvent(form.type, form.payload, form.version, tags))
+        return encoded
+
+    def _stage(self, events: list[Any], encoded: list[NewEvent], batch: Batch) -> None:
+        """Stage events in the open batch: checked storable now unless the codec vouches
+        for them (so a bad payload fails its own command, not the batch), then folded."""
+        folds_as_written = self.codec.folds_as_written
+        first = self.sequence_nr + 1
+        for index, event in enumerate(events):
+            if not folds_as_written(event):
+                encoded[index] = batching.normal_payload(
+                    encoded[index], self.persistence_id, first + index
+                )
+        batch.stage(encoded)
+        try:
+            self.after_stage(events, encoded, batch)
+        except BaseException:
+            assert self.journal is not None
+            self.journal.uncertain = True  # staged but not applied: written, then recovered
+            raise
+
+    async def write(self, events: list[NewEvent], ctx: PersistentContext[S]) -> list[StoredEvent]:
+        """Append ``events`` through the journal (the fence with them); a lost lease stops
+        the activation."""
+        journal = self.journal
+        assert journal is not None
+        try:
+            stored = await journal.write(events)
+        except LeaseLost as lost:
+            if self.activation is not None:
+                placement.lose(ctx, self.activation, str(lost))
+            raise
+        ctx.system.metrics.observe_persist(journal.last_write_seconds, len(stored))
+        return stored
 
     # -- the explicit snapshot ---------------------------------------------------------------
 
@@ -340,6 +406,12 @@ class PersistentCore(Behaviour, Generic[S]):
             raise CalledDuringRecovery(
                 f"{self.persistence_id!r}: snapshot() called during recovery"
             )
+        batch = self.batch
+        if batch is not None and batch.staged and self.pctx is not None:
+            # what the batch staged must be durable before a snapshot may include it
+            sender = self.pctx.sender
+            await batching.commit(self, batch, self.pctx)
+            batch.senders.append(sender)  # the command goes on: its later events may fail
         if self.journal is None or self.journal.uncertain:
             refused = SnapshotRefused(
                 f"{self.persistence_id!r}: the state may not match the journal after a failed "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from actors.batching import Batch, check_max_batch
 from actors.context import Context
 from actors.persistent_context import PersistentContext
 from actors.persistent_core import PersistentCore, maybe_await, require_engine
@@ -19,7 +20,7 @@ from actors.snapshots import Snapshotter
 from actors.supervision import Decision
 from actors.system import Parent, spawn_behaviour
 from actors.upcasting import EventCodec, JsonEvents
-from persistence.engine import Json, StoredEvent
+from persistence.engine import Json, NewEvent, StoredEvent
 
 if TYPE_CHECKING:
     from actors.ref import ActorRef
@@ -79,21 +80,28 @@ class _FunctionalBehaviour(PersistentCore[Any]):
     async def handle(self, msg: object, ctx: PersistentContext[Any]) -> None:
         journal = self.journal
         assert journal is not None
-        before = journal.sequence_nr
+        before = self.sequence_nr
         try:
             state = await maybe_await(self.handler(self.state, msg, ctx))
         except BaseException:
-            if journal.sequence_nr != before:
+            if self.sequence_nr != before:
                 journal.uncertain = True  # persisted but the handler never returned a state
             raise
         self.state = state
-        after = journal.sequence_nr
+        after = self.sequence_nr
         if after != before:
-            self.snapshotter.consider(after, state, msg)
-            await self.snapshotter.flush()
+            batch = self.batch
+            if batch is not None:  # asked once the batch is durable
+                batch.mark(after, state, msg)
+            else:
+                self.snapshotter.consider(after, state, msg)
+                await self.snapshotter.flush()
 
     def after_write(self, events: Sequence[Any], stored: Sequence[StoredEvent]) -> None:
         return None  # the handler's return value is the new state; snapshots follow it
+
+    def after_stage(self, events: Sequence[Any], staged: Sequence[NewEvent], batch: Batch) -> None:
+        return None
 
     async def on_crash(self, msg: object, error: BaseException, ctx: Context) -> Decision:
         if self._on_crash is not None:
@@ -125,6 +133,7 @@ def spawn_persistent(
     on_crash: CrashHandler | None = None,
     on_snapshot_failure: Callable[[BaseException, int], None] | None = None,
     retry_on_conflict: bool = False,
+    max_batch: int = 1,
 ) -> ActorRef:
     """Spawn a nact-style persistent actor.
 
@@ -135,7 +144,8 @@ def spawn_persistent(
     ``JsonEvents(upcasters)`` to evolve their schema). With ``snapshot_every=N`` the state a
     handler returns is snapshotted whenever its persists crossed a multiple of N; the other
     ``snapshot_*`` settings are the class API's (see ``actors/snapshots.py``), and so is
-    ``retry_on_conflict`` (see ``actors/persistent_core.py``).
+    ``retry_on_conflict`` (see ``actors/persistent_core.py``) and ``max_batch`` (command
+    batching, off at 1; see ``actors/batching.py``).
     """
     if snapshot_strategy is not None and (snapshot_every is not None or snapshot_when):
         raise ValueError("pass snapshot_strategy or snapshot_every / snapshot_when, not both")
@@ -161,5 +171,6 @@ def spawn_persistent(
         snapshotter=snapshotter,
     )
     behaviour.retry_on_conflict = retry_on_conflict
+    behaviour.max_batch = check_max_batch(max_batch)
     require_engine(parent, f"persistent actor {persistence_id!r}")
     return spawn_behaviour(parent, behaviour, name, shutdown_after=shutdown_after)

@@ -31,6 +31,9 @@ IMPORT_SNAPSHOT_DEFERRAL = 100_000
 """How far (in events) a streaming import may run past the last snapshot before one is taken
 anyway, bounding what a crash in the middle of a large import replays."""
 
+COMMAND_BATCH = 256
+"""The most queued commands of one user decided together and written in one append."""
+
 CrashPolicy = Callable[[object, BaseException, Any], Any]
 
 SnapshotView = tuple[Sequence[Contact], Sequence[tuple[str, KeyEntry]]]
@@ -63,6 +66,12 @@ class UserActor(PersistentActor[UserState]):
     half-way through is outdated a moment later, and encoding and storing it competes with
     the import for the CPU. A crash during the import replays at most that many events more.
 
+    Commands queued behind the one being handled are taken as one batch of up to
+    :data:`COMMAND_BATCH` (the runtime's command batching, ``actors/batching.py``): each is
+    decided against the state the ones before it left, all their events go to the journal in
+    one append, and every reply waits for it. 5,000 creates in flight for one user cost a
+    few dozen commits instead of 5,000; a single command is handled exactly as before.
+
     A write from outside this actor (a script, an old process, another replica without
     placement) makes its next persist meet a concurrency conflict: ``retry_on_conflict``
     recovers and decides the command again on the journal's state, so a command without an
@@ -72,6 +81,7 @@ class UserActor(PersistentActor[UserState]):
     snapshot_version = SNAPSHOT_VERSION
     snapshot_in_background = True
     retry_on_conflict = True
+    max_batch = COMMAND_BATCH
 
     def __init__(
         self,
