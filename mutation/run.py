@@ -1,0 +1,316 @@
+"""Mutation testing of the modules that carry the guarantees (``make mutation``; issue 14).
+
+For each module of ``mutation/modules.toml`` this runs cosmic-ray with the module's focused
+tests: every mutant (one operator applied at one place) is written into the module, the tests
+run, and a mutant the tests still pass with *survived*. A survivor is either a gap in the
+tests (kill it with a new test) or equivalent to the original (list it in docs/testing.md,
+"Mutation testing", with the reason).
+
+cosmic-ray edits the files it mutates in place, so the run happens in a copy of the work
+tree under ``.mutation/tree`` (tracked and untracked files, as they are now): an interrupted
+run never leaves a mutant in the sources, and the work tree stays usable meanwhile. Tests run
+with ``python -m pytest`` from the copy, which puts the copy first on ``sys.path`` (ahead of
+the editable install). Results go to ``.mutation/<module>.sqlite`` (cosmic-ray's session;
+``cr-report`` reads it) and ``.mutation/<module>.survivors.txt`` (the diff of each survivor).
+
+``--survivors`` re-tests only the survivors of the kept sessions against the tests as they are
+now (in a second copy, ``.mutation/recheck``), so a new test's effect shows in seconds; a
+survivor listed under ``equivalent`` in ``mutation/modules.toml`` (with its reason in
+docs/testing.md) is reported as such and does not fail the run.
+
+Usage: ``python mutation/run.py [--resume | --survivors] [--list] [MODULE ...]`` (default:
+every module).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+TREE = WORK / "tree"
+RECHECK = WORK / "recheck"
+PYTEST = (
+    "{python} -m pytest -x -q -p no:cacheprovider -p no:randomly --timeout=30 "
+    "-o addopts= --no-header {tests}"
+)
+EXCLUDED_OPERATORS = [
+    # Mutates every number by +1/-1: sizes, page lengths and timeouts, where the tests would
+    # have to pin each constant; the comparison and binary operators cover the logic.
+    "core/NumberReplacer",
+    # Drops a decorator (@dataclass, @property, @staticmethod): caught at import time or by
+    # mypy, not what these tests are for.
+    "core/RemoveDecorator",
+]
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    paths: list[str]
+    tests: list[str]
+    timeout: float
+    equivalent: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Score:
+    total: int
+    killed: int
+    survived: int
+    incompetent: int
+    skipped: int
+
+    @property
+    def percent(self) -> float:
+        judged = self.total - self.skipped
+        return 100.0 * (self.killed + self.incompetent) / judged if judged else 100.0
+
+
+def load_modules() -> list[Module]:
+    with (ROOT / "mutation" / "modules.toml").open("rb") as handle:
+        table = tomllib.load(handle)
+    modules = []
+    for name, entry in table.items():
+        paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+        modules.append(
+            Module(
+                name,
+                paths,
+                entry["tests"],
+                float(entry.get("timeout", 120)),
+                frozenset(entry.get("equivalent", ())),
+            )
+        )
+    return modules
+
+
+def copy_tree(tree: Path) -> None:
+    """Mirror the work tree's tracked and untracked (not ignored) files into ``tree``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    if tree.exists():
+        shutil.rmtree(tree)
+    for raw in listed:
+        if not raw:
+            continue
+        relative = Path(os.fsdecode(raw))
+        source = ROOT / relative
+        if not source.is_file():
+            continue
+        target = tree / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def test_command(module: Module) -> str:
+    return PYTEST.format(python=sys.executable, tests=" ".join(module.tests))
+
+
+def write_config(module: Module) -> Path:
+    config = WORK / f"{module.name}.toml"
+    command = test_command(module)
+    lines = [
+        "[cosmic-ray]",
+        f"module-path = {json.dumps(module.paths)}",
+        f"timeout = {module.timeout}",
+        "excluded-modules = []",
+        f"test-command = {json.dumps(command)}",
+        "",
+        "[cosmic-ray.distributor]",
+        'name = "local"',
+        "",
+        "[cosmic-ray.filters.operators-filter]",
+        f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}",
+        "",
+    ]
+    config.write_text("\n".join(lines))
+    return config
+
+
+def cosmic(*args: str | Path) -> None:
+    bindir = Path(sys.executable).parent
+    command = [str(bindir / str(args[0])), *map(str, args[1:])]
+    subprocess.run(command, cwd=TREE, check=True)
+
+
+def results(session: Path) -> list[dict[str, object]]:
+    dumped = subprocess.run(
+        [str(Path(sys.executable).parent / "cosmic-ray"), "dump", str(session)],
+        cwd=WORK,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [json.loads(line) for line in dumped.splitlines() if line.strip()]
+
+
+def score(rows: list[dict[str, object]]) -> Score:
+    killed = survived = incompetent = skipped = 0
+    for _item, result in rows:  # type: ignore[misc]
+        if result is None:
+            continue
+        if result["worker_outcome"] == "skipped":
+            skipped += 1
+        elif result["test_outcome"] == "survived":
+            survived += 1
+        elif result["test_outcome"] == "incompetent":
+            incompetent += 1
+        else:
+            killed += 1
+    return Score(len(rows), killed, survived, incompetent, skipped)
+
+
+def mutant_id(mutation: dict[str, object]) -> str:
+    """``path:line operator #occurrence``: how survivors are named in reports and in
+    ``equivalent`` (the occurrence alone picks the mutant; the line is for the reader)."""
+    return (
+        f"{mutation['module_path']}:{mutation['start_pos'][0]} "  # type: ignore[index]
+        f"{mutation['operator_name']} #{mutation['occurrence']}"
+    )
+
+
+def survivors(rows: list[dict[str, object]]) -> list[tuple[dict[str, object], str]]:
+    """Each surviving mutation with its diff (cosmic-ray applies one mutation per item)."""
+    found = []
+    for item, result in rows:  # type: ignore[misc]
+        if result is not None and result["test_outcome"] == "survived":
+            for mutation in item["mutations"]:
+                found.append((mutation, result.get("diff") or ""))
+    return found
+
+
+def survivors_report(found: list[tuple[dict[str, object], str]], equivalent: frozenset[str]) -> str:
+    parts = []
+    for mutation, diff in found:
+        name = mutant_id(mutation)
+        mark = " (equivalent)" if name in equivalent else ""
+        parts.append(f"### {name}{mark}\n{diff}\n")
+    return "".join(parts)
+
+
+def recheck(module: Module) -> list[tuple[dict[str, object], str]]:
+    """Re-test the kept session's survivors in ``RECHECK`` with today's tests; return those
+    that still survive."""
+    session = WORK / f"{module.name}.sqlite"
+    if not session.exists():
+        raise SystemExit(f"{module.name}: no session to recheck; run it first")
+    still = []
+    for mutation, diff in survivors(results(session)):
+        out = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "cosmic-ray"),
+                "mutate-and-test",
+                str(mutation["module_path"]),
+                str(mutation["operator_name"]),
+                str(mutation["occurrence"]),
+                test_command(module),
+            ],
+            cwd=RECHECK,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        outcome = json.loads(out)["test_outcome"]
+        print(f"  {mutant_id(mutation)}: {outcome}", flush=True)
+        if outcome == "survived":
+            still.append((mutation, diff))
+    return still
+
+
+def run(module: Module, resume: bool) -> Score:
+    session = WORK / f"{module.name}.sqlite"
+    config = write_config(module)
+    if not (resume and session.exists()):
+        session.unlink(missing_ok=True)
+        cosmic("cosmic-ray", "init", config, session)
+        cosmic("cr-filter-operators", session, config)
+        cosmic("cosmic-ray", "baseline", config)
+    started = time.monotonic()
+    cosmic("cosmic-ray", "exec", config, session)
+    rows = results(session)
+    report = survivors_report(survivors(rows), module.equivalent)
+    (WORK / f"{module.name}.survivors.txt").write_text(report)
+    result = score(rows)
+    print(
+        f"{module.name}: {result.killed + result.incompetent}/{result.total - result.skipped} "
+        f"killed, {result.survived} survived ({result.percent:.0f} %), "
+        f"{time.monotonic() - started:.0f} s",
+        flush=True,
+    )
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("modules", nargs="*", help="names from mutation/modules.toml")
+    parser.add_argument("--resume", action="store_true", help="continue the kept sessions")
+    parser.add_argument(
+        "--survivors", action="store_true", help="re-test the kept sessions' survivors only"
+    )
+    parser.add_argument("--list", action="store_true", help="print the module map and exit")
+    args = parser.parse_args()
+    modules = load_modules()
+    if args.list:
+        for module in modules:
+            print(f"{module.name}: {' '.join(module.paths)} <- {' '.join(module.tests)}")
+        return 0
+    unknown = set(args.modules) - {m.name for m in modules}
+    if unknown:
+        parser.error(f"unknown module(s): {', '.join(sorted(unknown))}")
+    chosen = [m for m in modules if not args.modules or m.name in args.modules]
+    WORK.mkdir(exist_ok=True)
+    if args.survivors:
+        copy_tree(RECHECK)
+        after = {}
+        for module in chosen:
+            print(f"{module.name}: re-testing the survivors", flush=True)
+            after[module.name] = recheck(module)
+        return table(chosen, after)
+    if not args.resume or not TREE.exists():
+        copy_tree(TREE)
+    for module in chosen:
+        run(module, args.resume)
+    return table(chosen, None)
+
+
+def table(
+    chosen: list[Module], after: dict[str, list[tuple[dict[str, object], str]]] | None
+) -> int:
+    """Print the per-module scores (from the sessions, and after the recheck if there was
+    one); return 1 if a survivor that is not listed as equivalent remains."""
+    print(
+        "\n| module | killed / mutants | survived | after the new tests | equivalent |"
+        "\n| --- | --- | --- | --- | --- |"
+    )
+    failed = False
+    for module in chosen:
+        rows = results(WORK / f"{module.name}.sqlite")
+        result = score(rows)
+        remaining = after[module.name] if after is not None else survivors(rows)
+        equivalent = [m for m, _ in remaining if mutant_id(m) in module.equivalent]
+        failed = failed or len(remaining) > len(equivalent)
+        judged = result.total - result.skipped
+        first = result.killed + result.incompetent
+        print(
+            f"| {module.name} | {first} / {judged} | {result.survived} "
+            f"| {judged - len(remaining)} / {judged} | {len(equivalent)} |"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
