@@ -7,8 +7,9 @@ tests (kill it with a new test) or equivalent to the original (list it in docs/t
 "Mutation testing", with the reason).
 
 cosmic-ray edits the files it mutates in place, so the run happens in a copy of the work
-tree under ``.mutation/tree`` (tracked and untracked files, as they are now): an interrupted
-run never leaves a mutant in the sources, and the work tree stays usable meanwhile. Tests run
+tree, ``.mutation/tree-<module>`` (tracked and untracked files, as they are now): an interrupted
+run never leaves a mutant in the sources, the work tree stays usable meanwhile, and two runs
+of different modules may go on at once. Tests run
 with ``python -m pytest`` from the copy, which puts the copy first on ``sys.path`` (ahead of
 the editable install). Results go to ``.mutation/<module>.sqlite`` (cosmic-ray's session;
 ``cr-report`` reads it) and ``.mutation/<module>.survivors.txt`` (the diff of each survivor).
@@ -25,8 +26,10 @@ every module).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,7 +40,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
-TREE = WORK / "tree"
 RECHECK = WORK / "recheck"
 PYTEST = (
     "{python} -m pytest -x -q -p no:cacheprovider -p no:randomly --timeout=30 "
@@ -53,6 +55,57 @@ EXCLUDED_OPERATORS = [
 ]
 
 
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The (start, end) positions of every annotation in ``source``, if it has
+    ``from __future__ import annotations`` (else none: its annotations are evaluated)."""
+    parsed = ast.parse(source)
+    future = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in parsed.body
+    )
+    if not future:
+        return []
+    found: list[ast.expr] = []
+    for node in ast.walk(parsed):
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            found.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
+            found.append(node.returns)
+    return [
+        ((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0)) for a in found
+    ]
+
+
+def skip_annotations(session: Path, tree: Path) -> int:
+    """Mark as skipped the mutants inside annotations of modules that never evaluate them
+    (``from __future__ import annotations``): equivalent by construction."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    spans: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = {}
+    skipped = 0
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.work_items):
+            for mutation in item.mutations:
+                path = str(mutation.module_path)
+                if path not in spans:
+                    spans[path] = annotation_spans((tree / path).read_text())
+                start = tuple(mutation.start_pos)
+                if any(lo <= start < hi for lo, hi in spans[path]):
+                    db.set_result(
+                        item.job_id,
+                        WorkResult(
+                            output="in an annotation that is never evaluated",
+                            worker_outcome=WorkerOutcome.SKIPPED,
+                        ),
+                    )
+                    skipped += 1
+                    break
+    return skipped
+
+
 @dataclass(frozen=True)
 class Module:
     name: str
@@ -60,6 +113,7 @@ class Module:
     tests: list[str]
     timeout: float
     equivalent: frozenset[str]
+    select: str | None
 
 
 @dataclass(frozen=True)
@@ -89,6 +143,7 @@ def load_modules() -> list[Module]:
                 entry["tests"],
                 float(entry.get("timeout", 120)),
                 frozenset(entry.get("equivalent", ())),
+                entry.get("select"),
             )
         )
     return modules
@@ -117,7 +172,8 @@ def copy_tree(tree: Path) -> None:
 
 
 def test_command(module: Module) -> str:
-    return PYTEST.format(python=sys.executable, tests=" ".join(module.tests))
+    command = PYTEST.format(python=sys.executable, tests=" ".join(module.tests))
+    return f"{command} -k {shlex.quote(module.select)}" if module.select else command
 
 
 def write_config(module: Module) -> Path:
@@ -141,10 +197,10 @@ def write_config(module: Module) -> Path:
     return config
 
 
-def cosmic(*args: str | Path) -> None:
+def cosmic(tree: Path, *args: str | Path) -> None:
     bindir = Path(sys.executable).parent
     command = [str(bindir / str(args[0])), *map(str, args[1:])]
-    subprocess.run(command, cwd=TREE, check=True)
+    subprocess.run(command, cwd=tree, check=True)
 
 
 def results(session: Path) -> list[dict[str, object]]:
@@ -208,6 +264,7 @@ def recheck(module: Module) -> list[tuple[dict[str, object], str]]:
     session = WORK / f"{module.name}.sqlite"
     if not session.exists():
         raise SystemExit(f"{module.name}: no session to recheck; run it first")
+    skip_annotations(session, RECHECK)
     still = []
     for mutation, diff in survivors(results(session)):
         out = subprocess.run(
@@ -234,13 +291,18 @@ def recheck(module: Module) -> list[tuple[dict[str, object], str]]:
 def run(module: Module, resume: bool) -> Score:
     session = WORK / f"{module.name}.sqlite"
     config = write_config(module)
+    tree = WORK / f"tree-{module.name}"
+    copy_tree(tree)
     if not (resume and session.exists()):
         session.unlink(missing_ok=True)
-        cosmic("cosmic-ray", "init", config, session)
-        cosmic("cr-filter-operators", session, config)
-        cosmic("cosmic-ray", "baseline", config)
+        cosmic(tree, "cosmic-ray", "init", config, session)
+        cosmic(tree, "cr-filter-operators", session, config)
+        cosmic(tree, "cosmic-ray", "baseline", config)
+    skipped = skip_annotations(session, tree)
+    print(f"{module.name}: {skipped} mutants in annotations skipped", flush=True)
     started = time.monotonic()
-    cosmic("cosmic-ray", "exec", config, session)
+    cosmic(tree, "cosmic-ray", "exec", config, session)
+    shutil.rmtree(tree)
     rows = results(session)
     report = survivors_report(survivors(rows), module.equivalent)
     (WORK / f"{module.name}.survivors.txt").write_text(report)
@@ -280,8 +342,6 @@ def main() -> int:
             print(f"{module.name}: re-testing the survivors", flush=True)
             after[module.name] = recheck(module)
         return table(chosen, after)
-    if not args.resume or not TREE.exists():
-        copy_tree(TREE)
     for module in chosen:
         run(module, args.resume)
     return table(chosen, None)
