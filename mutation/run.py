@@ -42,9 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
 RECHECK = WORK / "recheck"
 PYTEST = (
-    "{python} -m pytest -x -q -p no:cacheprovider -p no:randomly --timeout=30 "
-    "-o addopts= --no-header {tests}"
+    "{python} -m pytest -x -q -p no:cacheprovider -p no:randomly -o addopts= --no-header "
+    "--timeout={test_timeout} --timeout-method=thread {tests}"
 )
+"""A mutant that hangs a test (a fault the runtime never answers, a loop that never ends)
+ends the whole run at once (``--timeout-method=thread`` exits the process): killed, without
+waiting for a teardown that would hang as well."""
 EXCLUDED_OPERATORS = [
     # Mutates every number by +1/-1: sizes, page lengths and timeouts, where the tests would
     # have to pin each constant; the comparison and binary operators cover the logic.
@@ -112,6 +115,7 @@ class Module:
     paths: list[str]
     tests: list[str]
     timeout: float
+    test_timeout: float
     equivalent: frozenset[str]
     select: str | None
 
@@ -142,6 +146,7 @@ def load_modules() -> list[Module]:
                 paths,
                 entry["tests"],
                 float(entry.get("timeout", 120)),
+                float(entry.get("test_timeout", 20)),
                 frozenset(entry.get("equivalent", ())),
                 entry.get("select"),
             )
@@ -172,7 +177,9 @@ def copy_tree(tree: Path) -> None:
 
 
 def test_command(module: Module) -> str:
-    command = PYTEST.format(python=sys.executable, tests=" ".join(module.tests))
+    command = PYTEST.format(
+        python=sys.executable, tests=" ".join(module.tests), test_timeout=module.test_timeout
+    )
     return f"{command} -k {shlex.quote(module.select)}" if module.select else command
 
 
@@ -227,7 +234,7 @@ def score(rows: list[dict[str, object]]) -> Score:
             incompetent += 1
         else:
             killed += 1
-    return Score(len(rows), killed, survived, incompetent, skipped)
+    return Score(len(rows), killed, survived, incompetent, skipped)  # the rest: not run yet
 
 
 def mutant_id(mutation: dict[str, object]) -> str:
@@ -353,8 +360,8 @@ def table(
     """Print the per-module scores (from the sessions, and after the recheck if there was
     one); return 1 if a survivor that is not listed as equivalent remains."""
     print(
-        "\n| module | killed / mutants | survived | after the new tests | equivalent |"
-        "\n| --- | --- | --- | --- | --- |"
+        "\n| module | killed / mutants | survived | after the new tests | equivalent | not run |"
+        "\n| --- | --- | --- | --- | --- | --- |"
     )
     failed = False
     for module in chosen:
@@ -363,11 +370,14 @@ def table(
         remaining = after[module.name] if after is not None else survivors(rows)
         equivalent = [m for m, _ in remaining if mutant_id(m) in module.equivalent]
         failed = failed or len(remaining) > len(equivalent)
-        judged = result.total - result.skipped
         first = result.killed + result.incompetent
+        done = first + result.survived
+        # a recheck saw the survivors of its start; mutants finished since count as they ended
+        killed_after = done - len(remaining) if after is not None else first
+        pending = result.total - result.skipped - done
         print(
-            f"| {module.name} | {first} / {judged} | {result.survived} "
-            f"| {judged - len(remaining)} / {judged} | {len(equivalent)} |"
+            f"| {module.name} | {first} / {done} | {result.survived} "
+            f"| {killed_after} / {done} | {len(equivalent)} | {pending} |"
         )
     return 1 if failed else 0
 
