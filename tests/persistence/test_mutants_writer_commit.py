@@ -2,10 +2,11 @@
 ``persistence/postgres/writer/commit.py``; ``make mutation MODULES=writer_commit``).
 
 An error without an SQLSTATE is a failure of the connection, never a refused statement; a
-refused request fails alone wherever it sits in its batch, the requests after it included; a
-deadlock or serialisation failure is retried up to MAX_ATTEMPTS times in all. The retry test
-injects the server's deadlock error in front of the real statement (PostgreSQL cannot be
-made to deadlock on a given attempt); the write itself still goes to PostgreSQL.
+refused request, or one holding a value the driver cannot send, fails alone wherever it sits
+in its batch, the requests after it included; a deadlock or serialisation failure is retried
+up to MAX_ATTEMPTS times in all. The retry test injects the server's deadlock error in front
+of the real statement (PostgreSQL cannot be made to deadlock on a given attempt); the write
+itself still goes to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -70,3 +71,17 @@ async def test_a_deadlocked_batch_is_retried_up_to_max_attempts_in_all(
             await pg_engine.append("p", [NewEvent("E", {})], 0)
         assert attempts == MAX_ATTEMPTS
         assert await pg_engine.highest_sequence_nr("p") == 0
+
+
+async def test_a_value_the_driver_cannot_send_fails_alone_in_its_batch(
+    engine_factory: EngineFactory,
+) -> None:
+    pg_engine = await engine_factory(max_batches_in_flight=1)  # all in one batch
+    results = await asyncio.gather(
+        pg_engine.append("bad-type", [NewEvent("E\udfff", {})], 0),
+        *(pg_engine.append(f"ok-{i}", [NewEvent("E", {"i": i})], 0) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], ValueError) and "surrogate" in str(results[0])
+    assert all(isinstance(r, list) for r in results[1:]), results[1:]
+    assert await pg_engine.persistence_ids() == ["ok-0", "ok-1", "ok-2"]
