@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import shlex
@@ -256,11 +257,18 @@ def survivors(rows: list[dict[str, object]]) -> list[tuple[dict[str, object], st
     return found
 
 
-def survivors_report(found: list[tuple[dict[str, object], str]], equivalent: frozenset[str]) -> str:
+def is_equivalent(module: Module, mutation: dict[str, object]) -> bool:
+    """Whether ``mutation`` is listed under ``equivalent`` (entries may use ``*`` wildcards,
+    for a whole class of mutants that docs/testing.md explains once)."""
+    name = mutant_id(mutation)
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in module.equivalent)
+
+
+def survivors_report(found: list[tuple[dict[str, object], str]], module: Module) -> str:
     parts = []
     for mutation, diff in found:
         name = mutant_id(mutation)
-        mark = " (equivalent)" if name in equivalent else ""
+        mark = " (equivalent)" if is_equivalent(module, mutation) else ""
         parts.append(f"### {name}{mark}\n{diff}\n")
     return "".join(parts)
 
@@ -274,7 +282,7 @@ def recheck(module: Module) -> list[tuple[dict[str, object], str]]:
     skip_annotations(session, RECHECK)
     still = []
     for mutation, diff in survivors(results(session)):
-        if mutant_id(mutation) in module.equivalent:
+        if is_equivalent(module, mutation):
             still.append((mutation, diff))  # survives by construction: not re-run
             continue
         out = subprocess.run(
@@ -314,7 +322,7 @@ def run(module: Module, resume: bool) -> Score:
     cosmic(tree, "cosmic-ray", "exec", config, session)
     shutil.rmtree(tree)
     rows = results(session)
-    report = survivors_report(survivors(rows), module.equivalent)
+    report = survivors_report(survivors(rows), module)
     (WORK / f"{module.name}.survivors.txt").write_text(report)
     result = score(rows)
     print(
@@ -371,7 +379,7 @@ def table(
         rows = results(WORK / f"{module.name}.sqlite")
         result = score(rows)
         remaining = after[module.name] if after is not None else survivors(rows)
-        equivalent = [m for m, _ in remaining if mutant_id(m) in module.equivalent]
+        equivalent = [m for m, _ in remaining if is_equivalent(module, m)]
         failed = failed or len(remaining) > len(equivalent)
         first = result.killed + result.incompetent
         done = first + result.survived
