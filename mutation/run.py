@@ -15,7 +15,7 @@ the editable install). Results go to ``.mutation/<module>.sqlite`` (cosmic-ray's
 ``cr-report`` reads it) and ``.mutation/<module>.survivors.txt`` (the diff of each survivor).
 
 ``--survivors`` re-tests only the survivors of the kept sessions against the tests as they are
-now (in a second copy, ``.mutation/recheck``), so a new test's effect shows in seconds; a
+now (in a second copy, ``.mutation/recheck-<module>``), so a new test's effect shows in seconds; a
 survivor listed under ``equivalent`` in ``mutation/modules.toml`` (with its reason in
 docs/testing.md) is reported as such and does not fail the run.
 
@@ -41,7 +41,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
-RECHECK = WORK / "recheck"
 PYTEST = (
     "{python} -m pytest -x -q -p no:cacheprovider -p no:randomly -o addopts= --no-header "
     "--timeout={test_timeout} --timeout-method=thread {tests}"
@@ -274,12 +273,14 @@ def survivors_report(found: list[tuple[dict[str, object], str]], module: Module)
 
 
 def recheck(module: Module) -> list[tuple[dict[str, object], str]]:
-    """Re-test the kept session's survivors in ``RECHECK`` with today's tests; return those
-    that still survive."""
+    """Re-test the kept session's survivors with today's tests, in a fresh copy of the work
+    tree; return those that still survive."""
+    tree = WORK / f"recheck-{module.name}"
+    copy_tree(tree)
     session = WORK / f"{module.name}.sqlite"
     if not session.exists():
         raise SystemExit(f"{module.name}: no session to recheck; run it first")
-    skip_annotations(session, RECHECK)
+    skip_annotations(session, tree)
     still = []
     for mutation, diff in survivors(results(session)):
         if is_equivalent(module, mutation):
@@ -294,7 +295,7 @@ def recheck(module: Module) -> list[tuple[dict[str, object], str]]:
                 str(mutation["occurrence"]),
                 test_command(module),
             ],
-            cwd=RECHECK,
+            cwd=tree,
             check=True,
             capture_output=True,
             text=True,
@@ -303,6 +304,7 @@ def recheck(module: Module) -> list[tuple[dict[str, object], str]]:
         print(f"  {mutant_id(mutation)}: {outcome}", flush=True)
         if outcome == "survived":
             still.append((mutation, diff))
+    shutil.rmtree(tree)
     return still
 
 
@@ -354,7 +356,6 @@ def main() -> int:
     chosen = [m for m in modules if not args.modules or m.name in args.modules]
     WORK.mkdir(exist_ok=True)
     if args.survivors:
-        copy_tree(RECHECK)
         after = {}
         for module in chosen:
             print(f"{module.name}: re-testing the survivors", flush=True)
