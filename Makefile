@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python -m bench
+
+# Mutation testing of the modules that carry the guarantees (slow: not part of `make test`).
+# MODULES="journal fence" runs a few (names in mutation/modules.toml); ARGS=--resume continues.
+
+mutation: install
+	nice -n 10 $(BIN)/python mutation/run.py $(ARGS) $(MODULES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
