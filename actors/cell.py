@@ -220,6 +220,7 @@ class Cell(Node):
                 if not mailbox:
                     metrics.messages_handled += handled
                     handled = 0
+                    self.current = None  # an idle actor keeps no message (nor its sender)
                     await self._park()
                     continue
                 msg, sender = current = mailbox.popleft()
@@ -377,6 +378,7 @@ class Cell(Node):
             self.unprocessed = ()
             # Refs outlive their actor (cached by clients): they must not keep its state alive.
             del self.behaviour
+            self.current = None
             self.parent.child_stopped(self)
             self.system.metrics.live_actors -= 1
             if not self.stopped_future.done():

@@ -17,7 +17,7 @@ import pytest
 import actors.recovery
 from actors.recovery import recover
 from persistence import InMemoryEngine, NewEvent
-from persistence.engine import MAX_SEQUENCE_NR, Json, StoredEvent
+from persistence.engine import MAX_SEQUENCE_NR, Engine, Snapshot, StoredEvent
 from persistence.errors import JournalIntegrityError
 
 
@@ -25,12 +25,14 @@ async def _sum(state: int, event: StoredEvent) -> int:
     return state + int(event.payload["n"])
 
 
-def _restore(payload: Json) -> int:
-    return int(payload["total"])
+def _restore(snapshot: Snapshot) -> int:
+    return int(snapshot.payload["total"])
 
 
 class Repeating(InMemoryEngine):
     """Replays every event of its journal, then the last one again (a broken engine)."""
+
+    recovery_start = Engine.recovery_start  # the first page through replay too
 
     def replay(
         self,
@@ -76,6 +78,8 @@ class Stream:
 
 class Gapped(InMemoryEngine):
     """Replays its journal without event #2, through a :class:`Stream` it keeps."""
+
+    recovery_start = Engine.recovery_start  # the first page through replay too
 
     def __init__(self) -> None:
         super().__init__()
