@@ -20,6 +20,7 @@ BENCHMARKS = [
     "user_bench",
     "placement_bench",
     "cluster_bench",
+    "service_bench",
 ]
 
 
