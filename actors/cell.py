@@ -333,6 +333,8 @@ class Cell(Node):
                 self.turn_away(reply)
             self.pending.clear()
             self.unprocessed = ()
+            # Refs outlive their actor (cached by clients): they must not keep its state alive.
+            del self.behaviour
             self.parent.child_stopped(self)
             self.system.metrics.live_actors -= 1
             if not self.stopped_future.done():

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -73,6 +74,9 @@ Forward = Callable[[PeerBackend], Awaitable[Any]]
 CheckStorage = Callable[[], Awaitable[None]]
 """Raises ``Unavailable`` if the database does not answer (after a query timed out)."""
 
+RefCache = weakref.WeakValueDictionary[str, ActorRef]
+"""The refs of the actors resolved so far, by name; an entry lives as long as its actor."""
+
 
 class Activations:
     """This process's actor system and router, under its cluster membership if any."""
@@ -91,8 +95,10 @@ class Activations:
             import_timeout=settings.import_chunk_timeout + FORWARD_MARGIN,
         )
         self._check_storage = check_storage
-        self._refs: dict[str, ActorRef] = {}
-        self._account_refs: dict[str, ActorRef] = {}
+        # Weak: a running actor's ref is kept alive by its parent (the router), so a user's
+        # ref goes once its actor stopped (passivated), and with it all that it reached.
+        self._refs: RefCache = weakref.WeakValueDictionary()
+        self._account_refs: RefCache = weakref.WeakValueDictionary()
         self._closed = False
         self._rejoining = False
         self._watcher: asyncio.Task[None] | None = None
@@ -289,7 +295,7 @@ class Activations:
         activation may still be refused: queries then raise ``ActivationElsewhere``)."""
         return await self._resolve_in(self.router, self._refs, user)
 
-    async def _resolve_in(self, router: ActorRef | None, refs: dict[str, ActorRef],
+    async def _resolve_in(self, router: ActorRef | None, refs: RefCache,
                           name: str) -> ActorRef:
         """The child ``router`` runs for ``name``, remembered in ``refs``."""
         ref = refs.get(name)
@@ -323,7 +329,7 @@ class Activations:
         return users
 
 
-def _drop(refs: dict[str, ActorRef], name: str, ref: ActorRef) -> None:
+def _drop(refs: RefCache, name: str, ref: ActorRef) -> None:
     """Forget ``ref`` for ``name`` (it stopped), unless a newer one took its place."""
     if refs.get(name) is ref:
         del refs[name]

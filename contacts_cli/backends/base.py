@@ -29,6 +29,7 @@ from contacts_cli.backends.errors import (
 )
 
 if TYPE_CHECKING:  # the CLI's client mode imports this module and must stay light
+    from contacts_cli.backends.forwarding import Relayed
     from contacts_cli.backends.sync_log import Changes
     from contacts_cli.service.messages import CardsReply, PutCard, PutCardReply
 
@@ -164,6 +165,11 @@ class ServiceBackend(ContactsBackend, Protocol):
         does not answer): instances live, users hosted here, takeovers in the last hour..."""
         ...
 
+    def as_of_pages(self, user: str, when: datetime) -> AsyncIterator[ContactList]:
+        """:meth:`as_of` a page at a time, for a response streamed rather than built whole;
+        an error is raised by the first ``anext``, before any page."""
+        ...
+
     def import_numbered_chunks(
         self, user: str, rows: AsyncIterable[NumberedRow], *,
         policy: DuplicatePolicy = "skip", chunk_size: int = 1000, dry_run: bool = False,
@@ -177,6 +183,17 @@ class ServiceBackend(ContactsBackend, Protocol):
 
     async def cards(self, user: str, ids: tuple[str, ...] | None = None) -> CardsReply:
         """The live contacts with ``ids`` (all for ``None``) and the user's sequence number."""
+        ...
+
+    async def host_of(self, user: str) -> str | None:
+        """``None`` when this instance serves ``user`` (activating it here if need be), else
+        the address of the instance that hosts the user's actor."""
+        ...
+
+    async def relay(self, user: str, address: str, method: str, target: str,
+                    headers: Mapping[str, str], body: bytes) -> Relayed:
+        """Send a whole HTTP request for ``user`` to the instance at ``address`` and return
+        its answer (CardDAV is served whole by the instance that hosts the user)."""
         ...
 
     async def put_card(self, user: str, put: PutCard) -> PutCardReply:

@@ -19,6 +19,10 @@ The rules, one hop at most:
   the user over), then answers 503. A request that was sent but got no answer is never
   re-sent (it may have been applied): it is answered 503/504 and the client retries.
 
+CardDAV requests are *relayed* whole instead (:meth:`PeerBackend.relay`): the address book's
+protocol is served by the instance that hosts the user, so a sync token, an ETag and the
+multistatus body all come from the one activation. The same one-hop rule applies.
+
 The request's origin (its credentials, whether it was itself forwarded) reaches the backend
 through a context variable that the HTTP layer sets (:func:`request_origin`).
 """
@@ -52,6 +56,26 @@ OWNERS_REMEMBERED = 100_000
 class NotHostedHere(Unavailable):
     """A forwarded request met a user whose actor is active on a third instance: answered
     503 (``Retry-After: 1``) instead of a second hop; its origin asks the database again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """The answer of the instance a whole HTTP request was relayed to."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+RELAYED_REQUEST_HEADERS = frozenset((
+    "accept", "authorization", "content-type", "depth", "if-match", "if-none-match", "prefer",
+))
+"""What a relayed request carries of the client's headers: what the protocol reads."""
+RELAYED_RESPONSE_HEADERS = frozenset((
+    "allow", "content-type", "dav", "etag", "last-modified", "location", "preference-applied",
+    "retry-after", "www-authenticate",
+))
+"""What the client gets back of the owner's response headers (no hop-by-hop ones)."""
 
 
 class PeerRefused(Unavailable):
@@ -133,6 +157,26 @@ class PeerBackend(HttpBackend):
                 raise PeerRefused(f"the instance at {self.address} hosting the user does "
                                   f"not accept connections: {exc}") from exc
             raise
+
+    async def relay(self, method: str, target: str, headers: Mapping[str, str],
+                    body: bytes) -> Relayed:
+        """Send a whole HTTP request (path and query ``target``) to this peer as it came,
+        marked as forwarded, and return its answer unchanged (but for hop-by-hop headers).
+
+        Raises :class:`PeerRefused` when no connection could be made (nothing was sent),
+        :class:`NotHostedHere` when the peer does not host the user any more, and the
+        backend's :class:`Unavailable` / ``TimedOut`` when the request was sent but not
+        answered (it may have been applied: never re-sent)."""
+        sent = {name: value for name, value in headers.items()
+                if name.lower() in RELAYED_REQUEST_HEADERS}
+        sent[FORWARDED_HEADER] = self._me()
+        response: httpx.Response = await self._request(
+            method, target, raw_response=True, headers=sent, content=body)
+        if response.headers.get(NOT_HOSTED_HEADER):
+            raise NotHostedHere(f"instance {self.address} no longer hosts the user")
+        kept = [(name, value) for name, value in response.headers.items()
+                if name.lower() in RELAYED_RESPONSE_HEADERS]
+        return Relayed(response.status_code, kept, response.content)
 
     async def import_command(self, user: str, command: Import) -> OutcomeList:
         """One import chunk with its own row numbers (line n of the body is row n counted

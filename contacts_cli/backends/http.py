@@ -121,7 +121,11 @@ class HttpBackend:
         )
 
     async def _request(self, method: str, path: str, *, raw: bool = False,
-                       **kwargs: Any) -> Any:
+                       raw_response: bool = False, **kwargs: Any) -> Any:
+        """The answer's JSON body (its text with ``raw``, the ``httpx.Response`` itself
+        with ``raw_response``, error statuses included); an error status raises the backend
+        error it stands for, a transport failure :class:`ServiceUnreachable`, ``TimedOut``
+        or :class:`Unavailable`."""
         httpx = self._httpx
         extra = self._extra_headers()
         if extra:
@@ -142,6 +146,8 @@ class HttpBackend:
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"cannot reach the contacts service at {self.base_url}: {exc}") from exc
+        if raw_response:
+            return response
         if raw and not response.is_error:
             return response.text
         try:

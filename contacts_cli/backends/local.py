@@ -42,6 +42,7 @@ from contacts_cli.backends.base import (
     ServiceBackend,
 )
 from contacts_cli.backends.errors import Unavailable
+from contacts_cli.backends.forwarding import NotHostedHere, PeerBackend, PeerRefused, Relayed
 from contacts_cli.backends.runtime_figures import runtime_metrics, stats_json
 from contacts_cli.backends.translate import backend_error, storage_unreachable
 from contacts_cli.domain import RemoveContact, UpdateContact
@@ -219,6 +220,10 @@ class LocalBackend:
         """The user's contacts as they were at ``when``: the journal replayed up to it."""
         return await past.as_of(self.engine, user, when)
 
+    def as_of_pages(self, user: str, when: datetime) -> AsyncIterator[ContactList]:
+        """:meth:`as_of` a page at a time (what ``GET ...?as_of=`` streams)."""
+        return past.as_of_pages(self.engine, user, when)
+
     async def import_rows(self, user: str, rows: AsyncIterable[JsonObject], *,
                           policy: DuplicatePolicy = "skip", chunk_size: int = 1000,
                           dry_run: bool = False, idempotency_key: str | None = None,
@@ -308,6 +313,34 @@ class LocalBackend:
             return await self.cards(user, ids)
 
         return await sync_log.changes_since(self.engine, user, after, limit, ask)
+
+    async def host_of(self, user: str) -> str | None:
+        """Where ``user``'s address book is served: ``None`` for here (the user is activated
+        here if no live instance hosts it), else the address of the instance that does.
+
+        A request that was itself forwarded here is always served here (or refused with
+        :class:`~contacts_cli.backends.forwarding.NotHostedHere`): one hop at most."""
+
+        async def elsewhere(peer: PeerBackend) -> str:
+            return peer.address
+
+        where = await self._ask(user, messages.Count(), forward=elsewhere)
+        return where if isinstance(where, str) else None
+
+    async def relay(self, user: str, address: str, method: str, target: str,
+                    headers: Mapping[str, str], body: bytes) -> Relayed:
+        """Send a whole HTTP request for ``user`` to the instance at ``address`` (see
+        :meth:`host_of`); that instance is forgotten as the user's owner if it no longer
+        hosts the user or accepts no connection, so the next request asks the database."""
+        peers = self.activations.peers
+        try:
+            relayed = await peers.peer(address).relay(method, target, headers, body)
+        except (NotHostedHere, PeerRefused):
+            peers.forget(user)
+            peers.refused += 1
+            raise
+        peers.forwarded += 1
+        return relayed
 
     async def user_count(self, user: str) -> int:
         count: int = await self._ask(user, messages.Count())

@@ -6,13 +6,20 @@ bounds the body's size before it gets here. Whatever cannot be parsed raises
 :class:`DavError` 400 naming the reason, so a malformed request never reaches a handler.
 
 Properties are named in Clark notation (``{DAV:}getetag``), as ElementTree names them.
+
+A multistatus is serialised a response at a time as it is built (:class:`Multistatus`), and
+the loops that build one (``propfind``, ``reports``) hand the event loop back every
+:data:`SLICE` responses (:func:`in_slices`): a listing of 5,000 cards takes ~100 ms of work,
+which must never stall the other users' requests in one piece.
 """
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from http import HTTPStatus
+from typing import TypeVar
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -26,6 +33,12 @@ XML_TYPE = "application/xml; charset=utf-8"
 ET.register_namespace("d", DAV)
 ET.register_namespace("card", CARDDAV)
 ET.register_namespace("cs", CALENDARSERVER)
+
+SLICE = 200
+"""Responses a multistatus loop builds before it lets the event loop run other work
+(about 5 ms of it on this machine)."""
+
+T = TypeVar("T")
 
 
 def q(namespace: str, name: str) -> str:
@@ -91,15 +104,16 @@ def status_line(status: int) -> str:
 
 
 class Multistatus:
-    """A ``DAV:multistatus`` body (RFC 4918 13) built response by response."""
+    """A ``DAV:multistatus`` body (RFC 4918 13), serialised response by response (each
+    declares the namespaces it uses)."""
 
     def __init__(self) -> None:
-        self.root = ET.Element(q(DAV, "multistatus"))
+        self._parts: list[str] = []
 
     def found(self, href: str, props: list[ET.Element], missing: Iterable[str] = (),
               *, forbidden: Iterable[str] = ()) -> None:
         """One resource: the properties it has (200), lacks (404) or refuses (403)."""
-        response = ET.SubElement(self.root, q(DAV, "response"))
+        response = ET.Element(q(DAV, "response"))
         ET.SubElement(response, q(DAV, "href")).text = href
         groups = ((200, props), (404, [ET.Element(n) for n in missing]),
                   (403, [ET.Element(n) for n in forbidden]))
@@ -109,20 +123,37 @@ class Multistatus:
             propstat = ET.SubElement(response, q(DAV, "propstat"))
             ET.SubElement(propstat, q(DAV, "prop")).extend(elements)
             ET.SubElement(propstat, q(DAV, "status")).text = status_line(status)
+        self._add(response)
 
     def status(self, href: str, status: int, precondition: str | None = None) -> None:
         """One resource answered by a status alone (a removed card: 404)."""
-        response = ET.SubElement(self.root, q(DAV, "response"))
+        response = ET.Element(q(DAV, "response"))
         ET.SubElement(response, q(DAV, "href")).text = href
         ET.SubElement(response, q(DAV, "status")).text = status_line(status)
         if precondition is not None:
             ET.SubElement(ET.SubElement(response, q(DAV, "error")), precondition)
+        self._add(response)
 
     def sync_token(self, token: str) -> None:
-        ET.SubElement(self.root, q(DAV, "sync-token")).text = token
+        self._add(element(q(DAV, "sync-token"), token))
+
+    def _add(self, node: ET.Element) -> None:
+        self._parts.append(ET.tostring(node, encoding="unicode"))
+
+    def body(self) -> bytes:
+        return (f'<?xml version="1.0" encoding="utf-8"?>\n<d:multistatus xmlns:d="{DAV}">'
+                f"{''.join(self._parts)}</d:multistatus>").encode()
 
     def response(self) -> Response:
-        return Response(_serialise(self.root), 207, media_type=XML_TYPE)
+        return Response(self.body(), 207, media_type=XML_TYPE)
+
+
+async def in_slices(items: Iterable[T]) -> AsyncIterator[T]:
+    """``items``, handing the event loop back after every :data:`SLICE` of them."""
+    for n, item in enumerate(items, 1):
+        yield item
+        if n % SLICE == 0:
+            await asyncio.sleep(0)
 
 
 def element(name: str, text: str | None = None, *children: ET.Element,

@@ -6,7 +6,15 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from contacts_cli.backends.base import ServiceBackend
-from contacts_cli.carddav.davxml import DAV, DavError, Multistatus, expect_root, parse_xml, q
+from contacts_cli.carddav.davxml import (
+    DAV,
+    DavError,
+    Multistatus,
+    expect_root,
+    in_slices,
+    parse_xml,
+    q,
+)
 from contacts_cli.carddav.properties import ALLPROP, View, evaluate, names_of
 from contacts_cli.carddav.urls import Kind, Target
 
@@ -30,7 +38,7 @@ async def propfind(backend: ServiceBackend, user: str, target: Target, depth: in
     root = parse_xml(body, "PROPFIND")
     mode, names = _requested(root)
     result = Multistatus()
-    for view in await _views(backend, user, target, depth):
+    async for view in in_slices(await _views(backend, user, target, depth)):
         if mode == "propname":
             result.found(view.url, [ET.Element(name) for name in names_of(view)])
             continue

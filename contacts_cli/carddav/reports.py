@@ -8,7 +8,15 @@ import xml.etree.ElementTree as ET
 from contacts_cli.backends.base import ServiceBackend
 from contacts_cli.backends.errors import SyncTokenInvalid
 from contacts_cli.carddav import urls
-from contacts_cli.carddav.davxml import CARDDAV, DAV, DavError, Multistatus, parse_xml, q
+from contacts_cli.carddav.davxml import (
+    CARDDAV,
+    DAV,
+    DavError,
+    Multistatus,
+    in_slices,
+    parse_xml,
+    q,
+)
 from contacts_cli.carddav.filters import parse_filter
 from contacts_cli.carddav.properties import View, evaluate
 from contacts_cli.carddav.vcard import DEFAULT_VERSION, MEDIA_TYPE, render_card
@@ -51,7 +59,7 @@ async def _multiget(backend: ServiceBackend, user: str, root: ET.Element) -> Mul
         raise DavError(400, "an addressbook-multiget must name at least one href")
     ids = tuple(dict.fromkeys(i for _, i in wanted if i is not None))
     reply = await backend.cards(user, ids)
-    for href, contact_id in wanted:
+    async for href, contact_id in in_slices(wanted):
         contact = reply.contacts.get(contact_id) if contact_id is not None else None
         if contact is None:
             result.status(href.strip(), 404)
@@ -67,7 +75,7 @@ async def _query(backend: ServiceBackend, user: str, root: ET.Element) -> Multis
     reply = await backend.cards(user, None)
     result = Multistatus()
     count = 0
-    for contact in reply.contacts.values():
+    async for contact in in_slices(reply.contacts.values()):
         if not card_filter.matches(render_card(contact, version)):
             continue
         if limit is not None and count >= limit:
@@ -91,9 +99,9 @@ async def _sync_collection(backend: ServiceBackend, user: str,
     except SyncTokenInvalid as exc:
         raise DavError(403, str(exc), q(DAV, "valid-sync-token")) from None
     result = Multistatus()
-    for contact in changes.changed:
+    async for contact in in_slices(changes.changed):
         _found(result, user, changes.sequence_nr, contact, names, version)
-    for contact_id in changes.removed:
+    async for contact_id in in_slices(changes.removed):
         result.status(urls.card_url(user, contact_id), 404)
     if changes.truncated:
         result.status(urls.book_url(user), 507, q(DAV, "number-of-matches-within-limits"))

@@ -9,6 +9,10 @@ Writes go through the same user actor as the CLI and REST (``PutCard``, ``Remove
 so each is an event in the user's journal; a card's ETag is its contact's version, and a
 stale ``If-Match`` (or ``If-None-Match: *`` on an existing card) is answered 412 having
 written nothing. Errors are WebDAV error bodies naming the failed precondition.
+
+In a cluster (``docs/cluster.md``) a request for a user whose actor is active on another
+instance is relayed there whole (:meth:`~contacts_cli.backends.base.ServiceBackend.relay`),
+so the sync token, the ETags and the listing all come from the user's one activation.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ _ALLOWED = {
     "book": ("OPTIONS", "PROPFIND", "PROPPATCH", "REPORT"),
     "card": ("OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PROPFIND", "PROPPATCH"),
 }
+_SERVED_BY_THE_ACTOR = frozenset(("book", "card"))
+"""The targets whose answers come from the user's actor (the root and principal do not)."""
 _METHODS = sorted({m for methods in _ALLOWED.values() for m in methods}
                   | {"POST", "PATCH", "MKCOL", "MOVE", "COPY", "LOCK", "UNLOCK"})
 _VERSION_PARAM = re.compile(r"version\s*=\s*\"?([0-9.]+)", re.IGNORECASE)
@@ -68,6 +74,19 @@ def carddav_routes(backend: BackendSource, *, authenticate: Authenticate,
         Route("/dav", service.handle, methods=_METHODS),
         Route("/dav/{path:path}", service.handle, methods=_METHODS),
     ]
+
+
+async def _relay(request: Request, backend: ServiceBackend, user: str,
+                 address: str) -> Response:
+    """The answer of the instance at ``address``, which hosts ``user``, to this request."""
+    body = await _body(request, max(MAX_XML_BYTES, MAX_RESOURCE_BYTES))
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    relayed = await backend.relay(user, address, request.method, target, request.headers,
+                                  body)
+    response = Response(relayed.body, status_code=relayed.status)
+    for name, value in relayed.headers:
+        response.headers.append(name, value)
+    return response
 
 
 async def _well_known(request: Request) -> Response:
@@ -107,6 +126,9 @@ class _CardDav:
     async def _serve(self, request: Request, method: str, user: str,
                      target: urls.Target) -> Response:
         backend = self.backend()
+        if (target.kind in _SERVED_BY_THE_ACTOR and method != "PROPPATCH"
+                and (address := await backend.host_of(user)) is not None):
+            return await _relay(request, backend, user, address)
         if method == "PROPFIND":
             depth = depth_of(request.headers.get("depth"))
             body = await _body(request, MAX_XML_BYTES)

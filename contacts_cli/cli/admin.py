@@ -89,6 +89,7 @@ def serve(
 
     from contacts_cli.cli.config import ServerInfo, read_server_file
     from contacts_cli.cli.local import service_settings
+    from contacts_cli.server_proof import new_nonce
     from contacts_cli.service.settings import SettingsError
 
     out = Output()
@@ -112,7 +113,8 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     url_host = f"[{config.host}]" if ":" in config.host else config.host
     scheme = "https" if config.tls else "http"
-    info = ServerInfo(f"{scheme}://{url_host}:{config.port}", os.getpid(), options.database)
+    info = ServerInfo(f"{scheme}://{url_host}:{config.port}", os.getpid(), options.database,
+                      nonce=new_nonce())
     ok = _run_server(config, info, options.data_dir, log_level, out)
     raise typer.Exit(0 if ok else EXIT_UNAVAILABLE)
 
@@ -162,7 +164,8 @@ def _run_server(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_l
     async def main() -> bool:
         announcer = asyncio.create_task(announce_when_listening())
         try:
-            return await serve_http(config, log_level=log_level, sockets=[listener])
+            return await serve_http(config, log_level=log_level, sockets=[listener],
+                                    discovery_nonce=info.nonce)
         except SystemExit:  # uvicorn's own exit (3) when the app's startup failed: the
             return False    # database could not be reached (exit 5 below, as documented)
         finally:
@@ -183,8 +186,10 @@ def _run_workers(config: ServiceSettings, info: ServerInfo, data_dir: Path, log_
 
     from contacts_cli.cli.config import remove_server_file
     from contacts_cli.http.workers import EXIT_OK, supervise
+    from contacts_cli.server_proof import NONCE_ENV
 
     announced = False
+    os.environ[NONCE_ENV] = info.nonce  # the workers inherit it: each proves it on /healthz
 
     def announce_when_listening() -> None:
         # Each worker listens only once its app has started, so a connection means one serves.

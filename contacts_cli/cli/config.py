@@ -3,9 +3,12 @@
 Precedence is flag > environment > ``.env``: :func:`load_dotenv_file` fills only variables
 the environment does not set, and Typer reads flags before their ``envvar``.
 
-A running server announces itself with ``server.json`` in the data directory (its URL, pid
-and which database it serves). The CLI uses it only when the pid is alive and the database
-matches its own, so a stale file or a server on another database is never picked up.
+A running server announces itself with ``server.json`` in the data directory (its URL, pid,
+which database it serves and a secret nonce). The CLI uses it only when the pid is alive and
+the database matches its own, so a stale file or a server on another database is never
+picked up; and it sends its token there only once the server proved it knows the nonce
+(:func:`check_announced`, :mod:`contacts_cli.server_proof`), so a listener squatting on the
+announced port gets nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from contacts_cli.server_proof import new_challenge, proves
 
 SERVER_FILE = "server.json"
 
@@ -72,8 +77,15 @@ class ServerInfo:
     url: str
     pid: int
     database: str
+    nonce: str = ""
+    """The secret whose knowledge the server proves before the CLI trusts it with a token."""
 
     def to_json(self) -> dict[str, Any]:
+        """The file's content, secret included."""
+        return {**self.describe(), "nonce": self.nonce}
+
+    def describe(self) -> dict[str, Any]:
+        """What may be shown to the user (``db status``): everything but the nonce."""
         return {"url": self.url, "pid": self.pid, "database": self.database}
 
 
@@ -138,7 +150,8 @@ def read_server_file(data_dir: Path, *, check_alive: bool = True) -> ServerInfo 
                     or status.st_mode & 0o022):
                 return None
             raw = json.loads(handle.read(64 * 1024))
-        info = ServerInfo(url=str(raw["url"]), pid=int(raw["pid"]), database=str(raw["database"]))
+        info = ServerInfo(url=str(raw["url"]), pid=int(raw["pid"]), database=str(raw["database"]),
+                          nonce=str(raw.get("nonce") or ""))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not _on_loopback(info.url):
@@ -158,9 +171,52 @@ def _on_loopback(url: str) -> bool:
         return False
 
 
-def discover_server(data_dir: Path, database: str) -> str | None:
-    """The URL of a live ``contacts serve`` on this data directory and database, if any."""
+def discover_server(data_dir: Path, database: str) -> ServerInfo | None:
+    """The announcement of a live ``contacts serve`` on this data directory and database, if
+    any (not yet proven: see :func:`check_announced`)."""
     info = read_server_file(data_dir)
     if info is None or not same_database(info.database, database):
         return None
-    return info.url
+    return info
+
+
+PROOF_TIMEOUT = 5.0
+"""Seconds a discovered server gets to answer its proof (a squatter that accepts and then
+says nothing, or dribbles, must not hold the command for the whole ``--timeout``)."""
+
+MAX_PROOF_ANSWER = 4096
+"""Bytes of a ``/healthz`` answer read at most (a real one is under 100)."""
+
+
+def check_announced(info: ServerInfo, *, timeout: float = PROOF_TIMEOUT) -> str | None:
+    """None when the server at ``info.url`` proved it wrote ``info`` (it answered a fresh
+    challenge with the HMAC of the file's nonce), else why not, for the user's note.
+
+    The request carries no credentials: whoever answers learns only a random challenge."""
+    import time
+
+    import httpx
+
+    challenge = new_challenge()
+    deadline = time.monotonic() + timeout
+    raw = b""
+    try:
+        with httpx.stream(
+            "GET", f"{info.url.rstrip('/')}/healthz", params={"challenge": challenge},
+            timeout=httpx.Timeout(timeout), verify=not info.url.startswith("http://"),
+        ) as response:
+            for chunk in response.iter_bytes():
+                raw += chunk
+                if len(raw) > MAX_PROOF_ANSWER or time.monotonic() > deadline:
+                    break
+            status = response.status_code
+    except (httpx.HTTPError, httpx.InvalidURL):
+        return "does not answer"
+    try:
+        body = json.loads(raw) if status == 200 else None
+    except ValueError:
+        body = None
+    proof = body.get("proof") if isinstance(body, dict) else None
+    if proves(info.nonce, challenge, proof):
+        return None
+    return "did not prove it wrote server.json (its token was not sent)"

@@ -94,7 +94,7 @@ def status(ctx: typer.Context, json_: JsonOption = False) -> None:
         report["embedded"] = {"pgdata": str(_pgdata(options)),
                               "running": info is not None,
                               "pid": info.pid if info is not None else None}
-    report["server"] = server.to_json() if server is not None else None
+    report["server"] = server.describe() if server is not None else None
 
     async def job() -> dict[str, Any]:
         import psycopg

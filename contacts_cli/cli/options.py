@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from contacts_cli.cli.config import database_identity, discover_server
+from contacts_cli.cli.config import ServerInfo, database_identity, discover_server
 
 
 @dataclass
@@ -31,15 +31,16 @@ class CliOptions:
         """Which database and schema this invocation stores in (to match a running server)."""
         return database_identity(self.database_url, self.data_dir)
 
-    def resolve_server(self) -> tuple[str | None, bool]:
-        """``(url, discovered)``: the server to use and whether it was found, not given;
-        ``(None, False)`` for in-process mode."""
+    def resolve_server(self) -> tuple[str | None, ServerInfo | None]:
+        """``(url, announced)``: the server to use and, when it was found in the data
+        directory rather than given, its announcement (to be proven before use);
+        ``(None, None)`` for in-process mode."""
         if self.local:
-            return None, False
+            return None, None
         if self.server:
-            return self.server, False
+            return self.server, None
         found = discover_server(self.data_dir, self.database)
-        return found, found is not None
+        return (found.url if found else None), found
 
     @classmethod
     def defaults(cls) -> CliOptions:

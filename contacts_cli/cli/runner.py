@@ -75,13 +75,24 @@ def run(ctx: typer.Context, out: Output, job: Job[T], *, event_loop: bool = Fals
 
     Client mode drives a command without an event loop unless ``event_loop``: a long job
     that overlaps its requests with its own work (``contacts import``) gets one, and the
-    asynchronous HTTP client. A server found through the data directory that does not
-    answer its first request (it died without removing its file, its pid was reused) falls
-    back to in-process mode: nothing was sent. An explicit ``--server`` never does."""
+    asynchronous HTTP client. A server found through the data directory is used only once it
+    proved it wrote the file (:func:`~contacts_cli.cli.config.check_announced`); one that does
+    not (a listener squatting on its port) or does not answer its first request (it died
+    without removing its file, its pid was reused) falls back to in-process mode: neither
+    the token nor the command was sent. An explicit ``--server`` is never second-guessed."""
     options = options_of(ctx)
     with ExitCodes(out):
-        url, discovered = ((None, False) if backend_factory_override is not None
-                           else options.resolve_server())
+        url, announced = ((None, None) if backend_factory_override is not None
+                          else options.resolve_server())
+        discovered = announced is not None
+        if announced is not None:
+            from contacts_cli.cli.config import check_announced
+
+            refused = check_announced(announced)
+            if refused:
+                out.message(f"note: the server announced at {url} {refused}; "
+                            "running in-process")
+                url = None
         if url:
             try:
                 if event_loop:

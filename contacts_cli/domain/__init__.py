@@ -61,8 +61,10 @@ from contacts_cli.domain.queries import (
     list_contacts,
     parse_query,
     search_contacts,
+    search_steps,
     state_as_of,
 )
+from contacts_cli.domain.search_index import Steps, sorted_by_name
 from contacts_cli.domain.state import ContactsState, state_from_snapshot, state_to_snapshot
 from contacts_cli.domain.validation import (
     default_region,
@@ -111,6 +113,7 @@ __all__ = [
     "RemoveContact",
     "RowOutcome",
     "RowStatus",
+    "Steps",
     "UpdateContact",
     "ValidationError",
     "VersionConflict",
@@ -133,6 +136,8 @@ __all__ = [
     "plan_import",
     "replay",
     "search_contacts",
+    "search_steps",
+    "sorted_by_name",
     "state_as_of",
     "state_from_snapshot",
     "state_to_snapshot",

@@ -6,9 +6,8 @@ import base64
 import binascii
 import json
 import re
-import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +24,17 @@ from contacts_cli.domain.model import (
     new_contact,
     require_aware,
 )
-from contacts_cli.domain.state import ContactsState, SortKey, require_contact
+from contacts_cli.domain.search_index import (
+    ALL,
+    PHONES,
+    TEXT_FIELDS,
+    SearchIndex,
+    Steps,
+    field_text,
+    fold,
+    run_steps,
+)
+from contacts_cli.domain.state import ContactsState, SortKey, require_contact, sort_key
 from contacts_cli.domain.validation import phone_digits
 
 DEFAULT_LIMIT = 50
@@ -77,25 +86,48 @@ def list_contacts(
     state: ContactsState, limit: int = DEFAULT_LIMIT, cursor: str | None = None
 ) -> Page:
     """Contacts sorted by name (case-insensitive) then id, ``limit`` at a time."""
-    return _page(state, _check_limit(limit), cursor, None)
+    return _page(state, _check_limit(limit), cursor)
 
 
 def search_contacts(
     state: ContactsState, query: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
 ) -> Page:
     """Contacts matching every term of ``query``, in name order, paged like ``list``."""
+    return run_steps(search_steps(state, query, limit, cursor))
+
+
+def search_steps(
+    state: ContactsState, query: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Steps[Page]:
+    """:func:`search_contacts` as steps (see :mod:`~contacts_cli.domain.search_index`), so
+    the service can yield to the event loop between them. The first search of a state builds
+    its index (``state.search_index``); the state's writes are noted in it, and the next
+    search catches up with them (or builds a new one after many)."""
     terms = parse_query(query)
+    limit = _check_limit(limit)
     if not terms:
-        return _page(state, _check_limit(limit), cursor, None)
-    cache = state.search_cache
+        return _page(state, limit, cursor)
+    after = decode_cursor(cursor) if cursor else None
+    index = state.search_index
+    if index is None or index.outdated:
+        index = yield from SearchIndex.build(state)
+        state.search_index = index
+    found = yield from index.search([_alternatives(term) for term in terms], after, limit + 1)
+    items = found[:limit]
+    more = len(found) > limit
+    return Page(items, encode_cursor(sort_key(items[-1])) if more else None)
 
-    def keep(contact: Contact) -> bool:
-        doc = cache.get(contact.id)
-        if doc is None:
-            doc = cache[contact.id] = search_doc(contact)
-        return matches(contact, terms, doc)
 
-    return _page(state, _check_limit(limit), cursor, keep)
+def _alternatives(term: Term) -> list[tuple[str, str]]:
+    """Where a term may match (any one will do): the rules of :func:`matches`."""
+    if term.field == PHONES:
+        digits = phone_digits(term.text)
+        return [(PHONES, digits)] if digits else []
+    if term.field is not None:
+        return [(term.field, term.text)]
+    if _PHONE_LIKE.fullmatch(term.text) and (digits := phone_digits(term.text)):
+        return [(ALL, term.text), (PHONES, digits)]
+    return [(ALL, term.text)]
 
 
 def parse_query(query: str) -> list[Term]:
@@ -113,12 +145,12 @@ def parse_query(query: str) -> list[Term]:
                 raise ValidationError.single("q", f"unbalanced '\"' in {word!r}")
             split = _FIELD_PREFIX.fullmatch(word)
             if split is None:
-                terms.append(Term(None, _fold(word)))
+                terms.append(Term(None, fold(word)))
                 continue
             prefix, phrase = split.group(1) + ":", split.group(2)
         if prefix is None:
             if phrase.strip():
-                terms.append(Term(None, _fold(phrase)))
+                terms.append(Term(None, fold(phrase)))
             continue
         name = prefix[:-1]
         target = SEARCH_FIELDS.get(name.lower())
@@ -129,28 +161,23 @@ def parse_query(query: str) -> list[Term]:
             )
         if not phrase.strip():
             raise ValidationError.single("q", f"{match.group()!r} has no term after the colon")
-        terms.append(Term(target, _fold(phrase)))
+        terms.append(Term(target, fold(phrase)))
     return terms
 
 
-_TEXT_FIELDS = ("name", "emails", "company", "title", "address", "birthday", "notes", "labels")
-_SEP = "\x00"
-
-
 def search_doc(contact: Contact) -> dict[str, str]:
-    """The folded text of each field (values joined by NUL, so no match spans two values)."""
-    doc: dict[str, str] = {}
-    for name in _TEXT_FIELDS:
-        value = getattr(contact, name)
-        values = value if isinstance(value, tuple) else ((value,) if value else ())
-        doc[name] = _SEP.join(_fold(v) for v in values)
-    doc["phones"] = _SEP.join(phone_digits(p) for p in contact.phones)
-    doc[""] = _SEP.join(doc[name] for name in _TEXT_FIELDS)
+    """The folded text of each field (values joined by NUL, so no match spans two values),
+    ``""`` for all text fields together: what :func:`matches` looks in, one contact at a
+    time (the index looks in the same texts: :func:`.search_index.field_text`)."""
+    doc = {name: field_text(contact, name) for name in TEXT_FIELDS}
+    doc[PHONES] = field_text(contact, PHONES)
+    doc[ALL] = field_text(contact, ALL)
     return doc
 
 
 def matches(contact: Contact, terms: Iterable[Term], doc: dict[str, str] | None = None) -> bool:
-    """True when every term matches (substring, case-insensitive; phones by digits)."""
+    """True when every term matches (substring, case-insensitive; phones by digits): the
+    reference a search through the index must agree with, contact by contact."""
     fields = search_doc(contact) if doc is None else doc
     return all(_term_matches(fields, term) for term in terms)
 
@@ -168,10 +195,6 @@ def _term_matches(doc: dict[str, str], term: Term) -> bool:
 def _phone_matches(doc: dict[str, str], text: str) -> bool:
     digits = phone_digits(text)
     return bool(digits) and digits in doc["phones"]
-
-
-def _fold(text: str) -> str:
-    return unicodedata.normalize("NFC", text).casefold()
 
 
 def _check_limit(limit: int) -> int:
@@ -196,12 +219,8 @@ def decode_cursor(cursor: str) -> SortKey:
     return (value[0], value[1])
 
 
-def _page(
-    state: ContactsState,
-    limit: int,
-    cursor: str | None,
-    keep: Callable[[Contact], bool] | None,
-) -> Page:
+def _page(state: ContactsState, limit: int, cursor: str | None) -> Page:
+    """A page of every contact in name order (a search pages through its index instead)."""
     order = state.ordered_keys()
     start = bisect_right(order, decode_cursor(cursor)) if cursor else 0
     items: list[Contact] = []
@@ -210,24 +229,12 @@ def _page(
     while index < len(order) and len(items) < limit:
         key = order[index]
         contact = state.get(key[1])
-        if contact is not None and (keep is None or keep(contact)):
+        if contact is not None:
             items.append(contact)
             last = key
         index += 1
-    more = len(items) == limit and _any_after(state, order, index, keep)
+    more = len(items) == limit and index < len(order)
     return Page(items, encode_cursor(last) if more and last is not None else None)
-
-
-def _any_after(
-    state: ContactsState, order: list[SortKey], index: int, keep: Callable[[Contact], bool] | None
-) -> bool:
-    if keep is None:
-        return index < len(order)
-    for key in order[index:]:
-        contact = state.get(key[1])
-        if contact is not None and keep(contact):
-            return True
-    return False
 
 
 # -- history and as-of, over (timestamp, event) pairs read from the journal ---------------

@@ -7,7 +7,9 @@ contacts; ``decide`` only reads it. Indexes:
 * ``contact id -> Contact``;
 * email key (case-insensitive) ``-> [contact ids]`` in creation order, for duplicates;
 * the name order ``(casefolded name, id)``, maintained lazily: writes append to a pending
-  list and mark stale entries, the next ordered read merges them (timsort on runs).
+  list and mark stale entries, the next ordered read merges them (timsort on runs);
+* the search index (:mod:`~contacts_cli.domain.search_index`), built by the first search:
+  writes are noted in it, the next search catches up.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import compress, repeat
 from operator import attrgetter, ne, sub
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contacts_cli.domain.card import card_from_json, card_to_json
 from contacts_cli.domain.errors import ContactNotFound
@@ -27,6 +29,9 @@ from contacts_cli.domain.model import (
     parse_timestamp,
 )
 from contacts_cli.domain.validation import email_key
+
+if TYPE_CHECKING:
+    from contacts_cli.domain.search_index import SearchIndex
 
 SNAPSHOT_SCHEMA = 3
 """1: a list of contact objects; 2: columns; 3: columns plus ``card`` (stored vCards)."""
@@ -54,7 +59,7 @@ class ContactsState:
         "_order",
         "_pending",
         "_stale",
-        "search_cache",
+        "search_index",
     )
 
     def __init__(self) -> None:
@@ -64,8 +69,8 @@ class ContactsState:
         self._order: list[SortKey] = []
         self._pending: list[SortKey] = []
         self._stale = False
-        self.search_cache: dict[str, dict[str, str]] = {}
-        """Per contact id, the folded text the search uses; writes drop stale entries."""
+        self.search_index: SearchIndex | None = None
+        """Built by the first search (``queries.search_steps``); every write keeps it."""
 
     @classmethod
     def of(cls, contacts: dict[str, Contact]) -> ContactsState:
@@ -154,8 +159,8 @@ class ContactsState:
         """Insert or replace a contact, keeping every built index in step."""
         previous = self._contacts.get(contact.id)
         self._contacts[contact.id] = contact
-        if self.search_cache:
-            self.search_cache.pop(contact.id, None)
+        if self.search_index is not None:
+            self.search_index.put(previous, contact)
         if self._by_email is not None:
             if previous is None:
                 self._index_emails(contact)
@@ -179,8 +184,8 @@ class ContactsState:
         if contact.id in contacts:
             raise ValueError(f"ContactCreated for existing contact {contact.id!r}")
         contacts[contact.id] = contact
-        if self.search_cache:
-            self.search_cache.pop(contact.id, None)
+        if self.search_index is not None:
+            self.search_index.put(None, contact)
         by_email = self._by_email
         if by_email is not None:
             for email in contact.emails:
@@ -193,7 +198,8 @@ class ContactsState:
     def discard(self, contact_id: str) -> Contact | None:
         contact = self._contacts.pop(contact_id, None)
         if contact is not None:
-            self.search_cache.pop(contact_id, None)
+            if self.search_index is not None:
+                self.search_index.remove(contact)
             if self._by_email is not None:
                 self._unindex_emails(contact)
             if self._keys is not None:

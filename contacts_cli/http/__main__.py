@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from contacts_cli.http.server import run_server
 from contacts_cli.http.workers import WORKER_FLAG, supervise, worker_sockets
+from contacts_cli.server_proof import NONCE_ENV
 from contacts_cli.service.settings import Settings, SettingsError
 
 
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.worker:
             sockets, address = worker_sockets(settings)
             return run_server(settings, log_level=args.log_level, sockets=sockets,
-                              address=address)
+                              address=address, discovery_nonce=os.environ.get(NONCE_ENV))
         if settings.workers > 1:
             return supervise(settings, settings.workers, log_level=args.log_level)
         return run_server(settings, log_level=args.log_level)

@@ -51,6 +51,9 @@ class ServiceState:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     cluster: dict[str, Any] | None = None
     """The cluster's figures as of the last scrape of /metrics (read before each scrape)."""
+    discovery_nonce: str | None = None
+    """The secret of the ``server.json`` this process announced itself with, if it did
+    (``/healthz`` proves knowledge of it: :mod:`contacts_cli.server_proof`)."""
 
     @property
     def backend(self) -> ServiceBackend:
@@ -90,7 +93,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
                open_backend: BackendOpener | None = None,
-               carddav_authenticate: Authenticate | None = None) -> Starlette:
+               carddav_authenticate: Authenticate | None = None,
+               discovery_nonce: str | None = None) -> Starlette:
     """The ASGI app; ``settings`` supplies limits and the API token.
 
     With ``backend`` the app serves it and leaves its lifecycle to the caller; else the app's
@@ -98,10 +102,11 @@ def create_app(settings: Settings, backend: ServiceBackend | None = None, *,
     uvicorn has finished the requests in flight). It also serves CardDAV
     (:mod:`contacts_cli.carddav`), its users signing in with their accounts (HTTP Basic,
     :mod:`contacts_cli.accounts`); ``carddav_authenticate`` replaces that check (tests).
+    ``discovery_nonce``: the secret of the ``server.json`` that announces this server.
     """
     if (backend is None) == (open_backend is None):
         raise TypeError("create_app needs exactly one of backend and open_backend")
-    service = ServiceState(settings, backend)
+    service = ServiceState(settings, backend, discovery_nonce=discovery_nonce)
     basic = authenticator(settings, service)
 
     @contextlib.asynccontextmanager

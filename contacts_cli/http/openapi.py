@@ -166,8 +166,16 @@ DOCUMENT: dict[str, Any] = {
     },
     "security": [{"bearer": []}, {"basic": []}],
     "paths": {
-        "/healthz": {"get": {"summary": "Liveness", "security": [],
-                             "responses": {"200": _ok({"type": "object"})}}},
+        "/healthz": {"get": {
+            "summary": "Liveness; with a challenge, proof that this is the server of server.json",
+            "security": [],
+            "parameters": [{
+                "name": "challenge", "in": "query",
+                "schema": {"type": "string", "pattern": "^[!-~]{1,128}$", "maxLength": 128},
+                "description": "A fresh random string; a `contacts serve` answers "
+                               "HMAC-SHA256(the nonce of its server.json, challenge) as proof."}],
+            "responses": {"200": _ok({"type": "object", "required": ["status"], "properties": {
+                "status": {"const": "ok"}, "proof": {"type": "string"}}}), **_problems(422)}}},
         "/readyz": {"get": {"summary": "Readiness: the database answers", "security": [],
                             "responses": {"200": _ok({"type": "object"}), **_problems(503)}}},
         "/metrics": {"get": {

@@ -18,14 +18,15 @@ _FORWARDED = FORWARDED_HEADER.lower().encode()
 
 
 class RequestOriginMiddleware:
-    """Serve each ``/api`` request inside :func:`request_origin` with its headers."""
+    """Serve each ``/api`` and CardDAV (``/dav``) request inside :func:`request_origin`
+    with its headers."""
 
-    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = ("/api/", "/dav")) -> None:
         self.app = app
-        self.prefix = prefix
+        self.prefixes = prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
         authorization = forwarded_by = None

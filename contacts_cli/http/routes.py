@@ -17,7 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from contacts_cli.backends.base import ContactJson, DuplicatePolicy, NumberedRow, RowError
+from contacts_cli import server_proof
+from contacts_cli.backends.base import (
+    ContactJson,
+    ContactList,
+    DuplicatePolicy,
+    NumberedRow,
+    RowError,
+)
 from contacts_cli.backends.errors import BackendError
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
 from contacts_cli.http.problems import HttpProblem, echo, invalid
@@ -28,8 +35,12 @@ if TYPE_CHECKING:
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ETAG = re.compile(r'^"?(\d{1,18})"?$')
+MAX_CHALLENGE = server_proof.MAX_CHALLENGE
+CHALLENGE = re.compile(rf"[\x21-\x7e]{{1,{MAX_CHALLENGE}}}")
 MAX_LIMIT = 1000
 MAX_QUERY = 1000
+MAX_CHUNK_SIZE = 10_000
+"""The most rows ``?chunk_size=`` may put in one durable chunk of an import."""
 JSONL = "application/x-ndjson"
 
 
@@ -92,7 +103,17 @@ def contact_response(contact: ContactJson, request: Request, status: int = 200) 
 
 
 async def healthz(request: Request) -> Response:
-    return JSONBody({"status": "ok"})
+    """Liveness; given a ``challenge``, also the proof that this process wrote ``server.json``
+    (:mod:`contacts_cli.server_proof`), when it did."""
+    body = {"status": "ok"}
+    challenge = request.query_params.get("challenge")
+    if challenge is not None:
+        if not CHALLENGE.fullmatch(challenge):
+            raise invalid("challenge", f"must be 1 to {MAX_CHALLENGE} visible ASCII characters")
+        nonce = state(request).discovery_nonce
+        if nonce:
+            body["proof"] = server_proof.answer(nonce, challenge)
+    return JSONBody(body)
 
 
 async def readyz(request: Request) -> Response:
@@ -144,11 +165,29 @@ async def list_contacts(request: Request) -> Response:
         if q or cursor:  # empty ones mean "none", as they do without as_of
             raise invalid("as_of", "cannot be combined with q or cursor")
         when = parse_instant(as_of, "as_of")
-        items = await backend.as_of(user, when)
-        return JSONBody({"items": items, "next_cursor": None, "as_of": when.isoformat()})
+        pages = backend.as_of_pages(user, when)
+        first = await anext(pages, None)  # errors become a problem response, not a cut body
+        return StreamingResponse(_as_of_body(first, pages, when), media_type="application/json")
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
     page = await backend.list(user, limit=limit, cursor=cursor or None, q=q or None)
     return JSONBody(page)
+
+
+async def _as_of_body(
+    first: ContactList | None, pages: AsyncIterator[ContactList], when: datetime
+) -> AsyncIterator[bytes]:
+    """``{"items": [...], "next_cursor": null, "as_of": ...}`` a page of contacts a chunk:
+    the bytes :class:`JSONBody` would send, without ever holding the whole body (100,000
+    contacts are 34 MB of JSON)."""
+    yield b'{"items":['
+    separator = b""
+    page = first
+    while page is not None:
+        if page:
+            yield separator + orjson.dumps(page)[1:-1]
+            separator = b","
+        page = await anext(pages, None)
+    yield b'],"next_cursor":null,"as_of":' + orjson.dumps(when.isoformat()) + b"}"
 
 
 async def create_contact(request: Request) -> Response:
@@ -210,7 +249,8 @@ async def import_contacts(request: Request) -> Response:
     if raw_policy not in _POLICIES:
         raise invalid("policy", f"must be one of skip, update, create; got {echo(raw_policy)}")
     policy = _POLICIES[raw_policy]
-    chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1, 10_000)
+    chunk_size = _int_param(request, "chunk_size", service.settings.import_chunk_size, 1,
+                            MAX_CHUNK_SIZE)
     dry_run = request.query_params.get("dry_run", "false").lower() in {"1", "true", "yes"}
     more = request.query_params.get("more", "false").lower() in {"1", "true", "yes"}
     # Line n of the body is row n + first_row - 1: how an instance forwards one chunk of an

@@ -57,11 +57,13 @@ class _Server(uvicorn.Server):
 
 
 def uvicorn_config(settings: Settings, *, log_level: str = "info",
-                   address: str | None = None) -> uvicorn.Config:
+                   address: str | None = None,
+                   discovery_nonce: str | None = None) -> uvicorn.Config:
     """The uvicorn configuration: httptools and uvloop when installed, no access log, HTTPS
     when ``settings`` names a certificate and key.
 
-    ``address``: where other instances reach this one (default: the advertised address)."""
+    ``address``: where other instances reach this one (default: the advertised address);
+    ``discovery_nonce``: the secret of the ``server.json`` announcing it, for ``/healthz``."""
     from contacts_cli.backends.local import LocalBackend
     from contacts_cli.http.app import create_app
     from contacts_cli.service.cluster import InstanceRole
@@ -71,7 +73,7 @@ def uvicorn_config(settings: Settings, *, log_level: str = "info",
 
     has = importlib.util.find_spec
     return uvicorn.Config(
-        create_app(settings, open_backend=open_backend),
+        create_app(settings, open_backend=open_backend, discovery_nonce=discovery_nonce),
         host=settings.host,
         port=settings.port,
         http="httptools" if has("httptools") else "h11",
@@ -88,13 +90,15 @@ def uvicorn_config(settings: Settings, *, log_level: str = "info",
 
 async def serve(settings: Settings, *, log_level: str = "info",
                 sockets: Sequence[socket.socket] | None = None,
-                address: str | None = None) -> bool:
+                address: str | None = None, discovery_nonce: str | None = None) -> bool:
     """Serve until a signal; return False when startup failed (port taken, database down).
 
     ``sockets``: listening sockets bound by the caller (a worker's share of the public port
-    and its private forwarding listener), else uvicorn binds ``settings.host:port``."""
+    and its private forwarding listener), else uvicorn binds ``settings.host:port``;
+    ``discovery_nonce``: the secret of the ``server.json`` announcing this server, if any."""
     settings.check_bind()
-    server = _Server(uvicorn_config(settings, log_level=log_level, address=address))
+    server = _Server(uvicorn_config(settings, log_level=log_level, address=address,
+                                    discovery_nonce=discovery_nonce))
     await server.serve(sockets=list(sockets) if sockets is not None else None)
     return server.started
 
@@ -108,6 +112,7 @@ def run_server(
     log_level: str = "info",
     sockets: Sequence[socket.socket] | None = None,
     address: str | None = None,
+    discovery_nonce: str | None = None,
 ) -> int:
     """Run ``contacts serve`` in the foreground; return the process exit code (0 after a signal).
 
@@ -126,5 +131,6 @@ def run_server(
         import uvloop
 
         runner = uvloop.run
-    started = runner(serve(settings, log_level=log_level, sockets=sockets, address=address))
+    started = runner(serve(settings, log_level=log_level, sockets=sockets, address=address,
+                           discovery_nonce=discovery_nonce))
     return 0 if started else 1

@@ -31,7 +31,7 @@ from contacts_cli.domain import (
     get_contact,
     list_contacts,
     plan_import,
-    search_contacts,
+    search_steps,
 )
 from contacts_cli.service.envelope import Journaled
 from contacts_cli.service.ids import new_contact_id
@@ -48,6 +48,7 @@ from contacts_cli.service.messages import (
     PutCard,
     PutCardReply,
 )
+from contacts_cli.service.slices import run_in_slices
 from contacts_cli.service.user_state import KeyEntry, UserState
 
 Persist = Callable[[list[Journaled]], Awaitable[None]]
@@ -129,7 +130,9 @@ class UserCommands:
             return contact_to_dict(get_contact(contacts, message.contact_id))
         if isinstance(message, ListContacts):
             page = (
-                search_contacts(contacts, message.q, message.limit, message.cursor)
+                await run_in_slices(
+                    search_steps(contacts, message.q, message.limit, message.cursor)
+                )
                 if message.q
                 else list_contacts(contacts, message.limit, message.cursor)
             )

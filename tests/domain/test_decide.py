@@ -30,6 +30,7 @@ from contacts_cli.domain import (
     event_to_payload,
     evolve,
     replay,
+    search_contacts,
     state_from_snapshot,
     state_to_snapshot,
 )
@@ -312,15 +313,18 @@ def test_pack_column_gives_the_form_of_the_pairwise_reference() -> None:
 
 def test_creations_keep_built_indexes_as_a_fresh_build_gives_them() -> None:
     """ContactsState.add (the ContactCreated path) keeps the email index, the name order and
-    the search cache in step, as put and a build from scratch do."""
+    the search index in step, as put and a build from scratch do."""
     live = ContactsState()
     evolve(live, ContactCreated("a", {"name": "Zed", "emails": ("z@x.org",)}, T0))
     live.first_with_email("z@x.org")  # build the email index and the name order
     live.ordered_keys()
-    live.search_cache["b"] = {"name": "stale"}
+    assert [c.id for c in search_contacts(live, "z").items] == ["a"]  # builds the index
     for contact_id, name, emails in [("b", "amy", ("Z@x.org", "b@x.org")), ("c", "Bob", ())]:
         evolve(live, ContactCreated(contact_id, {"name": name, "emails": emails}, T0))
     fresh = ContactsState.of({c.id: c for c in live})
     assert live.ids_with_email("z@X.org") == fresh.ids_with_email("z@X.org") == ["a", "b"]
     assert live.ordered_keys() == fresh.ordered_keys()
-    assert "b" not in live.search_cache
+    assert live.search_index is not None
+    for query in ("z", "b", "amy", "x.org"):
+        found = search_contacts(live, query).items
+        assert found == search_contacts(fresh, query).items != []

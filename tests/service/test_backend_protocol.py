@@ -41,6 +41,6 @@ def test_backend_offers_every_call_of_its_protocol(backend: type, protocol: type
 
 def test_the_local_backend_is_also_what_the_http_app_serves() -> None:
     assert set(_calls(ServiceBackend)) - set(_calls(ContactsBackend)) == {
-        "ping", "runtime_metrics", "import_numbered_chunks", "verify_password",
+        "ping", "runtime_metrics", "import_numbered_chunks", "verify_password", "as_of_pages",
         "cluster_figures",
-        "cards", "put_card", "changes_since"}  # what the CardDAV routes serve from
+        "cards", "put_card", "changes_since", "host_of", "relay"}  # what CardDAV serves from
