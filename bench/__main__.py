@@ -21,6 +21,7 @@ BENCHMARKS = [
     "restart_bench",
     "placement_bench",
     "cluster_bench",
+    "service_bench",
 ]
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
+import msgspec
+
 from contacts_cli.domain.card import Card
 from contacts_cli.domain.errors import (
     ContactExists,
@@ -75,9 +77,11 @@ class RemoveContact:
     expected_version: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ImportRow:
-    """One row to import; ``ref`` is the caller's reference (e.g. its line number)."""
+class ImportRow(msgspec.Struct, frozen=True):
+    """One row to import; ``ref`` is the caller's reference (e.g. its line number).
+
+    This and :class:`RowOutcome`, one per row of an import, are frozen ``msgspec.Struct``
+    values: several times cheaper to build than frozen dataclasses."""
 
     ref: int
     data: Mapping[str, Any]
@@ -92,8 +96,7 @@ class ImportContacts:
 Command: TypeAlias = CreateContact | UpdateContact | RemoveContact | ImportContacts
 
 
-@dataclass(frozen=True, slots=True)
-class RowOutcome:
+class RowOutcome(msgspec.Struct, frozen=True):
     """What importing one row did (or would do, before the events are persisted)."""
 
     ref: int

@@ -1,8 +1,10 @@
 """Contact events and their versioned JSON payloads.
 
-Events carry everything a replay needs (id, timestamps, normalised values), so folding the
-same events always yields the same state. Every type has a schema version from day one;
-``event_from_payload`` runs registered upcasters to lift old payloads to the current shape.
+Events are frozen ``msgspec.Struct`` values (built once per row of an import: a frozen
+dataclass's ``__init__`` costs several times as much). They carry everything a replay needs
+(id, timestamps, normalised values), so folding the same events always yields the same
+state. Every type has a schema version from day one; ``event_from_payload`` runs registered
+upcasters to lift old payloads to the current shape.
 
 Versions of ``ContactCreated`` and ``ContactUpdated``:
 
@@ -18,22 +20,23 @@ Versions of ``ContactCreated`` and ``ContactUpdated``:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
+
+import msgspec
 
 from contacts_cli.domain.card import Card, card_from_json, card_to_json
 from contacts_cli.domain.errors import EventSchemaError
 from contacts_cli.domain.model import (
     CARD_FIELD,
     EDITABLE_FIELDS,
+    LIST_FIELDS,
     format_timestamp,
     parse_timestamp,
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ContactCreated:
+class ContactCreated(msgspec.Struct, frozen=True):
     """A contact came to be; ``fields`` holds every editable field, normalised, and ``card``
     when an address-book client created it."""
 
@@ -42,8 +45,7 @@ class ContactCreated:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ContactUpdated:
+class ContactUpdated(msgspec.Struct, frozen=True):
     """Only the fields that changed; a ``None`` value (or empty list) clears the field; a
     ``card`` replaces the stored vCard."""
 
@@ -52,8 +54,7 @@ class ContactUpdated:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ContactRemoved:
+class ContactRemoved(msgspec.Struct, frozen=True):
     contact_id: str
     at: datetime
 
@@ -137,7 +138,15 @@ def event_to_encodable(event: Event) -> tuple[str, int, dict[str, Any]]:
 
 
 def _listed(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: list(value) if type(value) is tuple else value for key, value in fields.items()}
+    """A copy of ``fields`` whose list fields (tuples in the domain) are lists; only list
+    fields hold tuples, so a C-level copy and three look-ups do what a comprehension over
+    every field did, in half the time."""
+    listed = dict(fields)
+    for key in LIST_FIELDS:
+        value = listed.get(key)
+        if type(value) is tuple:
+            listed[key] = list(value)
+    return listed
 
 
 def event_from_payload(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from contacts_cli.domain import FieldError, ImportRow, RowOutcome
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedRow:
+class ParsedRow(msgspec.Struct, frozen=True):
     """A record read from a file: raw contact fields (not yet validated) or parse errors.
+
+    A frozen ``msgspec.Struct``: one is built per record, several times cheaper than a
+    frozen dataclass.
 
     ``line`` is 1-based and points at the line where the record starts or, for a record
     rejected because one of its lines is too long or not text, at that line.
