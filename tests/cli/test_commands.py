@@ -177,7 +177,7 @@ def test_db_commands(cli_env: Env, seeded: dict[str, str]) -> None:
 def test_discovery_uses_a_running_server_unless_local(cli_env: Env, server: Server) -> None:
     """Told apart by the answering process's pid and what only the server has seen (a user
     it woke), not by its uptime."""
-    assert cli_env.run("ls", mode=None, user="seed").code == 0
+    assert cli_env.run("ls", mode=None, user="discovery").code == 0
     through_server = json.loads(cli_env.run("stats", "--json", mode=None).stdout)
     in_process = json.loads(cli_env.run("stats", "--json", mode="local").stdout)
     assert through_server["cluster"]["pid"] == server.process.pid
