@@ -387,18 +387,29 @@ async def test_concurrent_state_writes_leave_one_winner(engine: Engine) -> None:
 
 
 async def test_ttl_expired_state_reads_as_absent(engine: Engine) -> None:
-    written = await engine.upsert_state("k", {"v": 1}, 0, ttl=0.05)
+    """No timed assert: a long TTL is alive, a short one is waited out (bounded) by polling."""
+    alive = await engine.upsert_state("k", {"v": 1}, 0, ttl=3600)
+    assert alive.expires_at is not None
+    assert 3600 <= (alive.expires_at - alive.updated_at).total_seconds() < 3660
+    current = await engine.get_state("k")
+    assert current is not None and (current.revision, current.value) == (1, {"v": 1})
+    assert current.expires_at == alive.expires_at
+
+    written = await engine.upsert_state("k", {"v": 2}, 1, ttl=0.01)
     assert written.expires_at is not None
-    await asyncio.sleep(0.2)
+    for _ in range(3_000):
+        if await engine.get_state("k") is None:
+            break
+        await asyncio.sleep(0.01)
     assert await engine.get_state("k") is None
     with pytest.raises(StateRevisionConflict) as info:
-        await engine.upsert_state("k", {"v": 2}, 1)
+        await engine.upsert_state("k", {"v": 3}, 2)
     assert info.value.actual_revision == 0
-    again = await engine.upsert_state("k", {"v": 2}, 0)
-    assert again.revision == 2  # revisions are never reused
+    again = await engine.upsert_state("k", {"v": 3}, 0)
+    assert again.revision == 3  # revisions are never reused
     assert again.expires_at is None
     with pytest.raises(ValueError, match="ttl"):
-        await engine.upsert_state("k", {"v": 3}, 2, ttl=0)
+        await engine.upsert_state("k", {"v": 4}, 3, ttl=0)
 
 
 async def test_delete_state(engine: Engine) -> None:

@@ -149,17 +149,42 @@ async def test_remove_then_gone_but_history_remains(client: httpx.AsyncClient) -
 
 
 async def test_as_of_replays_up_to_a_timestamp(client: httpx.AsyncClient) -> None:
-    first = await create(client, name="Early", notes="original")
-    t1 = datetime.fromisoformat(first["created_at"])
-    await asyncio.sleep(0.01)
-    later = await create(client, name="Late")
-    await client.patch(f"{ALICE}/{first['id']}", json={"notes": "edited"})
-    await client.delete(f"{ALICE}/{later['id']}")
-    past = await client.get(ALICE, params={"as_of": t1.isoformat()})
-    assert past.status_code == 200, past.text
-    assert [(c["name"], c["notes"]) for c in past.json()["items"]] == [("Early", "original")]
-    now = await client.get(ALICE, params={"as_of": datetime.now(UTC).isoformat()})
-    assert [(c["name"], c["notes"]) for c in now.json()["items"]] == [("Early", "edited")]
+    """as_of at each event's own timestamp, read from the histories: no sleep to separate
+    them, and right even if two events share a timestamp (both are then included)."""
+    early = await create(client, name="Early", notes="original")
+    late = await create(client, name="Late")
+    await client.patch(f"{ALICE}/{early['id']}", json={"notes": "edited"})
+    await client.delete(f"{ALICE}/{late['id']}")
+
+    async def stamps(contact: dict[str, Any]) -> list[datetime]:
+        history = (await client.get(f"{ALICE}/{contact['id']}/history")).json()
+        return [datetime.fromisoformat(entry["timestamp"]) for entry in history]
+
+    (early_created, early_edited), (late_created, late_removed) = (
+        await stamps(early), await stamps(late))
+    # What each event did, in the order they were written, by the test's own account.
+    changes: list[tuple[datetime, str, str | None]] = [
+        (early_created, "Early", "original"),
+        (late_created, "Late", None),
+        (early_edited, "Early", "edited"),
+        (late_removed, "Late", "removed"),
+    ]
+
+    def expected(at: datetime) -> list[tuple[str, str | None]]:
+        contacts: dict[str, str | None] = {}
+        for stamp, name, notes in changes:
+            if stamp <= at:
+                if notes == "removed":
+                    del contacts[name]
+                else:
+                    contacts[name] = notes
+        return sorted(contacts.items())
+
+    for at in (early_created, late_created, early_edited, late_removed):
+        past = await client.get(ALICE, params={"as_of": at.isoformat()})
+        assert past.status_code == 200, past.text
+        assert sorted((c["name"], c["notes"]) for c in past.json()["items"]) == expected(at)
+    assert expected(late_removed) == [("Early", "edited")]
     before = await client.get(ALICE, params={"as_of": "2000-01-01T00:00:00Z"})
     assert before.json()["items"] == []
     bad = await client.get(ALICE, params={"as_of": "yesterday"})

@@ -6,6 +6,7 @@ test PostgreSQL, stops it (SIGTERM or SIGKILL) and starts a new process on the s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,7 +15,9 @@ import sys
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
 from tests.service.conftest import ROOT, ServerProcess
 
@@ -77,6 +80,99 @@ def test_restart_after_kill_9_keeps_acknowledged_writes(server: ServerProcess) -
         contacts = {c["id"]: c for c in all_contacts(client)}
         assert set(contacts) == set(ids)
         assert [contacts[i]["notes"] for i in ids] == ["edited"] * 5 + [None] * 5
+
+
+CREATES = 300
+IN_FLIGHT = 48
+KILL_AT_ACK = 60
+COMMIT_PAUSE = 0.05
+"""Seconds each journal statement sleeps in a trigger while the creates fly: commits take
+long enough that the kill always finds requests waiting for one."""
+
+
+async def _slow_journal_statements(server: ServerProcess, pause: float | None) -> None:
+    """Make each insert statement into the server's journal sleep ``pause`` seconds (or, with
+    None, drop that trigger: that waits for a statement still sleeping to end)."""
+    journal = sql.Identifier(server.schema, "journal")
+    function = sql.Identifier(server.schema, "slow_journal")
+    async with await psycopg.AsyncConnection.connect(server.database_url,
+                                                     autocommit=True) as conn:
+        if pause is None:
+            await conn.execute(sql.SQL("DROP TRIGGER slow_journal ON {}").format(journal))
+            return
+        await conn.execute(sql.SQL(
+            "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep({}); RETURN NULL; END $$"
+        ).format(function, sql.Literal(pause)))
+        await conn.execute(sql.SQL(
+            "CREATE TRIGGER slow_journal BEFORE INSERT ON {} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+        ).format(journal, function))
+
+
+async def test_kill_9_with_creates_in_flight_keeps_every_acknowledged_id(
+    server: ServerProcess,
+) -> None:
+    """kill -9 while creates are in flight: every 201 is in the journal, none twice.
+
+    Many concurrent creates, each with its own idempotency key; the server dies the moment
+    the KILL_AT_ACK-th answer arrives, with others sent and unanswered (a trigger slows the
+    journal's commits so there always are some). After the restart every acknowledged id is
+    there, and sending every create again (same keys) adds nothing twice.
+    """
+    server.start()
+    await _slow_journal_statements(server, COMMIT_PAUSE)
+    path = "/api/inflight-user/contacts"
+    acked: dict[int, str] = {}
+    unanswered: list[int] = []
+    cut: list[int] = []  # sent, then the connection died under them
+    killed = asyncio.Event()
+
+    async def create(client: httpx.AsyncClient, i: int, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            if killed.is_set():
+                unanswered.append(i)
+                return
+            try:
+                response = await client.post(
+                    path, json={"name": f"Flight {i:03d}"}, headers={"Idempotency-Key": f"f{i}"}
+                )
+            except httpx.HTTPError as exc:
+                unanswered.append(i)
+                if not isinstance(exc, httpx.ConnectError):
+                    cut.append(i)
+                return
+            assert response.status_code == 201, response.text
+            acked[i] = response.json()["id"]
+            if len(acked) == KILL_AT_ACK:
+                server.kill()
+                killed.set()
+
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+        slots = asyncio.Semaphore(IN_FLIGHT)
+        await asyncio.gather(*(create(client, i, slots) for i in range(CREATES)))
+    assert killed.is_set()
+    assert len(acked) >= KILL_AT_ACK and cut, (len(acked), len(cut))
+    assert len(acked) + len(unanswered) == CREATES
+    await _slow_journal_statements(server, None)
+
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        survived = {c["id"]: c["name"] for c in all_contacts(client, path)}
+        for i, contact_id in acked.items():
+            assert survived.get(contact_id) == f"Flight {i:03d}", (i, contact_id)
+        again = {
+            i: client.post(path, json={"name": f"Flight {i:03d}"},
+                           headers={"Idempotency-Key": f"f{i}"})
+            for i in range(CREATES)
+        }
+        assert {r.status_code for r in again.values()} == {201}
+        assert all(again[i].json()["id"] == contact_id for i, contact_id in acked.items())
+        final = all_contacts(client, path)
+    assert len(final) == CREATES
+    assert sorted(c["name"] for c in final) == [f"Flight {i:03d}" for i in range(CREATES)]
+    assert server.terminate() == 0
 
 
 ROWS = 20_000
