@@ -48,6 +48,7 @@ class Membership:
         self._deadline = registration.local_deadline
         self._on_lost = on_lost
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def instance_id(self) -> str:
@@ -62,6 +63,11 @@ class Membership:
             self._task = asyncio.get_running_loop().create_task(self._renew())
 
     async def stop(self) -> None:
+        """Stop renewing. The flag ends the loop even if a cancellation is lost (Python 3.11's
+        ``wait_for`` could drop one that met a heartbeat finishing at the same moment, and
+        ``stop`` then waited for ever); the loop's timeout is ``asyncio.timeout``, which
+        cannot."""
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -69,14 +75,15 @@ class Membership:
                 await task
 
     async def _renew(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.renew_every)
             left = self._deadline - time.monotonic()
             if left <= 0:
                 self._lose("renewal overdue: this process was paused or the database slow")
                 return
             try:
-                renewal = await asyncio.wait_for(self._store.heartbeat(self.instance_id), left)
+                async with asyncio.timeout(left):
+                    renewal = await self._store.heartbeat(self.instance_id)
             except (StorageUnavailable, TimeoutError) as exc:
                 _log.warning("renewal of instance %s failed: %s", self.instance_id, exc)
                 continue
