@@ -18,7 +18,7 @@ from psycopg import sql
 from actors import ActorSystem, PersistentActor, PersistentContext, query, spawn_actor
 from actors.recovery import recover
 from persistence import NewEvent
-from persistence.engine import Json, StoredEvent
+from persistence.engine import Snapshot, StoredEvent
 from persistence.errors import (
     AppendRefused,
     JournalIntegrityError,
@@ -175,8 +175,8 @@ async def _sum(state: int, event: StoredEvent) -> int:
     return state + int(event.payload["n"])
 
 
-def _restore(payload: Json) -> int:
-    return int(payload["total"])
+def _restore(snapshot: Snapshot) -> int:
+    return int(snapshot.payload["total"])
 
 
 async def _delete_row(engine: PostgresEngine, sequence_nr: int) -> None:
