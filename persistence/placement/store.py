@@ -9,10 +9,10 @@ Acquisition of one key is one short transaction that locks the lease row (``FOR 
 then judges its owner in a *new* statement (under READ COMMITTED each statement sees
 everything committed before it, so an owner that registered and acquired a moment ago is
 seen live), locking the owner's registration ``FOR SHARE`` so that a renewal in flight is
-waited for rather than overtaken. Only a positively expired owner is taken over: the epoch grows by
-one and the takeover is logged. Concurrent acquirers queue on the row lock; the first one
-wins and the others see it as the live owner. A fresh key is inserted with ``ON CONFLICT
-DO NOTHING``; the loser of that race retries once and finds the winner.
+waited for rather than overtaken. Only a positively expired owner is taken over: the epoch
+grows by one and the takeover is logged. Concurrent acquirers queue on the row lock; the
+first one wins and the others see it as the live owner. A fresh key is inserted with ``ON
+CONFLICT DO NOTHING``; the loser of that race retries once and finds the winner.
 
 Many keys at once (a cold start activates every user together): :meth:`acquire` first
 offers its key to :class:`~persistence.placement.batched_acquire.BatchedAcquire`, which

@@ -183,15 +183,22 @@ async def test_a_caller_that_may_take_no_user_gets_membership_lost_and_writes_no
     assert isinstance(after, Lease) and after.epoch == 2  # the release's epoch + 1, not + 2
 
 
-async def test_a_cancelled_caller_leaves_the_others_their_leases(stores: StoreFactory) -> None:
+@pytest.mark.parametrize("turns", [1, 3], ids=["queued", "in-flight"])
+async def test_a_cancelled_caller_leaves_the_others_their_leases(
+    stores: StoreFactory, turns: int
+) -> None:
+    """Cancelled while its key waits for a batch (1 turn: every caller has queued), or
+    while the batch runs (3 turns: started, and still short of its round trips)."""
     store = await stores()
     me = await store.register("me:1", ttl=60)
     keys = [f"user-{n}" for n in range(20)]
     tasks = [asyncio.create_task(store.acquire(k, me.instance_id)) for k in keys]
-    await asyncio.sleep(0)  # every caller has queued its key
+    for _ in range(turns):
+        await asyncio.sleep(0)
     tasks[3].cancel()
     await asyncio.wait(tasks)
     assert tasks[3].cancelled()
+    assert store.batched.settled == (19 if turns == 1 else 20)  # dropped, or answered unheard
     for task in tasks[:3] + tasks[4:]:
         result = task.result()
         assert isinstance(result, Lease) and (result.owner, result.epoch) == (me.instance_id, 1)
