@@ -5,14 +5,22 @@ Liveness: an instance is live while ``expires_at > now()``; a renewal moves ``ex
 only while it is still live, so an expired registration is never revived ("dead is dead",
 as Francis and Orleans do it): the process must stop serving and register anew.
 
-Acquisition is one short transaction that locks the lease row (``FOR UPDATE``), then judges
-its owner in a *new* statement (under READ COMMITTED each statement sees everything
-committed before it, so an owner that registered and acquired a moment ago is seen live),
-locking the owner's registration ``FOR SHARE`` so that a renewal in flight is waited for
-rather than overtaken. Only a positively expired owner is taken over: the epoch grows by
-one and the takeover is logged. Concurrent acquirers queue on the row lock; the first one
-wins and the others see it as the live owner. A fresh key is inserted with ``ON CONFLICT
-DO NOTHING``; the loser of that race retries once and finds the winner.
+Acquisition of one key is one short transaction that locks the lease row (``FOR UPDATE``),
+then judges its owner in a *new* statement (under READ COMMITTED each statement sees
+everything committed before it, so an owner that registered and acquired a moment ago is
+seen live), locking the owner's registration ``FOR SHARE`` so that a renewal in flight is
+waited for rather than overtaken. Only a positively expired owner is taken over: the epoch
+grows by one and the takeover is logged. Concurrent acquirers queue on the row lock; the
+first one wins and the others see it as the live owner. A fresh key is inserted with ``ON
+CONFLICT DO NOTHING``; the loser of that race retries once and finds the winner.
+
+Many keys at once (a cold start activates every user together): :meth:`acquire` first
+offers its key to :class:`~persistence.placement.batched_acquire.BatchedAcquire`, which
+settles the concurrent acquires of one instance in one statement for the common cases (a
+fresh key, a released one, the caller's own) and checks the caller's liveness there too.
+Every key that statement leaves unsettled (held by another instance, live or expired; a
+race lost) takes the one-key transaction above, :meth:`acquire_one`, unchanged: takeovers
+happen only there, with the safety argument above.
 
 Transactions here hold row locks across round trips, so each sets ``lock_timeout`` and
 ``idle_in_transaction_session_timeout`` to ``hold_timeout``: a paused process cannot keep
@@ -38,6 +46,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.errors import MembershipLost, PersistenceError, StorageUnavailable
+from persistence.placement.batched_acquire import BatchedAcquire
 from persistence.placement.model import (
     DEFAULT_TTL,
     SELF_FENCE_MARGIN,
@@ -98,6 +107,8 @@ class PlacementStore:
         self._sql_lock_lease = sql.SQL(
             "SELECT owner, epoch, acquired_at FROM {} WHERE key = %s FOR UPDATE"
         ).format(n.lease)
+        self.batched = BatchedAcquire(self._connection, self._limit_locks, n)
+        """The fast path of :meth:`acquire` (its ``batches`` count statements)."""
         self._sql_judge_owner = sql.SQL(
             "SELECT address, draining, expires_at > now() FROM {} WHERE id = %s FOR SHARE"
         ).format(n.instance)
@@ -138,6 +149,7 @@ class PlacementStore:
         self._guard = ShutdownGuard(self.close, f"{self.application_name}-guard")
 
     async def close(self) -> None:
+        await self.batched.wait_idle()
         guard, self._guard = self._guard, None
         if guard is not None:
             guard.disarm()
@@ -273,8 +285,17 @@ class PlacementStore:
         Acquires a free (never held, or released) lease, takes over one whose owner has
         expired, or returns the caller's own lease unchanged. Raises
         :class:`~persistence.errors.MembershipLost` if the caller itself is not
-        live or drains.
+        live or drains. Concurrent calls share a statement for the common cases; the rest
+        go through :meth:`acquire_one`, with the same results.
         """
+        lease = await self.batched.acquire(key, instance_id)
+        if lease is not None:
+            return lease
+        return await self.acquire_one(key, instance_id)
+
+    async def acquire_one(self, key: str, instance_id: str) -> Lease | HeldElsewhere:
+        """:meth:`acquire` for ``key`` alone, in its own transaction: the only path that
+        judges another instance's liveness and takes a lease over."""
         async with self._connection(f"acquire the lease of {key!r}") as conn:
             for _ in range(_ACQUIRE_ATTEMPTS):
                 try:
