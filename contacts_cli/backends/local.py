@@ -319,7 +319,11 @@ class LocalBackend:
         here if no live instance hosts it), else the address of the instance that does.
 
         A request that was itself forwarded here is always served here (or refused with
-        :class:`~contacts_cli.backends.forwarding.NotHostedHere`): one hop at most."""
+        :class:`~contacts_cli.backends.forwarding.NotHostedHere`): one hop at most. Outside a
+        cluster every user is served here, and no actor is asked."""
+        if self.activations.cluster is None:
+            check_user_id(user)
+            return None
 
         async def elsewhere(peer: PeerBackend) -> str:
             return peer.address
