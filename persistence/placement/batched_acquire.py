@@ -46,24 +46,18 @@ instance owns it and its next acquire of that key returns it unchanged.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from persistence.errors import MembershipLost, SchemaError, StorageUnavailable
+from persistence.errors import MembershipLost
 from persistence.leases import Lease
+from persistence.postgres.coalescing import Coalescer, batch_failure
 from persistence.postgres.placement_tables import PlacementNames
-
-_log = logging.getLogger(__name__)
 
 MAX_BATCH_KEYS = 1_000
 """Keys one statement settles at most: a bound on the rows one transaction locks."""
@@ -121,24 +115,11 @@ LimitLocks = Callable[[psycopg.AsyncConnection[TupleRow]], Awaitable[None]]
 """Bounds the current transaction's lock waits and idle time, as the one-key path does."""
 
 
-@dataclass(slots=True)
-class _Request:
-    key: str
-    future: asyncio.Future[Lease | None]
-
-
-@dataclass(slots=True)
-class _Queue:
-    """The requests of one instance waiting for a batch, and its batches in flight."""
-
-    pending: deque[_Request] = field(default_factory=deque)
-    in_flight: int = 0
-
-
 class BatchedAcquire:
     """The fast path of :meth:`PlacementStore.acquire
     <persistence.placement.store.PlacementStore.acquire>`, many concurrent keys per
-    statement; ``None`` for a key it leaves to the one-key path."""
+    statement; ``None`` for a key it leaves to the one-key path. The batching itself is
+    :class:`~persistence.postgres.coalescing.Coalescer`'s, one queue per instance."""
 
     def __init__(
         self,
@@ -153,90 +134,32 @@ class BatchedAcquire:
             raise ValueError("max_batch_keys and max_in_flight must be at least 1")
         self._connect = connect
         self._limit_locks = limit_locks
-        self._max_batch_keys = max_batch_keys
-        self._max_in_flight = max_in_flight
         self._statement = sql.SQL(FAST_PATH).format(instance=names.instance, lease=names.lease)
-        self._queues: dict[str, _Queue] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._start_scheduled = False
-        self.batches = 0
-        """How many fast-path statements returned (for benchmarks and tests)."""
+        self._batches: Coalescer[str, Lease | None] = Coalescer(
+            self._run, _failure, what="lease acquisition",
+            max_in_flight=max_in_flight, max_weight=max_batch_keys,
+        )
         self.settled = 0
         """How many acquires those statements settled (the rest went the one-key way)."""
 
+    @property
+    def batches(self) -> int:
+        """How many fast-path statements returned (for benchmarks and tests)."""
+        return self._batches.batches
+
     async def acquire(self, key: str, instance_id: str) -> Lease | None:
         """``key``'s lease for ``instance_id`` if the next batch settles it, else ``None``."""
-        future: asyncio.Future[Lease | None] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(instance_id, _Queue()).pending.append(_Request(key, future))
-        self._kick()
-        return await future
+        return await self._batches.submit(key, instance_id)
 
     async def wait_idle(self) -> None:
         """Wait until every queued request has been answered (before the pools close)."""
-        while self._tasks or any(q.pending for q in self._queues.values()):
-            if self._tasks:
-                await asyncio.wait(set(self._tasks))
-            else:
-                self._start_batches()
+        await self._batches.wait_idle()
 
-    def _kick(self) -> None:
-        """Start batches one event-loop turn from now, so that callers started together
-        share one."""
-        if not self._start_scheduled:
-            self._start_scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_batches)
-
-    def _start_batches(self) -> None:
-        self._start_scheduled = False
-        loop = asyncio.get_running_loop()
-        for instance_id, queue in list(self._queues.items()):
-            while queue.in_flight < self._max_in_flight and queue.pending:
-                batch = self._take_batch(queue)
-                if not batch:
-                    break
-                queue.in_flight += 1
-                task = loop.create_task(self._run(instance_id, batch))
-                self._tasks.add(task)
-                task.add_done_callback(functools.partial(self._batch_done, queue))
-            if not queue.pending and not queue.in_flight:
-                del self._queues[instance_id]
-
-    def _batch_done(self, queue: _Queue, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        queue.in_flight -= 1
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("lease acquisition batch crashed", exc_info=task.exception())
-        self._kick()
-
-    def _take_batch(self, queue: _Queue) -> list[_Request]:
-        """Up to ``max_batch_keys`` requests whose callers still wait."""
-        batch: list[_Request] = []
-        while queue.pending and len(batch) < self._max_batch_keys:
-            request = queue.pending.popleft()
-            if not request.future.done():
-                batch.append(request)
-        return batch
-
-    async def _run(self, instance_id: str, batch: list[_Request]) -> None:
-        """Settle what ``batch`` can in one statement and answer every caller."""
-        try:
-            settled = await self._settle(instance_id, [r.key for r in batch])
-        except BaseException as exc:  # every caller must hear about it, whatever it was
-            for request in batch:
-                if request.future.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    request.future.cancel()
-                else:
-                    request.future.set_exception(_failure(request.key, instance_id, exc))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self.batches += 1
-        self.settled += sum(1 for request in batch if request.key in settled)
-        for request in batch:
-            if not request.future.done():
-                request.future.set_result(settled.get(request.key))
+    async def _run(self, instance_id: Hashable, keys: list[str]) -> list[Lease | None]:
+        """Settle what one batch can in one statement: a lease, or ``None``, per key."""
+        settled = await self._settle(str(instance_id), keys)
+        self.settled += sum(1 for key in keys if key in settled)
+        return [settled.get(key) for key in keys]
 
     async def _settle(self, instance_id: str, keys: list[str]) -> dict[str, Lease]:
         """The leases :data:`FAST_PATH` settled, by key (none if a lock wait failed)."""
@@ -259,23 +182,8 @@ class BatchedAcquire:
         }
 
 
-def _failure(key: str, instance_id: str, exc: BaseException) -> BaseException:
+def _failure(key: str, instance_id: Hashable, exc: BaseException) -> BaseException:
     """The error one caller hears, its own instance naming its key."""
     if isinstance(exc, MembershipLost):
-        return MembershipLost(instance_id, exc.reason)
-    what = f"acquire the lease of {key!r}"
-    error: BaseException
-    if isinstance(exc, (pg_errors.UndefinedTable, pg_errors.UndefinedColumn)):
-        error = SchemaError(f"{what}: {_one_line(exc)}")
-    elif isinstance(exc, psycopg.Error):
-        error = StorageUnavailable(f"{what}: {_one_line(exc)}")
-    elif isinstance(exc, StorageUnavailable):
-        error = StorageUnavailable(f"{what}: {exc}")
-    else:
-        return exc
-    error.__cause__ = exc
-    return error
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+        return MembershipLost(str(instance_id), exc.reason)
+    return batch_failure(f"acquire the lease of {key!r}", exc)

@@ -14,7 +14,9 @@ grows by one and the takeover is logged. Concurrent acquirers queue on the row l
 first one wins and the others see it as the live owner. A fresh key is inserted with ``ON
 CONFLICT DO NOTHING``; the loser of that race retries once and finds the winner.
 
-Many keys at once (a cold start activates every user together): :meth:`acquire` first
+Many keys at once (a cold start activates every user together, a shutdown stops them all):
+:meth:`release` goes through :class:`~persistence.placement.batched_release.BatchedRelease`,
+one statement for the leases given up together, and :meth:`acquire` first
 offers its key to :class:`~persistence.placement.batched_acquire.BatchedAcquire`, which
 settles the concurrent acquires of one instance in one statement for the common cases (a
 fresh key, a released one, the caller's own) and checks the caller's liveness there too.
@@ -47,6 +49,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from persistence.errors import MembershipLost, PersistenceError, StorageUnavailable
 from persistence.placement.batched_acquire import BatchedAcquire
+from persistence.placement.batched_release import BatchedRelease
 from persistence.placement.model import (
     DEFAULT_TTL,
     SELF_FENCE_MARGIN,
@@ -109,6 +112,8 @@ class PlacementStore:
         ).format(n.lease)
         self.batched = BatchedAcquire(self._connection, self._limit_locks, n)
         """The fast path of :meth:`acquire` (its ``batches`` count statements)."""
+        self.batched_release = BatchedRelease(self._connection, self._limit_locks, n)
+        """The fast path of :meth:`release` (its ``batches`` count statements)."""
         self._sql_judge_owner = sql.SQL(
             "SELECT address, draining, expires_at > now() FROM {} WHERE id = %s FOR SHARE"
         ).format(n.instance)
@@ -150,6 +155,7 @@ class PlacementStore:
 
     async def close(self) -> None:
         await self.batched.wait_idle()
+        await self.batched_release.wait_idle()
         guard, self._guard = self._guard, None
         if guard is not None:
             guard.disarm()
@@ -363,8 +369,17 @@ class PlacementStore:
     async def release(self, lease: Lease) -> bool:
         """Give ``lease`` up (passivation, handover); False if it was no longer held.
 
-        The epoch stays: whoever acquires the key next gets the next one.
+        The epoch stays: whoever acquires the key next gets the next one. Concurrent
+        releases share a statement (:class:`BatchedRelease`); one whose lock wait failed
+        there is released alone by :meth:`release_one`.
         """
+        released = await self.batched_release.release(lease)
+        if released is not None:
+            return released
+        return await self.release_one(lease)
+
+    async def release_one(self, lease: Lease) -> bool:
+        """:meth:`release` for ``lease`` alone, in its own statement."""
         row = await self._fetch_one(
             f"release the lease of {lease.key!r}",
             sql.SQL(

@@ -9,11 +9,12 @@ connection instead of three of each per actor (the way :mod:`persistence.postgre
 shares commits among appends). Further pages go through the ordinary replay, so a long
 journal still streams.
 
-Batching: a request is queued and a batch is formed one event-loop turn later (so that
-actors started together join it), or as soon as a batch in flight returns; at most
-``max_in_flight`` batches run at once, and what arrives meanwhile waits for the next one. A
-batch takes requests while the events they may return (the sum of their ``max_count``) fit
-in ``max_batch_events``: that, times ``max_in_flight``, bounds the rows held at once. A
+Batching (:class:`~persistence.postgres.coalescing.Coalescer`): a request is queued and a
+batch is formed one event-loop turn later (so that actors started together join it), or as
+soon as a batch in flight returns; at most ``max_in_flight`` batches run at once, and what
+arrives meanwhile waits for the next one. A batch takes requests while the events they may
+return (the sum of their ``max_count``) fit in ``max_batch_events``: that, times
+``max_in_flight``, bounds the rows held at once. A
 snapshot rides in the batch only if it is stored in at most ``max_shared_snapshot_bytes``;
 a larger one is loaded by its caller alone, at the number the batch read (and should it
 have been deleted since, that caller starts again the one-by-one way).
@@ -40,29 +41,23 @@ sent), then read it in :func:`_snapshot`.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
 from persistence.engine import RecoveryStart, Snapshot, check_max_count
 from persistence.errors import (
     InvalidArgument,
-    SchemaError,
     StorageUnavailable,
     UnexpectedResponse,
 )
+from persistence.postgres.coalescing import Coalescer, batch_failure
 from persistence.postgres.events import events_from_rows
 from persistence.postgres.pool import Connections
 from persistence.postgres.schema import Names
-
-_log = logging.getLogger(__name__)
 
 _SNAPSHOT_FIELDS = ("persistence_id", "sequence_nr", "timestamp", "payload", "blob")
 if Snapshot.__slots__ != _SNAPSHOT_FIELDS:  # pragma: no cover - a guard for future edits
@@ -129,11 +124,10 @@ OneByOne = Callable[[str, int], Awaitable[RecoveryStart]]
 """The start of a recovery read one call at a time (the contract's default)."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Request:
     persistence_id: str
     max_count: int
-    future: asyncio.Future[list[TupleRow]]
 
 
 class RecoveryReads:
@@ -165,12 +159,17 @@ class RecoveryReads:
         self._query = sql.SQL(RECOVERY_QUERY).format(
             highest=names.highest, snapshot=names.snapshot, journal=names.journal
         )
-        self._pending: deque[_Request] = deque()
-        self._reading: set[asyncio.Task[None]] = set()
-        self._start_scheduled = False
+        self._batches: Coalescer[_Request, list[TupleRow]] = Coalescer(
+            self._read_batch, self._failure, what="recovery read",
+            max_in_flight=max_in_flight, max_weight=max_batch_events,
+            weight=_max_count,
+        )
         self._closed = False
-        self.batches_read = 0
+
+    @property
+    def batches_read(self) -> int:
         """How many batch queries returned (for benchmarks and tests)."""
+        return self._batches.batches
 
     async def read(self, persistence_id: str, max_count: int) -> RecoveryStart:
         """What recovering ``persistence_id`` starts from, read in the next batch."""
@@ -180,10 +179,7 @@ class RecoveryReads:
                 f"recovery read of {persistence_id!r} refused: the engine for {self._target} "
                 "is closed"
             )
-        future: asyncio.Future[list[TupleRow]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Request(persistence_id, max_count, future))
-        self._kick()
-        rows = await future
+        rows = await self._batches.submit(_Request(persistence_id, max_count))
         start = _recovery_start(persistence_id, rows)
         seq = rows[0][_SNAPSHOT_SEQ]
         if seq is None or start.snapshot is not None:
@@ -196,76 +192,20 @@ class RecoveryReads:
     async def close(self) -> None:
         """Refuse new reads and wait until every queued one has been answered."""
         self._closed = True
-        while self._reading or self._pending:
-            if self._reading:
-                await asyncio.wait(set(self._reading))
-            else:
-                self._start_batches()
+        await self._batches.wait_idle()
 
-    def _kick(self) -> None:
-        """Start batches one event-loop turn from now, so that callers started together
-        share one."""
-        if not self._start_scheduled:
-            self._start_scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_batches)
-
-    def _start_batches(self) -> None:
-        self._start_scheduled = False
-        while len(self._reading) < self._max_in_flight and self._pending:
-            batch = self._take_batch()
-            if not batch:
-                return
-            task = asyncio.get_running_loop().create_task(self._read_batch(batch))
-            self._reading.add(task)
-            task.add_done_callback(self._batch_done)
-
-    def _batch_done(self, task: asyncio.Task[None]) -> None:
-        self._reading.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("recovery read batch crashed", exc_info=task.exception())
-        self._kick()
-
-    def _take_batch(self) -> list[_Request]:
-        """The next requests whose ``max_count`` fit in the batch's budget (at least one);
-        requests whose callers gave up are dropped."""
-        budget = self._max_batch_events
-        batch: list[_Request] = []
-        pending = self._pending
-        while pending:
-            request = pending[0]
-            if request.future.done():
-                pending.popleft()
-                continue
-            if batch and request.max_count > budget:
-                break
-            batch.append(pending.popleft())
-            budget -= request.max_count
-        return batch
-
-    async def _read_batch(self, batch: list[_Request]) -> None:
-        """Run the query for ``batch`` and hand every caller its rows, or the error."""
-        try:
-            rows = await self._fetch(batch)
-        except BaseException as exc:  # every caller must hear about it, whatever it was
-            for request in batch:
-                if request.future.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    request.future.cancel()
-                else:
-                    request.future.set_exception(self._failure(request, exc))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self.batches_read += 1
+    async def _read_batch(self, _: Hashable, batch: list[_Request]) -> list[list[TupleRow]]:
+        """Run the query for ``batch``: each request's rows, in the batch's order."""
+        rows = await self._fetch(batch)
+        answers: list[list[TupleRow]] = []
         start = 0
-        for index, request in enumerate(batch, start=1):
+        for index in range(1, len(batch) + 1):
             end = start
             while end < len(rows) and rows[end][_INDEX] == index:
                 end += 1
-            if not request.future.done():
-                request.future.set_result(rows[start:end])
+            answers.append(rows[start:end])
             start = end
+        return answers
 
     async def _fetch(self, batch: list[_Request]) -> list[TupleRow]:
         params = {
@@ -278,25 +218,15 @@ class RecoveryReads:
             await cur.execute(self._query, params)
             return await cur.fetchall()
 
-    def _failure(self, request: _Request, exc: BaseException) -> BaseException:
-        """The error one caller hears, its own instance naming its id: the driver's
-        translated, a lost connection's kept as :class:`StorageUnavailable`."""
-        what = f"recovery read of {request.persistence_id!r}"
-        error: BaseException
-        if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)):
-            error = SchemaError(f"{what} failed at {self._target}: {_one_line(exc)}")
-        elif isinstance(exc, psycopg.Error):
-            error = StorageUnavailable(f"{what} failed at {self._target}: {_one_line(exc)}")
-        elif isinstance(exc, StorageUnavailable):
-            error = StorageUnavailable(f"{what} failed: {exc}")
-        else:
-            return exc
-        error.__cause__ = exc
-        return error
+    def _failure(self, request: _Request, _: Hashable, exc: BaseException) -> BaseException:
+        """The error one caller hears, its own instance naming its id."""
+        return batch_failure(
+            f"recovery read of {request.persistence_id!r} failed at {self._target}", exc
+        )
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _max_count(request: _Request) -> int:
+    return request.max_count
 
 
 def _recovery_start(persistence_id: str, rows: list[TupleRow]) -> RecoveryStart:
