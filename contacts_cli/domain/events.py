@@ -211,12 +211,19 @@ _KNOWN = frozenset((*EDITABLE_FIELDS, CARD_FIELD))
 
 
 def _fields_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The domain's fields from a payload's: list fields as tuples, the card decoded.
+
+    A C-level copy and three look-ups, as :func:`_listed` does the other way: only the list
+    fields hold lists (validation makes every other field text or ``None``), and a
+    comprehension over every field took a quarter of a replayed event's decoding."""
     if not values.keys() <= _KNOWN:
         raise ValueError(f"unknown fields {sorted(set(values) - _KNOWN)}")
-    fields = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != CARD_FIELD
-    }
-    if CARD_FIELD in values:
-        card = values[CARD_FIELD]
+    fields = dict(values)
+    for key in LIST_FIELDS:
+        value = fields.get(key)
+        if type(value) is list:
+            fields[key] = tuple(value)
+    if CARD_FIELD in fields:
+        card = fields[CARD_FIELD]
         fields[CARD_FIELD] = None if card is None else card_from_json(card)
     return fields

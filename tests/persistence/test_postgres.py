@@ -129,6 +129,26 @@ async def test_a_nul_character_is_refused_before_anything_is_written(
     assert await pg_engine.highest_sequence_nr("p") == 0
 
 
+async def test_payloads_replay_as_written_big_integers_and_deep_nesting_included(
+    pg_engine: PostgresEngine,
+) -> None:
+    """A page's payloads are decoded in one call: integers beyond 64 bits stay exact (a
+    decoder that made them floats would still pass small payloads), deep nesting decodes."""
+    big = {"n": 10**30, "m": -(2**64), "f": 1e300, "s": "Zoë 日本"}
+    deep: object = 1
+    for _ in range(600):
+        deep = [deep]
+    plain = {"a": [1, 2.5, None, True], "b": {"c": ""}}
+    events = [NewEvent("E", plain), NewEvent("E", big), NewEvent("E", {"deep": deep})]
+    await pg_engine.append("p", events, 0)
+    replayed = [e.payload async for e in pg_engine.replay("p", 1, 3)]
+    assert replayed == [plain, big, {"deep": deep}]
+    start = await pg_engine.recovery_start("p", 10)
+    assert [e.payload for e in start.events] == [plain, big, {"deep": deep}]
+    await pg_engine.append("q", [NewEvent("E", plain)], 0)
+    assert [e.payload async for e in pg_engine.replay("q", 1, 1)] == [plain]
+
+
 # -- writers ---------------------------------------------------------------------------------
 
 
