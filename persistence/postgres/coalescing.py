@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -38,8 +37,6 @@ from typing import Generic, TypeVar
 import psycopg
 
 from persistence.errors import SchemaError, StorageUnavailable
-
-_log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -131,10 +128,10 @@ class Coalescer(Generic[Req, Res]):
                 del self._queues[group]
 
     def _batch_done(self, queue: _Queue[Req, Res], task: asyncio.Task[None]) -> None:
+        """A batch ended (answered, failed or cancelled: :meth:`_answer` settles its callers
+        in every case, and lets only a ``BaseException`` that stops the loop escape)."""
         self._tasks.discard(task)
         queue.in_flight -= 1
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("%s: a batch crashed", self._what, exc_info=task.exception())
         self._kick()
 
     def _take_batch(self, queue: _Queue[Req, Res]) -> list[_Waiter[Req, Res]]:

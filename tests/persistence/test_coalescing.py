@@ -6,6 +6,7 @@ hears its own answer or its own error, and a caller that gives up harms no other
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Hashable
 
 import psycopg
@@ -177,3 +178,138 @@ def test_the_bounds_must_be_positive() -> None:
         coalescer(Recorder(), max_in_flight=0)
     with pytest.raises(ValueError):
         coalescer(Recorder(), max_weight=0)
+
+
+async def test_more_answers_than_requests_fail_the_batch_too() -> None:
+    async def long(_: Hashable, batch: list[int]) -> list[int]:
+        return [*batch, 99]
+
+    batches: Coalescer[int, int] = Coalescer(
+        long, failure, what="long", max_in_flight=1, max_weight=10
+    )
+    results = await asyncio.gather(*[batches.submit(n) for n in range(3)], return_exceptions=True)
+    assert all(isinstance(r, AssertionError) for r in results), results
+
+
+async def test_the_in_flight_bound_holds_for_requests_that_arrive_while_a_batch_runs() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    batches = coalescer(recorder, max_in_flight=1)
+    first = asyncio.create_task(batches.submit(1, "g"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert recorder.running == 1
+    later = [asyncio.create_task(batches.submit(n, "g")) for n in (2, 3)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert recorder.running == 1 and len(recorder.batches) == 1  # the later ones wait
+    recorder.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *later), 5) == [10, 20, 30]
+    assert recorder.most_running == 1
+    assert recorder.batches == [("g", [1]), ("g", [2, 3])]
+
+
+async def test_wait_idle_waits_for_a_running_batch_with_nothing_queued() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    batches = coalescer(recorder)
+    task = asyncio.create_task(batches.submit(1))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert recorder.running == 1
+    idle = asyncio.create_task(batches.wait_idle())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not idle.done()
+    recorder.gate.set()
+    await asyncio.wait_for(idle, 5)
+    assert task.result() == 10
+
+
+async def test_a_caller_cancelled_at_the_head_of_the_queue_delays_no_other() -> None:
+    recorder = Recorder()
+    batches = coalescer(recorder, max_in_flight=1)
+    tasks = [asyncio.create_task(batches.submit(n)) for n in range(5)]
+    await asyncio.sleep(0)  # every caller has queued; the batch starts on the next turn
+    tasks[0].cancel()
+    _, pending = await asyncio.wait(tasks, timeout=5)
+    assert not pending
+    assert [t.result() for t in tasks[1:]] == [10, 20, 30, 40]
+    assert recorder.batches == [(None, [1, 2, 3, 4])]
+
+
+async def test_a_successful_or_cancelled_batch_logs_nothing_and_leaves_no_loop_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop_errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: loop_errors.append(context))
+    recorder = Recorder()
+    batches = coalescer(recorder)
+    assert await asyncio.gather(*[batches.submit(n) for n in range(3)]) == [0, 10, 20]
+    recorder.gate.clear()
+    tasks = [asyncio.create_task(batches.submit(n)) for n in range(2)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    for task in list(batches._tasks):
+        task.cancel()
+    await asyncio.wait(tasks)
+    await asyncio.sleep(0)
+    assert not loop_errors and not caplog.records
+
+
+async def test_a_request_that_fills_the_remaining_weight_exactly_joins_the_batch() -> None:
+    recorder = Recorder()
+    batches = coalescer(recorder, max_in_flight=1, max_weight=10, weighted=True)
+    assert await asyncio.gather(*[batches.submit(n) for n in (4, 6, 1)]) == [40, 60, 10]
+    assert [batch for _, batch in recorder.batches] == [[4, 6], [1]]
+
+
+async def test_a_failed_batch_reaches_every_caller_after_one_that_gave_up() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    recorder.error = StorageUnavailable("server closed the connection")
+    batches = coalescer(recorder)
+    tasks = [asyncio.create_task(batches.submit(n)) for n in range(4)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert recorder.running == 1
+    tasks[1].cancel()  # while its batch runs: its answer will have no one to hear it
+    recorder.gate.set()
+    _, pending = await asyncio.wait(tasks, timeout=5)
+    assert not pending and tasks[1].cancelled()
+    for n in (0, 2, 3):
+        error = tasks[n].exception()
+        assert isinstance(error, StorageUnavailable) and str(error).startswith(f"request {n} ")
+
+
+async def test_a_batch_task_ends_as_its_batch_did_failed_batches_leave_no_stray_error() -> None:
+    """A failure is the callers' to hear, not the batch task's (an exception left in a task
+    is reported as never retrieved); a cancelled batch ends cancelled."""
+    loop_errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: loop_errors.append(context))
+    recorder = Recorder()
+    recorder.gate.clear()
+    recorder.error = StorageUnavailable("gone")
+    batches = coalescer(recorder)
+    failing = [asyncio.create_task(batches.submit(n)) for n in range(2)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    (batch_task,) = batches._tasks
+    recorder.gate.set()
+    await asyncio.wait(failing)
+    assert all(isinstance(task.exception(), StorageUnavailable) for task in failing)
+    await asyncio.wait([batch_task])
+    assert batch_task.exception() is None
+    recorder.error = None
+    recorder.gate.clear()
+    cancelled = [asyncio.create_task(batches.submit(n)) for n in range(2)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    (batch_task,) = batches._tasks
+    batch_task.cancel()
+    await asyncio.wait([batch_task, *cancelled])
+    assert batch_task.cancelled() and all(task.cancelled() for task in cancelled)
+    del batch_task, failing, cancelled
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not loop_errors
