@@ -127,11 +127,18 @@ async def test_a_value_the_client_encoding_cannot_carry_fails_alone_in_its_batch
     assert await latin1.persistence_ids() == ["ok-0", "ok-1", "ok-2"]
 
 
+@pytest.mark.parametrize("size", [OVERLAP_MIN_EVENTS, 2 * OVERLAP_MIN_EVENTS])
 async def test_a_large_batch_whose_preparation_fails_commits_none_of_its_events(
-    engine_factory: EngineFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
+    engine_factory: EngineFactory,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
 ) -> None:
-    """The callers hear the preparation's failure, and the statement that ran meanwhile is
-    cancelled: none of the batch's events is stored, even once the journal is free again."""
+    """A batch of OVERLAP_MIN_EVENTS events or more prepares them while its statement runs:
+    the callers hear the preparation's failure, and the statement is cancelled, so none of
+    the batch's events is stored, even once the journal is free again. (Prepared after the
+    commit instead, the failure would come too late; here the append would wait on the lock,
+    hence the bound on it.)"""
     pg_engine = await engine_factory(max_batches_in_flight=1)
     transact = BatchCommitter._transact
     statements: list[asyncio.Task[Any]] = []
@@ -147,13 +154,13 @@ async def test_a_large_batch_whose_preparation_fails_commits_none_of_its_events(
 
     monkeypatch.setattr(BatchCommitter, "_transact", recorded)
     monkeypatch.setattr(commit_module, "unstamped_events", failing)
-    events = [NewEvent("E", {"i": i}) for i in range(OVERLAP_MIN_EVENTS)]
+    events = [NewEvent("E", {"i": i}) for i in range(size)]
     locker = await psycopg.AsyncConnection.connect(database_url)
     try:
         # Held until the batch's statement has ended (or 10 s): it cannot commit meanwhile.
         await locker.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(pg_engine.names.journal))
         with pytest.raises(RuntimeError, match="injected"):
-            await pg_engine.append("big", events, 0)
+            await asyncio.wait_for(pg_engine.append("big", events, 0), timeout=10)
         assert statements, "the batch's statement never started"
         await asyncio.wait(statements, timeout=10)
     finally:
@@ -164,3 +171,36 @@ async def test_a_large_batch_whose_preparation_fails_commits_none_of_its_events(
     assert all(task.done() for task in statements)
     assert await pg_engine.highest_sequence_nr("big") == 0
     assert await pg_engine.persistence_ids() == []
+
+
+async def test_a_batch_whose_backend_is_terminated_fails_as_unavailable_not_refused(
+    engine_factory: EngineFactory, database_url: str
+) -> None:
+    """A server failure (here the batch's backend terminated while its statement waits) is
+    no refused statement: the caller hears StorageUnavailable (it may or may not have been
+    written), not AppendRefused as if its request were at fault."""
+    pg_engine = await engine_factory(max_batches_in_flight=1)
+    locker = await psycopg.AsyncConnection.connect(database_url)
+    admin = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    try:
+        await locker.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(pg_engine.names.journal))
+        append = asyncio.ensure_future(pg_engine.append("p", [NewEvent("E", {})], 0))
+        terminated: list[tuple[Any, ...]] = []
+        for _ in range(1_000):  # the statement reaches the lock within a few turns
+            cur = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s AND wait_event_type = 'Lock'",
+                [pg_engine.application_name],
+            )
+            terminated = await cur.fetchall()
+            if terminated:
+                break
+            await asyncio.sleep(0.01)
+        assert terminated, "the batch's statement never waited on the lock"
+        with pytest.raises(StorageUnavailable, match="may or may not have been written"):
+            await asyncio.wait_for(append, timeout=10)
+    finally:
+        await locker.rollback()
+        await locker.close()
+        await admin.close()
+    assert await pg_engine.highest_sequence_nr("p") == 0
