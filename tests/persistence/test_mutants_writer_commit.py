@@ -204,3 +204,20 @@ async def test_a_batch_whose_backend_is_terminated_fails_as_unavailable_not_refu
         await locker.close()
         await admin.close()
     assert await pg_engine.highest_sequence_nr("p") == 0
+
+
+async def test_a_version_the_encoder_cannot_carry_fails_alone_in_its_batch(
+    engine_factory: EngineFactory,
+) -> None:
+    """An event version beyond 64 bits (no check refuses it before the writer) makes the
+    batch's column encoder raise a ``TypeError``: only that request is refused."""
+    pg_engine = await engine_factory(max_batches_in_flight=1)  # all in one batch
+    results = await asyncio.gather(
+        pg_engine.append("huge", [NewEvent("E", {}, version=2**64)], 0),
+        *(pg_engine.append(f"ok-{i}", [NewEvent("E", {"i": i})], 0) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], AppendRefused), results[0]
+    assert "64-bit" in str(results[0])
+    assert all(isinstance(r, list) for r in results[1:]), results[1:]
+    assert await pg_engine.persistence_ids() == ["ok-0", "ok-1", "ok-2"]
