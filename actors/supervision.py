@@ -55,9 +55,12 @@ Decisions of a parent handling an escalation, and their effect on the escalating
     which then stops it (a stopped or reset parent stops its children).
 
 A child-only decision (``STOP_CHILD`` ...) returned for an actor's own fault, a value that
-is not a ``Decision``, or an ``on_crash`` that raises, is logged at ERROR and taken as
-``STOP``. A fault in ``started()`` goes through the same supervision; ``RESUME`` then goes on
-with the next message as if ``started()`` had completed.
+is not a ``Decision``, or an ``on_crash`` that raises (a ``CancelledError`` included, unless
+the actor is stopping or its own task is being cancelled), is logged at ERROR and taken as
+``STOP``. A stop of the actor ends ``on_crash`` with ``STOP``; a cancellation of the actor's
+task (``asyncio.run`` ending with the system still open) ends the task there, like a
+cancelled handler, and decides nothing. A fault in ``started()`` goes through the same
+supervision; ``RESUME`` then goes on with the next message as if ``started()`` had completed.
 """
 
 from __future__ import annotations
@@ -162,14 +165,19 @@ async def ask_on_crash(cell: Cell, msg: object, error: BaseException, *,
             cell.crash_task = task
             try:
                 decision: object = await task
-            except asyncio.CancelledError:
-                if task.cancelled() and cell.stopping:
-                    return Decision.STOP
-                raise
             finally:
                 cell.crash_task = None
         else:  # pragma: no cover - Behaviour.on_crash is async; kept for duck-typed ones
             decision = outcome
+    except asyncio.CancelledError as failure:
+        if cell.stopping:
+            return Decision.STOP  # the stop interrupted on_crash
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the actor's own task is cancelled (a shutdown): it ends, deciding nothing
+        cell.log.error("on_crash of %s raised %r: stopping it", cell.path, failure,
+                       exc_info=failure)
+        return Decision.STOP
     except Exception as failure:
         cell.log.error("on_crash of %s raised %r: stopping it", cell.path, failure,
                        exc_info=failure)

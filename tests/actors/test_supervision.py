@@ -259,6 +259,96 @@ async def test_an_on_crash_that_raises_or_answers_nonsense_stops_the_actor(
     assert any("not a Decision" in m for m in messages)
 
 
+async def test_an_on_crash_ending_in_a_stray_cancellation_stops_the_actor(
+    system: ActorSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``CancelledError`` nobody asked for (on_crash awaited something that was cancelled)
+    is a broken answer like any other: the actor stops, ``after_stop`` sees its mailbox. Its
+    task must not die with it, leaving an actor neither running nor stopped (its queries
+    unanswered, ``stop`` and the system's close waiting for ever)."""
+    seen: dict[str, Any] = {}
+
+    async def cancelled(msg: object, error: BaseException, ctx: Context) -> Decision:
+        gone = asyncio.get_running_loop().create_future()
+        gone.cancel()
+        await gone
+        return Decision.RESUME
+
+    def after_stop(state: int, ctx: Context) -> None:
+        seen["unprocessed"] = ctx.unprocessed
+
+    ref = spawn(system, counter, initial_state=0, on_crash=cancelled, after_stop=after_stop)
+    for msg in ("boom", 1, 2):
+        dispatch(ref, msg)
+    await stopped(ref)
+    assert seen == {"unprocessed": (1, 2)}
+    assert any(
+        r.levelno == logging.ERROR and "raised CancelledError" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_a_stop_during_on_crash_ends_it_quietly_with_a_stop(
+    system: ActorSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping an actor cuts its on_crash short (a backoff delay): that cancellation is the
+    stop's, not a broken on_crash, so nothing but the fault itself is logged at ERROR."""
+    seen: dict[str, Any] = {}
+    waiting = asyncio.Event()
+
+    async def slow(msg: object, error: BaseException, ctx: Context) -> Decision:
+        waiting.set()
+        await asyncio.sleep(3600)
+        return Decision.RESUME
+
+    def after_stop(state: int, ctx: Context) -> None:
+        seen["unprocessed"] = ctx.unprocessed
+
+    ref = spawn(system, counter, initial_state=0, on_crash=slow, after_stop=after_stop)
+    for msg in ("boom", 1):
+        dispatch(ref, msg)
+    await waiting.wait()
+    await stop(ref)
+    assert seen == {"unprocessed": (1,)}
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "failed in a str message" in errors[0], errors
+
+
+def test_a_shutdown_during_on_crash_ends_the_actor_task_deciding_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``asyncio.run`` ending with the system still open cancels every task, the actor's
+    among them while its on_crash waits: the task ends there, as a cancelled handler's does.
+    The cancellation is neither a broken on_crash nor a stop: nothing is logged about it and
+    ``after_stop`` does not run on the loop being torn down."""
+    seen: list[object] = []
+
+    class CallerCrashed(Exception):
+        pass
+
+    async def main() -> None:
+        waiting = asyncio.Event()
+
+        async def slow(msg: object, error: BaseException, ctx: Context) -> Decision:
+            waiting.set()
+            await asyncio.sleep(3600)
+            return Decision.RESUME
+
+        system = ActorSystem("shutdown")
+        await system.__aenter__()
+        ref = spawn(system, counter, initial_state=0, on_crash=slow,
+                    after_stop=lambda state, ctx: seen.append(ctx.unprocessed))
+        for msg in ("boom", 1):
+            dispatch(ref, msg)
+        await waiting.wait()
+        raise CallerCrashed
+
+    with pytest.raises(CallerCrashed):
+        asyncio.run(main())
+    assert seen == []
+    assert not [r.getMessage() for r in caplog.records if "on_crash of" in r.getMessage()]
+
+
 async def test_async_on_crash_is_awaited(system: ActorSystem) -> None:
     async def later(msg: object, error: BaseException, ctx: Context) -> Decision:
         await asyncio.sleep(0)
