@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from persistence import Engine, InMemoryEngine
 from persistence.embedded import EmbeddedPostgres
+from persistence.placement import PlacementStore, Registration
 from tests.conftest import EngineFactory
 
 
@@ -37,3 +40,19 @@ def server_url(request: pytest.FixtureRequest) -> str:
         return url
     embedded: EmbeddedPostgres = request.getfixturevalue("embedded_postgres")
     return embedded.url
+
+
+async def expire_now(store: PlacementStore, registration: Registration) -> None:
+    """Make the database judge ``registration`` expired from now on: its expiry moved into
+    the past behind the store's back (no heartbeat runs in these tests). Tests use it rather
+    than a TTL of a fraction of a second, which a stalled machine can outlive before the
+    test has even used the registration."""
+    async with await psycopg.AsyncConnection.connect(store.config.url, autocommit=True) as conn:
+        await conn.execute(
+            sql.SQL("UPDATE {} SET expires_at = now() - interval '1 second' WHERE id = %s").format(
+                store.names.instance
+            ),
+            [registration.instance_id],
+        )
+    rows = (await store.status()).instances
+    assert not next(i for i in rows if i.instance_id == registration.instance_id).live

@@ -31,6 +31,7 @@ from persistence.postgres import PostgresEngine
 from persistence.postgres.fence import FENCE_REQUESTS
 from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
 from tests.conftest import EngineFactory
+from tests.persistence.conftest import expire_now
 
 StoreFactory = Callable[[], Awaitable[PlacementStore]]
 
@@ -107,17 +108,12 @@ async def test_concurrent_takeovers_of_an_expired_or_released_lease_give_one_own
     stores: StoreFactory,
 ) -> None:
     first, second = await stores(), await stores()
-    dead = await first.register("dead:1", ttl=0.2)
+    dead = await first.register("dead:1", ttl=60)
     alive = await first.register("alive:1", ttl=60)
     assert isinstance(await first.acquire("user-orphan", dead.instance_id), Lease)
     released = await first.acquire("user-free", alive.instance_id)
     assert isinstance(released, Lease) and await first.release(released)
-
-    async def expired() -> bool:
-        rows = (await first.status()).instances
-        return not next(i for i in rows if i.instance_id == dead.instance_id).live
-
-    await wait_for(expired, "the owner's registration to expire")
+    await expire_now(first, dead)
     contenders = [
         (store, await store.register(f"c:{i}", ttl=60))
         for i, store in enumerate([first, second] * 5)
@@ -153,9 +149,10 @@ async def test_expiry_is_judged_by_the_database_clock_and_takeover_bumps_the_epo
     # A live owner is never taken over.
     assert isinstance(await store.acquire("user-steady", successor.instance_id), HeldElsewhere)
 
-    doomed = await store.register("c:1", ttl=0.3)
+    doomed = await store.register("c:1", ttl=60)
     lost = await store.acquire("user-doomed", doomed.instance_id)
     assert isinstance(lost, Lease) and lost.epoch == 1
+    await expire_now(store, doomed)
 
     async def take_over() -> Lease | None:
         result = await store.acquire("user-doomed", successor.instance_id)
@@ -163,8 +160,10 @@ async def test_expiry_is_judged_by_the_database_clock_and_takeover_bumps_the_epo
 
     taken: Lease = await wait_for(take_over, "the takeover of an expired owner")
     assert taken.epoch == 2 and taken.taken_over_from == doomed.instance_id
-    # The database stamped the takeover no earlier than the expiry it stamped itself.
-    assert taken.acquired_at >= doomed.expires_at
+    # The database stamped the takeover no earlier than the expiry it holds.
+    instances = (await store.status()).instances
+    expiry = next(i.expires_at for i in instances if i.instance_id == doomed.instance_id)
+    assert taken.acquired_at >= expiry
     # Dead is dead: the expired registration is never renewed, and may take no user.
     assert not (await store.heartbeat(doomed.instance_id)).valid
     with pytest.raises(MembershipLost, match="expired"):
@@ -223,13 +222,9 @@ async def test_prune_removes_long_dead_instances_and_frees_their_leases(
     stores: StoreFactory,
 ) -> None:
     store = await stores()
-    dead = await store.register("dead:1", ttl=0.2)
+    dead = await store.register("dead:1", ttl=60)
     assert isinstance(await store.acquire("user-1", dead.instance_id), Lease)
-
-    async def expired() -> bool:
-        return not any(i.live for i in (await store.status()).instances)
-
-    await wait_for(expired, "the registration to expire")
+    await expire_now(store, dead)
     assert await store.prune(dead_for=0) == (1, 0)
     heir = await store.register("heir:1", ttl=60)
     moved = await store.acquire("user-1", heir.instance_id)

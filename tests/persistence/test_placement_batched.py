@@ -20,11 +20,11 @@ from persistence.placement import (
     Lease,
     MembershipLost,
     PlacementStore,
-    Registration,
 )
 from persistence.postgres import PostgresEngine
 from persistence.postgres.placement_tables import PlacementNames
 from tests.conftest import EngineFactory
+from tests.persistence.conftest import expire_now
 
 StoreFactory = Callable[[], Awaitable[PlacementStore]]
 Result = Lease | HeldElsewhere
@@ -48,22 +48,6 @@ async def stores(engine: PostgresEngine) -> AsyncIterator[StoreFactory]:
     yield make
     for store in opened:
         await store.close()
-
-
-async def expire(store: PlacementStore, registration: Registration) -> None:
-    """Make the database judge ``registration`` expired now: its expiry moved into the past
-    behind the store's back (no heartbeat runs here), so no test waits on a short TTL that a
-    stalled machine could outlive before the test has used the registration."""
-    names = store.names
-    async with await psycopg.AsyncConnection.connect(store.config.url, autocommit=True) as conn:
-        await conn.execute(
-            sql.SQL("UPDATE {} SET expires_at = now() - interval '1 second' WHERE id = %s").format(
-                names.instance
-            ),
-            [registration.instance_id],
-        )
-    rows = (await store.status()).instances
-    assert not next(i for i in rows if i.instance_id == registration.instance_id).live
 
 
 async def takeovers(engine: PostgresEngine) -> set[tuple[str, int, str, str]]:
@@ -98,7 +82,7 @@ async def test_a_mixed_batch_gives_the_one_key_results_in_one_statement(
             assert isinstance(await store.acquire_one(f"{prefix}own-{n}", me.instance_id), Lease)
             assert isinstance(await store.acquire_one(f"{prefix}live-{n}", live.instance_id), Lease)
             assert isinstance(await store.acquire_one(f"{prefix}dead-{n}", dead.instance_id), Lease)
-    await expire(store, dead)
+    await expire_now(store, dead)
     keys = [f"{kind}-{n}" for kind in kinds for n in range(4)]
 
     before, settled = store.batched.batches, store.batched.settled
@@ -171,7 +155,7 @@ async def test_a_caller_that_may_take_no_user_gets_membership_lost_and_writes_no
     if state == "draining":
         assert await store.drain(instance_id)
     elif state == "expired":
-        await expire(store, me)
+        await expire_now(store, me)
     else:
         instance_id = "nobody"
     keys = ["user-fresh-1", "user-fresh-2", "user-released"]
