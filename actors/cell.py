@@ -240,8 +240,27 @@ class Cell(Node):
                     metrics.messages_handled += handled
                     handled = 0
                     await asyncio.sleep(0)
+        except Exception as error:
+            await self._runtime_failed(error)
         finally:
             metrics.messages_handled += handled
+
+    async def _runtime_failed(self, error: Exception) -> None:
+        """The drain task's last resort: an error escaped the runtime itself (supervision,
+        a start, a reset or a stop: everything a behaviour raises is caught before it gets
+        here). Ending the task there would leave the actor neither running nor stopped, its
+        queries unanswered and every ``stop()`` of it, its parent's and the system's close
+        waiting for ever; instead it is logged and the actor stopped as after a STOP."""
+        self.log.critical("actor %s: the runtime failed (%r); stopping the actor", self.path,
+                          error, exc_info=error)
+        if self.stopped_future.done():
+            return
+        self.request_stop()
+        try:
+            await self._stop()
+        except Exception as again:
+            self.log.critical("actor %s: stopping it failed too (%r)", self.path, again,
+                              exc_info=again)
 
     async def _park(self) -> None:
         """Wait, idle, for the next message or request (and arm the passivation timer).

@@ -247,3 +247,23 @@ async def test_a_stopping_actor_frees_its_name_at_once(system: ActorSystem) -> N
     gate.set()
     await stopping
     assert system.children["name"] is replacement
+
+
+async def test_an_error_escaping_the_runtime_stops_the_actor_instead_of_leaving_it_half_alive(
+    system: ActorSystem, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Everything a behaviour raises is supervised; a fault of supervision itself (injected
+    here) used to end the drain task and leave the actor neither running nor stopped."""
+
+    async def broken(*_: object) -> object:
+        raise RuntimeError("supervision bug")
+
+    monkeypatch.setattr("actors.supervision.decide", broken)
+    ref = spawn(system, counter, "victim", initial_state=0)
+    dispatch(ref, "boom")
+    behind = asyncio.ensure_future(query(ref, "get", 30))
+    with pytest.raises(ActorNotFound):
+        await asyncio.wait_for(behind, 5)  # turned away at the stop, not left to time out
+    await asyncio.wait_for(stop(ref), 5)  # returns: the actor did stop
+    assert system.metrics.live_actors == 0
+    assert any("the runtime failed" in r.getMessage() for r in caplog.records)
