@@ -103,6 +103,4 @@ async def test_a_failed_release_is_logged_not_raised(
         assert not system.activations
         assert system.metrics.faults == 0
         warnings = [r.getMessage() for r in caplog.records if r.name == "actors.placement"]
-        assert warnings == [
-            "releasing the lease of 'counter' failed: lease table unreachable"
-        ]
+        assert warnings == ["releasing the lease of 'counter' failed: lease table unreachable"]
