@@ -1,0 +1,261 @@
+"""Guarantees of the placement store (``persistence/placement/store.py`` and
+``batched_acquire.py``) that its tests left unpinned (issue 14's mutation run): each test
+kills mutants that survived ``test_placement.py`` and ``test_placement_batched.py``. On a
+real PostgreSQL; nothing is mocked (the batched path's connections are only counted)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from persistence.errors import SchemaError
+from persistence.placement import Lease, MembershipLost, PlacementStore
+from persistence.placement.batched_acquire import BatchedAcquire
+from persistence.placement.model import SELF_FENCE_MARGIN
+from persistence.placement.store import local_deadline
+from persistence.postgres import PostgresEngine
+from tests.conftest import EngineFactory
+from tests.persistence.test_placement_batched import StoreFactory, expire
+
+
+@pytest.fixture
+async def engine(engine_factory: EngineFactory) -> PostgresEngine:
+    return await engine_factory()
+
+
+@pytest.fixture
+async def stores(engine: PostgresEngine) -> AsyncIterator[StoreFactory]:
+    opened: list[PlacementStore] = []
+
+    async def make() -> PlacementStore:
+        store = PlacementStore(engine.config, application_name=f"mutants-test-{len(opened)}")
+        opened.append(store)
+        await store.start()
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+def test_placement_store_local_deadline_keeps_a_fraction_of_the_ttl_in_hand() -> None:
+    assert 0 < SELF_FENCE_MARGIN < 1
+    for sent, ttl in ((0.0, 10.0), (100.0, 2.0), (7.5, 0.5)):
+        kept = local_deadline(sent, ttl) - sent
+        assert kept == pytest.approx(ttl * (1 - SELF_FENCE_MARGIN))
+        assert local_deadline(sent, 2 * ttl) - sent == pytest.approx(2 * kept)
+
+
+@pytest.mark.parametrize("ttl", [0.0, -1.0, float("nan")])
+async def test_placement_store_refuses_a_registration_that_is_never_live(
+    stores: StoreFactory, ttl: float
+) -> None:
+    store = await stores()
+    with pytest.raises(ValueError, match="ttl must be a positive number"):
+        await store.register("a:1", ttl=ttl)
+    assert (await store.status()).instances == []
+
+
+@pytest.mark.parametrize("state", ["expired", "draining", "not registered"])
+async def test_placement_store_one_key_path_refuses_a_caller_that_may_take_no_user(
+    stores: StoreFactory, state: str
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=0.3 if state == "expired" else 60)
+    instance_id = me.instance_id
+    if state == "expired":
+        await expire(store, me)
+    elif state == "draining":
+        assert await store.drain(instance_id)
+    else:
+        instance_id = "nobody"
+    with pytest.raises(MembershipLost) as refused:
+        await store.acquire_one("user-1", instance_id)
+    assert refused.value.reason == state
+    assert sum(i.users for i in (await store.status()).instances) == 0
+
+
+async def test_placement_store_heartbeat_never_queues_behind_blocked_lease_work(
+    engine: PostgresEngine, stores: StoreFactory
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    lease = await store.acquire("user-1", me.instance_id)
+    assert isinstance(lease, Lease)
+    async with await psycopg.AsyncConnection.connect(engine.config.url) as blocker:
+        await blocker.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE key = %s FOR UPDATE").format(store.names.lease),
+            ["user-1"],
+        )
+        reacquire = asyncio.create_task(store.acquire_one("user-1", me.instance_id))
+        await wait_for_lock_waits(engine, store.application_name, 1)
+        release = asyncio.create_task(store.release(lease))
+        await wait_for_lock_waits(engine, store.application_name, 2)
+        renewal = await store.heartbeat(me.instance_id)  # its own pool: behind neither
+        assert renewal.valid
+        assert not reacquire.done() and not release.done()
+        await blocker.rollback()
+    assert await reacquire == lease
+    assert await release
+
+
+async def wait_for_lock_waits(engine: PostgresEngine, application_name: str, count: int) -> None:
+    """Until ``count`` sessions of ``application_name`` wait for a lock (bounded)."""
+    deadline = time.monotonic() + 15
+    async with await psycopg.AsyncConnection.connect(engine.config.url, autocommit=True) as conn:
+        for _ in range(300):
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = %s AND wait_event_type = 'Lock'",
+                [application_name],
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] >= count:
+                return
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} sessions of {application_name!r} never waited for a lock")
+
+
+async def test_placement_store_batches_in_flight_never_exceed_the_bound(
+    stores: StoreFactory,
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    open_now, peak = 0, 0
+
+    @asynccontextmanager
+    async def counted(action: str) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
+        nonlocal open_now, peak
+        open_now += 1
+        peak = max(peak, open_now)
+        try:
+            async with store._connection(action) as conn:
+                yield conn
+        finally:
+            open_now -= 1
+
+    store.batched = BatchedAcquire(
+        counted, store._limit_locks, store.names, max_batch_keys=1, max_in_flight=2
+    )
+    results = await asyncio.gather(*[store.acquire(f"user-{n}", me.instance_id) for n in range(8)])
+    assert all(isinstance(r, Lease) and r.epoch == 1 for r in results)
+    assert store.batched.batches == 8  # one key per statement ...
+    assert peak == 2  # ... at most two at once, and as many as allowed
+
+
+async def test_placement_store_batches_leave_no_queue_and_log_no_crash(
+    stores: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    with caplog.at_level(logging.DEBUG, logger="persistence.placement.batched_acquire"):
+        results = await asyncio.gather(
+            *[store.acquire(f"user-{n}", me.instance_id) for n in range(5)]
+        )
+        await store.batched.wait_idle()
+        for _ in range(5):  # the last batch's done-callback schedules one more look
+            await asyncio.sleep(0)
+    assert all(isinstance(r, Lease) for r in results)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert store.batched._queues == {}  # no per-instance state outlives its requests
+
+
+async def test_placement_store_batch_bounds_are_checked_and_one_is_allowed(
+    stores: StoreFactory,
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    for bounds in ({"max_batch_keys": 0}, {"max_in_flight": 0}):
+        with pytest.raises(ValueError, match="must be at least 1"):
+            BatchedAcquire(store._connection, store._limit_locks, store.names, **bounds)
+    store.batched = BatchedAcquire(
+        store._connection, store._limit_locks, store.names, max_batch_keys=2, max_in_flight=1
+    )
+    results = await asyncio.gather(*[store.acquire(f"user-{n}", me.instance_id) for n in range(5)])
+    assert all(isinstance(r, Lease) and r.epoch == 1 for r in results)
+    assert (store.batched.batches, store.batched.settled) == (3, 5)
+
+
+async def test_placement_store_a_cancelled_batch_leaves_the_queued_keys_their_batches(
+    stores: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    store.batched = BatchedAcquire(
+        store._connection, store._limit_locks, store.names, max_batch_keys=1, max_in_flight=1
+    )
+    with caplog.at_level(logging.DEBUG, logger="persistence.placement.batched_acquire"):
+        callers = [
+            asyncio.create_task(store.acquire(f"user-{n}", me.instance_id)) for n in range(3)
+        ]
+        for _ in range(3):  # the first batch has started; the other keys wait behind it
+            await asyncio.sleep(0)
+        (first_batch,) = store.batched._tasks
+        first_batch.cancel()
+        await asyncio.wait(callers)
+    assert callers[0].cancelled()
+    for caller in callers[1:]:
+        result = caller.result()
+        assert isinstance(result, Lease) and result.epoch == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_placement_store_a_failing_batch_answers_every_caller_and_crashes_nothing(
+    engine: PostgresEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = dataclasses.replace(engine.config, table_prefix="nothing_here_")
+    store = PlacementStore(config, application_name="mutants-test-broken")
+    await store.start(migrated=True)  # no tables under this prefix
+    try:
+        with caplog.at_level(logging.DEBUG, logger="persistence.placement.batched_acquire"):
+            callers = [asyncio.create_task(store.acquire(f"user-{n}", "x")) for n in range(5)]
+            for _ in range(3):  # the batch is in flight
+                await asyncio.sleep(0)
+            callers[1].cancel()
+            await asyncio.wait(callers)
+            await store.batched.wait_idle()
+            for _ in range(5):
+                await asyncio.sleep(0)
+    finally:
+        await store.close()
+    assert callers[1].cancelled()
+    for caller in callers[:1] + callers[2:]:
+        assert isinstance(caller.exception(), SchemaError)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_placement_store_close_leaves_no_connection_and_no_task(
+    engine: PostgresEngine,
+) -> None:
+    name = "mutants-test-closing"
+    store = PlacementStore(engine.config, application_name=name)
+    await store.start()
+    assert {t.get_name() for t in asyncio.all_tasks()} >= {f"{name}-guard"}
+    await store.close()
+    await asyncio.sleep(0)
+    assert f"{name}-guard" not in {t.get_name() for t in asyncio.all_tasks() if not t.done()}
+    deadline = time.monotonic() + 15
+    async with await psycopg.AsyncConnection.connect(engine.config.url, autocommit=True) as conn:
+        for _ in range(300):
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+                [f"{name}%"],
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+    raise AssertionError("the store's connections outlived close()")
