@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from persistence.errors import SchemaError
-from persistence.placement import Lease, MembershipLost, PlacementStore
+from persistence.placement import HeldElsewhere, Lease, MembershipLost, PlacementStore
 from persistence.placement.batched_acquire import BatchedAcquire
 from persistence.placement.model import SELF_FENCE_MARGIN
 from persistence.placement.store import local_deadline
@@ -84,28 +84,36 @@ async def test_placement_store_one_key_path_refuses_a_caller_that_may_take_no_us
     assert sum(i.users for i in (await store.status()).instances) == 0
 
 
-async def test_placement_store_heartbeat_never_queues_behind_blocked_lease_work(
-    engine: PostgresEngine, stores: StoreFactory
+async def test_placement_store_membership_never_queues_behind_blocked_lease_work(
+    engine: PostgresEngine,
 ) -> None:
-    store = await stores()
-    me = await store.register("me:1", ttl=60)
-    lease = await store.acquire("user-1", me.instance_id)
-    assert isinstance(lease, Lease)
-    async with await psycopg.AsyncConnection.connect(engine.config.url) as blocker:
-        await blocker.execute(
-            sql.SQL("SELECT 1 FROM {} WHERE key = %s FOR UPDATE").format(store.names.lease),
-            ["user-1"],
-        )
-        reacquire = asyncio.create_task(store.acquire_one("user-1", me.instance_id))
-        await wait_for_lock_waits(engine, store.application_name, 1)
-        release = asyncio.create_task(store.release(lease))
-        await wait_for_lock_waits(engine, store.application_name, 2)
-        renewal = await store.heartbeat(me.instance_id)  # its own pool: behind neither
-        assert renewal.valid
-        assert not reacquire.done() and not release.done()
-        await blocker.rollback()
-    assert await reacquire == lease
-    assert await release
+    """Registrations and renewals have a pool of their own: with every connection of the
+    main pool waiting for a lease row, they still go through at once."""
+    async with PlacementStore(
+        engine.config, application_name="mutants-test-busy", hold_timeout=30
+    ) as store:
+        me = await store.register("me:1", ttl=60)
+        lease = await store.acquire("user-1", me.instance_id)
+        assert isinstance(lease, Lease)
+        async with await psycopg.AsyncConnection.connect(engine.config.url) as blocker:
+            await blocker.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE key = %s FOR UPDATE").format(store.names.lease),
+                ["user-1"],
+            )
+            blocked = [
+                asyncio.create_task(store.acquire_one("user-1", me.instance_id)),
+                asyncio.create_task(store.acquire_one("user-1", me.instance_id)),
+                asyncio.create_task(store.release(lease)),
+            ]
+            await wait_for_lock_waits(engine, store.application_name, 3)  # the pool's three
+            renewal = await store.heartbeat(me.instance_id)
+            late = await store.register("late:1", ttl=60)
+            assert renewal.valid and late.instance_id
+            assert not any(task.done() for task in blocked)
+            await blocker.rollback()
+        *reacquired, released = await asyncio.gather(*blocked)  # in the order the row lets them
+        assert all(isinstance(r, Lease) and r.owner == me.instance_id for r in reacquired)
+        assert isinstance(released, bool)
 
 
 async def wait_for_lock_waits(engine: PostgresEngine, application_name: str, count: int) -> None:
@@ -231,7 +239,9 @@ async def test_placement_store_a_failing_batch_answers_every_caller_and_crashes_
         await store.close()
     assert callers[1].cancelled()
     for caller in callers[:1] + callers[2:]:
-        assert isinstance(caller.exception(), SchemaError)
+        error = caller.exception()
+        assert isinstance(error, SchemaError)
+        assert "does not exist" in str(error)  # the server's own words, on one line
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
@@ -259,3 +269,74 @@ async def test_placement_store_close_leaves_no_connection_and_no_task(
                 break
             await asyncio.sleep(0.05)
     raise AssertionError("the store's connections outlived close()")
+
+
+async def test_placement_store_bounds_lock_waits_and_idle_locks_by_its_hold_timeout(
+    engine: PostgresEngine,
+) -> None:
+    async with (
+        PlacementStore(engine.config, hold_timeout=0.25) as store,
+        store._connection("probe") as conn,
+        conn.transaction(),
+    ):
+        await store._limit_locks(conn)
+        cur = await conn.execute(
+            "SELECT current_setting('lock_timeout'), "
+            "current_setting('idle_in_transaction_session_timeout')"
+        )
+        assert await cur.fetchone() == ("250ms", "250ms")
+
+
+async def test_placement_store_prune_keeps_a_week_of_takeovers_by_default(
+    engine: PostgresEngine, stores: StoreFactory
+) -> None:
+    store = await stores()
+    async with await psycopg.AsyncConnection.connect(engine.config.url, autocommit=True) as conn:
+        for key, age in (("user-recent", "1 day"), ("user-old", "8 days")):
+            await conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (key, epoch, from_owner, to_owner, at) "
+                    "VALUES (%s, 2, 'a', 'b', now() - %s::interval)"
+                ).format(store.names.takeover),
+                [key, age],
+            )
+        assert await store.prune() == (0, 1)
+        cur = await conn.execute(sql.SQL("SELECT key FROM {}").format(store.names.takeover))
+        assert await cur.fetchall() == [("user-recent",)]
+
+
+async def test_placement_store_one_key_path_that_loses_the_insert_race_finds_the_winner(
+    engine: PostgresEngine, stores: StoreFactory
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    winner = await store.register("winner:1", ttl=60)
+    async with await psycopg.AsyncConnection.connect(engine.config.url) as racer:
+        await (
+            racer.execute(  # inserted, not yet committed: invisible to the lock, not to the insert
+                sql.SQL(
+                    "INSERT INTO {} (key, owner, epoch, acquired_at) VALUES (%s, %s, 1, now())"
+                ).format(store.names.lease),
+                ["user-raced", winner.instance_id],
+            )
+        )
+        loser = asyncio.create_task(store.acquire_one("user-raced", me.instance_id))
+        await wait_for_lock_waits(engine, store.application_name, 1)
+        await racer.commit()
+    found = await loser
+    assert isinstance(found, HeldElsewhere)
+    assert (found.owner, found.epoch, found.address) == (winner.instance_id, 1, "winner:1")
+
+
+async def test_placement_store_a_batch_never_holds_more_than_its_bound_of_keys(
+    stores: StoreFactory,
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    store.batched = BatchedAcquire(
+        store._connection, store._limit_locks, store.names, max_batch_keys=300
+    )
+    keys = [f"user-{n:03d}" for n in range(301)]
+    results = await asyncio.gather(*[store.acquire(k, me.instance_id) for k in keys])
+    assert all(isinstance(r, Lease) and r.epoch == 1 for r in results)
+    assert (store.batched.batches, store.batched.settled) == (2, 301)
