@@ -17,13 +17,13 @@ import pytest
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from persistence.errors import SchemaError
+from persistence.errors import PersistenceError, SchemaError, StorageUnavailable
 from persistence.placement import HeldElsewhere, Lease, MembershipLost, PlacementStore
 from persistence.placement.batched_acquire import BatchedAcquire
 from persistence.placement.model import SELF_FENCE_MARGIN
 from persistence.placement.store import local_deadline
 from persistence.postgres import PostgresEngine
-from tests.conftest import EngineFactory
+from tests.conftest import EngineFactory, drop_schemas, unique_schema
 from tests.persistence.test_placement_batched import StoreFactory, expire
 
 
@@ -292,7 +292,7 @@ async def test_placement_store_prune_keeps_a_week_of_takeovers_by_default(
 ) -> None:
     store = await stores()
     async with await psycopg.AsyncConnection.connect(engine.config.url, autocommit=True) as conn:
-        for key, age in (("user-recent", "1 day"), ("user-old", "8 days")):
+        for key, age in (("user-recent", "6 days"), ("user-old", "8 days")):
             await conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (key, epoch, from_owner, to_owner, at) "
@@ -340,3 +340,155 @@ async def test_placement_store_a_batch_never_holds_more_than_its_bound_of_keys(
     results = await asyncio.gather(*[store.acquire(k, me.instance_id) for k in keys])
     assert all(isinstance(r, Lease) and r.epoch == 1 for r in results)
     assert (store.batched.batches, store.batched.settled) == (2, 301)
+
+
+@pytest.mark.parametrize("hold_timeout", [0.0, -1.0])
+def test_placement_store_refuses_a_hold_timeout_that_bounds_nothing(
+    engine: PostgresEngine, hold_timeout: float
+) -> None:
+    with pytest.raises(ValueError, match="hold_timeout must be positive"):
+        PlacementStore(engine.config, hold_timeout=hold_timeout)
+
+
+async def test_placement_store_start_migrates_a_schema_no_engine_prepared(
+    engine: PostgresEngine,
+) -> None:
+    schema = unique_schema("placement")
+    try:
+        async with PlacementStore(dataclasses.replace(engine.config, schema=schema)) as store:
+            me = await store.register("me:1", ttl=60)
+            assert isinstance(await store.acquire("user-1", me.instance_id), Lease)
+    finally:
+        await drop_schemas(engine.config.url, [schema])
+
+
+async def test_placement_store_start_fails_cleanly_when_no_server_answers(
+    engine: PostgresEngine,
+) -> None:
+    config = dataclasses.replace(
+        engine.config, url="postgresql://postgres@127.0.0.1:1/nothing", connect_timeout=0.5
+    )
+    store = PlacementStore(config, application_name="mutants-test-unreachable")
+    before = asyncio.all_tasks()
+    with pytest.raises(StorageUnavailable, match="cannot open a connection pool"):
+        await store.start(migrated=True)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert {t for t in asyncio.all_tasks() if not t.done()} - before == set()  # pools closed
+
+
+async def test_placement_store_one_key_path_retries_after_a_lock_wait_times_out(
+    engine: PostgresEngine,
+) -> None:
+    async with PlacementStore(
+        engine.config, application_name="mutants-test-retry", hold_timeout=2
+    ) as store:
+        me = await store.register("me:1", ttl=60)
+        lease = await store.acquire("user-1", me.instance_id)
+        assert isinstance(lease, Lease)
+        async with await psycopg.AsyncConnection.connect(engine.config.url) as blocker:
+            await blocker.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE key = %s FOR UPDATE").format(store.names.lease),
+                ["user-1"],
+            )
+            waiting = asyncio.create_task(store.acquire_one("user-1", me.instance_id))
+            first = await lock_wait_started(engine, store.application_name, None)
+            await lock_wait_started(engine, store.application_name, first)  # the 2nd attempt
+            await blocker.rollback()
+        assert await waiting == lease
+        await blocker_holds_for_good(engine, store)
+
+
+async def blocker_holds_for_good(engine: PostgresEngine, store: PlacementStore) -> None:
+    """A lock held past every attempt: the one-key path gives up in its own words."""
+    async with (
+        PlacementStore(engine.config, hold_timeout=0.1) as impatient,
+        await psycopg.AsyncConnection.connect(engine.config.url) as blocker,
+    ):
+        me = await impatient.register("impatient:1", ttl=60)
+        await blocker.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE key = %s FOR UPDATE").format(store.names.lease),
+            ["user-1"],
+        )
+        with pytest.raises(PersistenceError, match="stayed contended over 3 attempts"):
+            await impatient.acquire_one("user-1", me.instance_id)
+        await blocker.rollback()
+
+
+async def lock_wait_started(engine: PostgresEngine, application_name: str, after: object) -> object:
+    """When the statement of ``application_name`` now waiting for a lock started, once it
+    is not the one that started at ``after`` (bounded)."""
+    deadline = time.monotonic() + 15
+    async with await psycopg.AsyncConnection.connect(engine.config.url, autocommit=True) as conn:
+        for _ in range(600):
+            cur = await conn.execute(
+                "SELECT query_start FROM pg_stat_activity "
+                "WHERE application_name = %s AND wait_event_type = 'Lock'",
+                [application_name],
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] != after:
+                started: object = row[0]
+                return started
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+    raise AssertionError(f"no new lock wait of {application_name!r}")
+
+
+async def test_placement_store_a_late_caller_waits_for_the_batch_in_flight(
+    stores: StoreFactory,
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    open_now, peak = 0, 0
+
+    @asynccontextmanager
+    async def counted(action: str) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
+        nonlocal open_now, peak
+        open_now += 1
+        peak = max(peak, open_now)
+        try:
+            async with store._connection(action) as conn:
+                yield conn
+        finally:
+            open_now -= 1
+
+    store.batched = BatchedAcquire(
+        counted, store._limit_locks, store.names, max_batch_keys=1, max_in_flight=1
+    )
+    first = asyncio.create_task(store.acquire("user-0", me.instance_id))
+    for _ in range(3):  # its batch is in flight, nothing else is queued
+        await asyncio.sleep(0)
+    assert open_now == 1
+    late = [asyncio.create_task(store.acquire(f"user-{n}", me.instance_id)) for n in (1, 2)]
+    results = await asyncio.gather(first, *late)
+    assert all(isinstance(r, Lease) for r in results)
+    assert peak == 1
+
+
+async def test_placement_store_close_waits_for_the_batches_in_flight(
+    engine: PostgresEngine,
+) -> None:
+    store = PlacementStore(engine.config, application_name="mutants-test-close-busy")
+    await store.start()
+    me = await store.register("me:1", ttl=60)
+    callers = [asyncio.create_task(store.acquire(f"user-{n}", me.instance_id)) for n in range(5)]
+    for _ in range(3):  # the batch is in flight
+        await asyncio.sleep(0)
+    assert store.batched._tasks
+    await store.close()
+    assert all(isinstance(caller.result(), Lease) for caller in callers)
+
+
+async def test_placement_store_a_refused_caller_costs_one_statement_not_one_per_key(
+    stores: StoreFactory,
+) -> None:
+    store = await stores()
+    me = await store.register("me:1", ttl=0.3)
+    await expire(store, me)
+    results = await asyncio.gather(
+        *[store.acquire(f"user-{n}", me.instance_id) for n in range(5)], return_exceptions=True
+    )
+    assert all(isinstance(r, MembershipLost) and r.reason == "expired" for r in results)
+    assert (store.batched.batches, store.batched.settled) == (0, 0)  # refused in the batch
