@@ -30,6 +30,7 @@ from contacts_cli.backends.errors import BackendError, Unavailable
 from contacts_cli.carddav import Authenticate, carddav_routes
 from contacts_cli.http import account_routes, routes
 from contacts_cli.http.auth import ApiAuth
+from contacts_cli.http.conditional import has_if_match
 from contacts_cli.http.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
 from contacts_cli.http.openapi import openapi_endpoint
 from contacts_cli.http.origin import RequestOriginMiddleware
@@ -71,8 +72,9 @@ async def _problem(request: Request, exc: Exception) -> Response:
 
 async def _backend_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BackendError)
-    from_if_match = "if-match" in request.headers
-    return backend_error_response(exc, instance=request.url.path, from_if_match=from_if_match)
+    return backend_error_response(
+        exc, instance=request.url.path, from_if_match=has_if_match(request)
+    )
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

@@ -27,6 +27,7 @@ from contacts_cli.backends.base import (
 )
 from contacts_cli.backends.errors import BackendError
 from contacts_cli.http.bodies import Line, json_lines, read_json_object
+from contacts_cli.http.conditional import etag, expected_version, not_modified
 from contacts_cli.http.problems import HttpProblem, echo, invalid
 from contacts_cli.service.ids import check_user_id
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from contacts_cli.http.app import ServiceState
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-ETAG = re.compile(r'^"?(\d{1,18})"?$')
 MAX_CHALLENGE = server_proof.MAX_CHALLENGE
 CHALLENGE = re.compile(rf"[\x21-\x7e]{{1,{MAX_CHALLENGE}}}")
 MAX_LIMIT = 1000
@@ -61,23 +61,6 @@ def state(request: Request) -> ServiceState:
 def user_id(request: Request) -> str:
     """The path's user id, checked against the allowed alphabet (422 otherwise)."""
     return check_user_id(request.path_params["user_id"])
-
-
-def etag(contact: ContactJson) -> str:
-    return f'"{contact["version"]}"'
-
-
-def expected_version(request: Request) -> int | None:
-    """The version named by ``If-Match`` (``*`` or absent: any)."""
-    header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
-        return None
-    match = ETAG.match(header.strip())
-    if not match:
-        raise HttpProblem(
-            400, f'If-Match must be one version in quotes such as "3", got {echo(header)}'
-        )
-    return int(match.group(1))
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -202,10 +185,8 @@ async def create_contact(request: Request) -> Response:
 async def get_contact(request: Request) -> Response:
     user = user_id(request)
     contact = await state(request).backend.get(user, request.path_params["contact_id"])
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and if_none_match.strip() in {etag(contact), "*"}:
-        return Response(status_code=304, headers={"ETag": etag(contact)})
-    return contact_response(contact, request)
+    cached = not_modified(request, contact)
+    return cached if cached is not None else contact_response(contact, request)
 
 
 async def update_contact(request: Request) -> Response:

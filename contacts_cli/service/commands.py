@@ -9,20 +9,17 @@ its error translated to the backend's vocabulary (by :mod:`contacts_cli.backends
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from contacts_cli.backends.errors import BackendError, Conflict, Invalid, NotFound
+from contacts_cli.backends.errors import BackendError, Conflict, NotFound
 from contacts_cli.backends.translate import backend_error
 from contacts_cli.domain import (
     EDITABLE_FIELDS,
     CreateContact,
     DomainError,
     ImportContacts,
-    ImportRow,
     RemoveContact,
     RowOutcome,
     UpdateContact,
@@ -34,6 +31,12 @@ from contacts_cli.domain import (
     search_steps,
 )
 from contacts_cli.service.envelope import Journaled
+from contacts_cli.service.idempotency import (
+    fingerprint,
+    replayed_create,
+    row_key,
+    split_replayed,
+)
 from contacts_cli.service.ids import new_contact_id
 from contacts_cli.service.messages import (
     Cards,
@@ -49,23 +52,10 @@ from contacts_cli.service.messages import (
     PutCardReply,
 )
 from contacts_cli.service.slices import run_in_slices
-from contacts_cli.service.user_state import KeyEntry, UserState
+from contacts_cli.service.user_state import UserState
 
 Persist = Callable[[list[Journaled]], Awaitable[None]]
 """Makes the events durable and folds them into the state; returns once both are done."""
-
-REPLAYED_REASON = "already imported with this Idempotency-Key"
-
-
-def fingerprint(data: Mapping[str, Any]) -> str:
-    """A digest of a request body, to refuse one idempotency key reused for another body.
-
-    Journaled with the key, so its text must never change: the standard library's
-    ``json.dumps`` with these options, byte for byte (other encoders format some floats and
-    large integers differently)."""
-    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
 
 _OUTCOMES = {
     "created": "created",
@@ -89,12 +79,6 @@ def outcome_json(outcome: RowOutcome) -> dict[str, Any]:
     elif outcome.reason and outcome.status != "rejected":
         result["reason"] = outcome.reason
     return result
-
-
-def replayed_json(ref: int, entry: KeyEntry) -> dict[str, Any]:
-    """The outcome of a row already imported under the same idempotency key."""
-    return {"row": ref, "outcome": entry.outcome, "id": entry.contact_id, "errors": [],
-            "reason": REPLAYED_REASON}
 
 
 class UserCommands:
@@ -162,20 +146,11 @@ class UserCommands:
         self, state: UserState, message: Create, now: datetime, persist: Persist
     ) -> dict[str, Any]:
         key = message.idempotency_key
-        digest = fingerprint(message.data) if key is not None else None
-        if key is not None and (entry := state.keys.get(key)) is not None:
-            if entry.fingerprint is not None and entry.fingerprint != digest:
-                raise Invalid([(
-                    "Idempotency-Key",
-                    "was already used for a request with a different body",
-                )])
-            contact = state.contacts.get(entry.contact_id)
-            if contact is None:
-                raise NotFound(
-                    f"contact {entry.contact_id!r}, created under this Idempotency-Key, "
-                    "has been removed since"
-                )
-            return contact_to_dict(contact)
+        digest = None
+        if key is not None:
+            digest = fingerprint(message.data)
+            if (replayed := replayed_create(state, key, digest)) is not None:
+                return replayed
         events = decide(
             state.contacts, CreateContact(message.data), now, new_contact_id, region=self.region
         )
@@ -206,14 +181,7 @@ class UserCommands:
         self, state: UserState, message: Import, now: datetime, persist: Persist
     ) -> list[dict[str, Any]]:
         key = message.idempotency_key
-        done: dict[int, dict[str, Any]] = {}
-        fresh: list[ImportRow] = []
-        for row in message.rows:
-            entry = state.keys.get(f"{key}#{row.ref}") if key is not None else None
-            if entry is None:
-                fresh.append(row)
-            else:
-                done[row.ref] = replayed_json(row.ref, entry)
+        done, fresh = split_replayed(state, key, message.rows)
         plan = plan_import(
             state.contacts, ImportContacts(fresh, message.policy), now, new_contact_id,
             region=self.region,
@@ -223,8 +191,7 @@ class UserCommands:
         for outcome in plan.outcomes:
             report = outcome_json(outcome)
             if outcome.status in ("created", "updated"):
-                row_key = f"{key}#{outcome.ref}" if key is not None else None
-                journaled.append(Journaled(next(writes), row_key))
+                journaled.append(Journaled(next(writes), row_key(key, outcome.ref)))
                 if message.dry_run and outcome.status == "created":
                     report["id"] = None
             done[outcome.ref] = report
