@@ -24,7 +24,8 @@ from persistence.placement.model import SELF_FENCE_MARGIN
 from persistence.placement.store import local_deadline
 from persistence.postgres import PostgresEngine
 from tests.conftest import EngineFactory, drop_schemas, unique_schema
-from tests.persistence.test_placement_batched import StoreFactory, expire
+from tests.persistence.conftest import expire_now
+from tests.persistence.test_placement_batched import StoreFactory
 
 
 @pytest.fixture
@@ -70,10 +71,10 @@ async def test_placement_store_one_key_path_refuses_a_caller_that_may_take_no_us
     stores: StoreFactory, state: str
 ) -> None:
     store = await stores()
-    me = await store.register("me:1", ttl=0.3 if state == "expired" else 60)
+    me = await store.register("me:1", ttl=60)
     instance_id = me.instance_id
     if state == "expired":
-        await expire(store, me)
+        await expire_now(store, me)
     elif state == "draining":
         assert await store.drain(instance_id)
     else:
@@ -176,7 +177,7 @@ async def test_placement_store_batches_leave_no_queue_and_log_no_crash(
             await asyncio.sleep(0)
     assert all(isinstance(r, Lease) for r in results)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
-    assert store.batched._queues == {}  # no per-instance state outlives its requests
+    assert store.batched._batches._queues == {}  # no per-instance state outlives its requests
 
 
 async def test_placement_store_batch_bounds_are_checked_and_one_is_allowed(
@@ -209,7 +210,7 @@ async def test_placement_store_a_cancelled_batch_leaves_the_queued_keys_their_ba
         ]
         for _ in range(3):  # the first batch has started; the other keys wait behind it
             await asyncio.sleep(0)
-        (first_batch,) = store.batched._tasks
+        (first_batch,) = store.batched._batches._tasks
         first_batch.cancel()
         await asyncio.wait(callers)
     assert callers[0].cancelled()
@@ -479,7 +480,7 @@ async def test_placement_store_close_waits_for_the_batches_in_flight(
     callers = [asyncio.create_task(store.acquire(f"user-{n}", me.instance_id)) for n in range(5)]
     for _ in range(3):  # the batch is in flight
         await asyncio.sleep(0)
-    assert store.batched._tasks
+    assert store.batched._batches._tasks
     await store.close()
     assert all(isinstance(caller.result(), Lease) for caller in callers)
 
@@ -488,8 +489,8 @@ async def test_placement_store_a_refused_caller_costs_one_statement_not_one_per_
     stores: StoreFactory,
 ) -> None:
     store = await stores()
-    me = await store.register("me:1", ttl=0.3)
-    await expire(store, me)
+    me = await store.register("me:1", ttl=60)
+    await expire_now(store, me)
     results = await asyncio.gather(
         *[store.acquire(f"user-{n}", me.instance_id) for n in range(5)], return_exceptions=True
     )
