@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,7 +23,8 @@ from persistence.placement import HeldElsewhere, Lease, MembershipLost, Placemen
 from persistence.placement.batched_acquire import BatchedAcquire
 from persistence.placement.model import SELF_FENCE_MARGIN
 from persistence.placement.store import local_deadline
-from persistence.postgres import PostgresEngine
+from persistence.postgres import PostgresConfig, PostgresEngine
+from persistence.postgres.pool import make_pool
 from tests.conftest import EngineFactory, drop_schemas, unique_schema
 from tests.persistence.conftest import expire_now
 from tests.persistence.test_placement_batched import StoreFactory
@@ -379,6 +381,28 @@ async def test_placement_store_start_fails_cleanly_when_no_server_answers(
     for _ in range(5):
         await asyncio.sleep(0)
     assert {t for t in asyncio.all_tasks() if not t.done()} - before == set()  # pools closed
+
+
+async def test_placement_store_closes_the_pool_that_opened_when_the_other_could_not(
+    engine: PostgresEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pool open and the other not (the server at its connection limit in between):
+    start() fails and leaves neither open. The heartbeat pool is pointed at a closed port."""
+
+    def heartbeat_unreachable(config: PostgresConfig, application_name: str) -> Any:
+        if application_name.endswith("-heartbeat"):
+            config = dataclasses.replace(config, url="postgresql://postgres@127.0.0.1:1/none")
+        return make_pool(config, application_name)
+
+    monkeypatch.setattr("persistence.placement.store.make_pool", heartbeat_unreachable)
+    config = dataclasses.replace(engine.config, connect_timeout=1.0)
+    store = PlacementStore(config, application_name="mutants-test-half-open")
+    before = asyncio.all_tasks()
+    with pytest.raises(StorageUnavailable, match="cannot open a connection pool"):
+        await store.start(migrated=True)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert {t for t in asyncio.all_tasks() if not t.done()} - before == set()  # both closed
 
 
 async def test_placement_store_one_key_path_retries_after_a_lock_wait_times_out(
