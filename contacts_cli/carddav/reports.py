@@ -19,7 +19,8 @@ from contacts_cli.carddav.davxml import (
 )
 from contacts_cli.carddav.filters import parse_filter
 from contacts_cli.carddav.properties import View, evaluate
-from contacts_cli.carddav.vcard import DEFAULT_VERSION, MEDIA_TYPE, render_card
+from contacts_cli.carddav.rendered import card_text
+from contacts_cli.carddav.vcard import DEFAULT_VERSION, MEDIA_TYPE
 from contacts_cli.domain import CARD_VERSIONS, Contact
 
 MAX_RESULTS = 100_000
@@ -76,7 +77,7 @@ async def _query(backend: ServiceBackend, user: str, root: ET.Element) -> Multis
     result = Multistatus()
     count = 0
     async for contact in in_slices(reply.contacts.values()):
-        if not card_filter.matches(render_card(contact, version)):
+        if not card_filter.matches(card_text(contact, version)):
             continue
         if limit is not None and count >= limit:
             result.status(urls.book_url(user), 507, q(DAV, "number-of-matches-within-limits"))
@@ -115,7 +116,7 @@ def _found(result: Multistatus, user: str, sequence_nr: int, contact: Contact,
     found, missing = evaluate(view, [n for n in names if n != ADDRESS_DATA])
     if ADDRESS_DATA in names:
         data = ET.Element(ADDRESS_DATA)
-        data.text = render_card(contact, version)
+        data.text = card_text(contact, version)
         found.append(data)
     result.found(view.url, found, missing)
 
