@@ -115,16 +115,11 @@ class Multistatus:
     def found(self, href: str, props: list[ET.Element], missing: Iterable[str] = (),
               *, forbidden: Iterable[str] = ()) -> None:
         """One resource: the properties it has (200), lacks (404) or refuses (403)."""
-        out = [_RESPONSE, escape_text(href), _HREF_END]
-        missing = list(missing)
-        if props or not missing:
-            _propstat(out, props, 200)
-        if missing:
-            _propstat(out, [ET.Element(n) for n in missing], 404)
-        if forbidden := list(forbidden):
-            _propstat(out, [ET.Element(n) for n in forbidden], 403)
-        out.append("</d:response>")
-        self._add("".join(out))
+        self._add(found_text(href, props, missing, forbidden=forbidden))
+
+    def add(self, response: str) -> None:
+        """One resource's response, as :func:`found_text` wrote it."""
+        self._add(response)
 
     def status(self, href: str, status: int, precondition: str | None = None) -> None:
         """One resource answered by a status alone (a removed card: 404)."""
@@ -148,6 +143,21 @@ class Multistatus:
 
     def response(self) -> Response:
         return Response(self.body(), 207, media_type=XML_TYPE)
+
+
+def found_text(href: str, props: list[ET.Element], missing: Iterable[str] = (),
+               *, forbidden: Iterable[str] = ()) -> str:
+    """The ``DAV:response`` of :meth:`Multistatus.found`, as text (to remember and reuse)."""
+    out = [_RESPONSE, escape_text(href), _HREF_END]
+    missing = list(missing)
+    if props or not missing:
+        _propstat(out, props, 200)
+    if missing:
+        _propstat(out, [ET.Element(n) for n in missing], 404)
+    if forbidden := list(forbidden):
+        _propstat(out, [ET.Element(n) for n in forbidden], 403)
+    out.append("</d:response>")
+    return "".join(out)
 
 
 _RESPONSE = "<d:response><d:href>"

@@ -1,40 +1,82 @@
-"""Cards rendered once and remembered, so listings and multigets do not render them again.
+"""Text made from a contact, made once and remembered: the card itself, and a listing's
+response for it, so repeated listings and multigets do not build them again.
 
-:func:`card_text` is :func:`~contacts_cli.carddav.vcard.render_card` remembered: rendering is
-a pure function of the contact and the vCard version, and a contact is an immutable value, so
-a remembered text is served only for a contact *equal* to the one it was rendered from (the
-same object, as the user's actor hands out, is the cheap case). The key (contact id, contact
-version, vCard version) only finds the candidate; equality decides, so two users' contacts
-with the same id, or a card deleted and created again at the same version, never get each
-other's text.
+A :class:`Remembered` maps a contact (plus the key parts the text also depends on: the vCard
+version, or the user and the properties asked for) to a text. Making the text must be a pure
+function of the contact and those parts, and a contact is an immutable value, so a remembered
+text is served only for a contact *equal* to the one it was made from (the same object, as
+the user's actor hands out, is the cheap case). The contact's id and version only find the
+candidate; equality decides, so two users' contacts with the same id, or a card deleted and
+created again at the same version, never get each other's text.
 
-At most :data:`MAX_CARDS` texts are kept (about 10 MB of 300-byte cards), the oldest dropped
-first. Everything runs on the event loop's thread, so the dict needs no lock.
+Each keeps texts up to a number of characters, the oldest dropped first (a large card with a
+photo, or a listing asking for a thousand properties, is not kept). Everything runs on the
+event loop's thread, so the dicts need no lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+
 from contacts_cli.carddav.vcard import render_card
 from contacts_cli.domain import Contact
 
-MAX_CARDS = 20_000
 
-_texts: dict[tuple[str, int, str], tuple[Contact, str]] = {}
+class Remembered:
+    """Texts made from contacts, by (contact, parts), at most ``max_chars`` characters of
+    them in all (a text over a hundredth of that is made every time, never kept)."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.chars = 0
+        self._texts: dict[tuple[str, int, Hashable], tuple[Contact, str]] = {}
+
+    def get(self, contact: Contact, parts: Hashable, make: Callable[[], str]) -> str:
+        """The text ``make()`` makes for ``contact`` and ``parts``, made at most once while
+        it is remembered."""
+        key = (contact.id, contact.version, parts)
+        hit = self._texts.get(key)
+        if hit is not None and (hit[0] is contact or hit[0] == contact):
+            return hit[1]
+        text = make()
+        if len(text) * 100 > self.max_chars:
+            return text
+        if hit is not None:
+            self._drop(key)
+        while self._texts and self.chars + len(text) > self.max_chars:
+            self._drop(next(iter(self._texts)))
+        self._texts[key] = (contact, text)
+        self.chars += len(text)
+        return text
+
+    def _drop(self, key: tuple[str, int, Hashable]) -> None:
+        self.chars -= len(self._texts.pop(key)[1])
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def remembered(self) -> list[tuple[str, int, Hashable]]:
+        """The keys (contact id, contact version, parts) of the texts kept, oldest first."""
+        return list(self._texts)
+
+    def clear(self) -> None:
+        self._texts.clear()
+        self.chars = 0
+
+
+CARDS = Remembered(8_000_000)
+"""Card texts: some 25,000 cards of 300 characters."""
+LISTED = Remembered(4_000_000)
+"""A card's response in a PROPFIND listing, by (user, properties asked for): some 20,000
+responses of 200 characters."""
 
 
 def card_text(contact: Contact, version: str) -> str:
     """The contact as a vCard ``version``, rendered at most once while it is remembered."""
-    key = (contact.id, contact.version, version)
-    hit = _texts.get(key)
-    if hit is not None and (hit[0] is contact or hit[0] == contact):
-        return hit[1]
-    text = render_card(contact, version)
-    if len(_texts) >= MAX_CARDS and key not in _texts:
-        del _texts[next(iter(_texts))]
-    _texts[key] = (contact, text)
-    return text
+    return CARDS.get(contact, version, lambda: render_card(contact, version))
 
 
 def forget_all() -> None:
     """Drop every remembered text (for tests and measurements of cold rendering)."""
-    _texts.clear()
+    CARDS.clear()
+    LISTED.clear()
