@@ -18,7 +18,9 @@ address book), then for each of ``--runs`` runs:
 * vdirsyncer's floor (this service only, unless ``--no-floor``): each of the three syncs
   recorded through a relay and replayed from a static responder (bench/carddav_floor.py),
   from the same client state, and checked to leave the same cards; plus ``vdirsyncer
-  --version``, the process start-up alone. What a sync takes beyond its floor is the server's.
+  --version``, the process start-up alone. What a sync takes beyond its floor is the server's;
+  the relay also sums how long the server took to answer the recorded sync (its requests
+  as a client sees them, with the cards already rendered by the real sync just before).
 
 The cards a server renders stay remembered (contacts_cli/carddav/rendered.py), so the first
 run's first sync is the cold one; later runs find them rendered, as a second device would.
@@ -224,11 +226,12 @@ class Floor:
     answers of the server, from the client state the real sync started from."""
 
     def __init__(self, replayer: RecordReplay, home: Path, server: Server,
-                 figures: dict[str, list[float]]) -> None:
+                 figures: dict[str, list[float]], served: dict[str, list[float]]) -> None:
         self.replayer = replayer
         self.home = home
         self.server = server
         self.figures = figures
+        self.served = served
         path = server.book.removeprefix(server.base)
         write_config(home, "config-floor", replayer.base + path)
         # vdirsyncer keeps a hash of its configuration beside the status; each config has its own
@@ -254,6 +257,7 @@ class Floor:
         self._restore(before)
         self.replayer.record()
         vdirsyncer(self.home, self.server, "config-floor")
+        self.served[what].append(self.replayer.upstream_seconds)
         self._restore(before)
         self.replayer.replay()
         self.figures[what].append(vdirsyncer(self.home, self.server, "config-floor"))
@@ -292,6 +296,7 @@ def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int,
 
     figures: dict[str, list[float]] = {k: [] for k in ("first", "noop", "inc", "collection")}
     floor_figures: dict[str, list[float]] = {k: [] for k in ("first", "noop", "inc")}
+    served: dict[str, list[float]] = {k: [] for k in ("first", "noop", "inc")}
     rates: list[float] = []
     with contextlib.ExitStack() as stack:
         replayer = stack.enter_context(RecordReplay(server.base)) if floor else None
@@ -299,7 +304,7 @@ def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int,
         floors: Floor | None = None
         for run in range(1, runs + 1):
             configure(home, server)
-            floors = Floor(replayer, home, server, floor_figures) if replayer else None
+            floors = Floor(replayer, home, server, floor_figures, served) if replayer else None
             before = floors.snapshot() if floors else home
             figures["first"].append(vdirsyncer(home, server))
             synced = len(list((home / "local").glob("*.vcf")))
@@ -340,7 +345,9 @@ def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int,
                             ("inc", "sync, 10 changes")):
             values = floor_figures[what]
             print(f"  vdirsyncer floor: {label:<17} {statistics.median(values):.2f} s "
-                  f"{fmt(values)}")
+                  f"{fmt(values)}; server answering it: "
+                  f"{statistics.median(served[what]) * 1000:.0f} ms "
+                  f"{fmt([v * 1000 for v in served[what]], '.0f')}")
         print(f"  vdirsyncer floor: --version         {statistics.median(versions):.2f} s "
               f"{fmt(versions)} (process start-up)", flush=True)
 

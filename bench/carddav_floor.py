@@ -18,6 +18,7 @@ measured with misses is no floor.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
@@ -44,6 +45,8 @@ class RecordReplay:
         self.pending: dict[Key, deque[Recorded]] = {}
         self.misses: list[str] = []
         self.requests = 0
+        self.upstream_seconds = 0.0
+        """The time the upstream took to answer the recorded requests, summed."""
         self._lock = threading.Lock()
         self._client = httpx.Client(base_url=upstream, timeout=600)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -59,6 +62,7 @@ class RecordReplay:
         """Relay and keep what the upstream answers (forgetting any earlier recording)."""
         self.mode = "record"
         self.recorded.clear()
+        self.upstream_seconds = 0.0
 
     def replay(self) -> None:
         """Answer from the recording, each recorded answer once per request it answered."""
@@ -80,11 +84,14 @@ class RecordReplay:
         key = _key(method, path, body)
         if self.mode == "record":
             sent = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
+            started = time.perf_counter()
             got = self._client.request(method, path, headers=sent, content=body)
+            took = time.perf_counter() - started
             kept = [(k, v) for k, v in got.headers.multi_items() if k.lower() not in _DROPPED]
             answer: Recorded = (got.status_code, kept, got.content)
             with self._lock:
                 self.recorded[key].append(answer)
+                self.upstream_seconds += took
             return answer
         with self._lock:
             self.requests += 1
