@@ -18,7 +18,7 @@ from contacts_cli.carddav.davxml import (
     q,
 )
 from contacts_cli.carddav.properties import ALLPROP, View, evaluate, names_of
-from contacts_cli.carddav.rendered import LISTED
+from contacts_cli.carddav.rendered import RESPONSES
 from contacts_cli.carddav.urls import Kind, Target
 
 DEPTHS = {"0": 0, "1": 1, "infinity": 2}
@@ -48,8 +48,8 @@ async def propfind(backend: ServiceBackend, user: str, target: Target, depth: in
         elif view.contact is None:
             result.add(_response(view, mode, wanted))
         else:  # a card's properties are functions of its contact and its user alone
-            result.add(LISTED.get(view.contact, (user, mode, wanted),
-                                  partial(_response, view, mode, wanted)))
+            result.add(RESPONSES.get(view.contact, ("propfind", user, mode, wanted),
+                                     partial(_response, view, mode, wanted)))
     return result
 
 

@@ -1,5 +1,5 @@
-"""Text made from a contact, made once and remembered: the card itself, and a listing's
-response for it, so repeated listings and multigets do not build them again.
+"""Text made from a contact, made once and remembered: the card itself, and its response in
+a listing or a report, so repeated listings and multigets do not build them again.
 
 A :class:`Remembered` maps a contact (plus the key parts the text also depends on: the vCard
 version, or the user and the properties asked for) to a text. Making the text must be a pure
@@ -66,9 +66,10 @@ class Remembered:
 
 CARDS = Remembered(8_000_000)
 """Card texts: some 25,000 cards of 300 characters."""
-LISTED = Remembered(4_000_000)
-"""A card's response in a PROPFIND listing, by (user, properties asked for): some 20,000
-responses of 200 characters."""
+RESPONSES = Remembered(12_000_000)
+"""A card's ``DAV:response`` in a multistatus, by (request kind, user, properties asked for,
+vCard version): some 20,000 listing responses of 200 characters and 20,000 multiget ones of
+400 (a card's properties are functions of its contact and user alone)."""
 
 
 def card_text(contact: Contact, version: str) -> str:
@@ -79,4 +80,4 @@ def card_text(contact: Contact, version: str) -> str:
 def forget_all() -> None:
     """Drop every remembered text (for tests and measurements of cold rendering)."""
     CARDS.clear()
-    LISTED.clear()
+    RESPONSES.clear()
