@@ -17,6 +17,7 @@ measured with misses is no floor.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -29,6 +30,13 @@ Key = tuple[str, str, bytes]
 Recorded = tuple[int, list[tuple[str, str]], bytes]
 _DROPPED = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length",
                       "date", "server", "content-encoding"))
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Quiet about clients that hang up (vdirsyncer closes its connections as it exits)."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 def _key(method: str, path: str, body: bytes) -> Key:
@@ -49,7 +57,7 @@ class RecordReplay:
         """The time the upstream took to answer the recorded requests, summed."""
         self._lock = threading.Lock()
         self._client = httpx.Client(base_url=upstream, timeout=600)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
