@@ -15,10 +15,12 @@ address book), then for each of ``--runs`` runs:
   10 changes fetched by a sync-collection client (RFC 6578, tests/carddav/sync_client.py:
   one sync-collection REPORT and one multiget), which vdirsyncer does not use;
 * PUTs: ``--puts`` new cards, one PUT each (``If-None-Match: *``), one keep-alive client;
-* vdirsyncer's floor (this service only, unless ``--no-floor``): each of the three syncs
-  recorded through a relay and replayed from a static responder (bench/carddav_floor.py),
-  from the same client state, and checked to leave the same cards; plus ``vdirsyncer
-  --version``, the process start-up alone. What a sync takes beyond its floor is the server's;
+* vdirsyncer's floor (this service only; ``--floor-repeats 0`` skips it): each of the three
+  syncs recorded through a relay and replayed from a static responder
+  (bench/carddav_floor.py), from the same client state, checked to leave the same cards, and
+  alternated ``--floor-repeats`` times with the same sync against the service from that
+  state; plus ``vdirsyncer --version``, the process start-up alone. What a sync takes
+  beyond its floor is the server's;
   the relay also sums how long the server took to answer the recorded sync (its requests
   as a client sees them, with the cards already rendered by the real sync just before).
 
@@ -221,17 +223,27 @@ def puts(server: Server, run: int, count: int) -> float:
     return rate
 
 
+SYNCS = ("first", "noop", "inc")
+"""The three vdirsyncer syncs of a run: first, with nothing changed, after 10 changes."""
+
+
 class Floor:
     """vdirsyncer's floor (bench/carddav_floor.py): each sync replayed from the recorded
-    answers of the server, from the client state the real sync started from."""
+    answers of the server, from the client state the real sync started from, alternated
+    ``repeats`` times with the same sync against the server from the same state.
 
-    def __init__(self, replayer: RecordReplay, home: Path, server: Server,
-                 figures: dict[str, list[float]], served: dict[str, list[float]]) -> None:
+    ``figures[kind][sync]`` collects, for each of :data:`SYNCS`: ``floor`` (replayed),
+    ``real`` (against the server, alternated with the replays; the server has rendered the
+    cards by then) and ``served`` (the server's answer times for the recorded sync, summed).
+    """
+
+    def __init__(self, replayer: RecordReplay, home: Path, server: Server, repeats: int,
+                 figures: dict[str, dict[str, list[float]]]) -> None:
         self.replayer = replayer
         self.home = home
         self.server = server
+        self.repeats = repeats
         self.figures = figures
-        self.served = served
         path = server.book.removeprefix(server.base)
         write_config(home, "config-floor", replayer.base + path)
         # vdirsyncer keeps a hash of its configuration beside the status; each config has its own
@@ -251,32 +263,38 @@ class Floor:
 
     def measure(self, what: str, before: Path) -> None:
         """Record the sync that just ran against the server (from ``before``), then time it
-        replayed, from ``before`` again; vdirsyncer's state ends as the real sync left it
-        (checked: the same cards in its folder)."""
+        replayed and real, alternately, each from ``before`` again (vdirsyncer only downloads
+        in these syncs, so the server's state stays as it was). vdirsyncer's state ends as
+        the real sync left it (checked after each replay: the same cards in its folder)."""
         expected = self._cards()
-        self._restore(before)
+        self._restore(before, self.replayed)
         self.replayer.record()
         vdirsyncer(self.home, self.server, "config-floor")
-        self.served[what].append(self.replayer.upstream_seconds)
-        self._restore(before)
-        self.replayer.replay()
-        self.figures[what].append(vdirsyncer(self.home, self.server, "config-floor"))
+        self.figures["served"][what].append(self.replayer.upstream_seconds)
+        for _ in range(self.repeats):
+            self._restore(before, self.real)
+            self.figures["real"][what].append(vdirsyncer(self.home, self.server))
+            self._restore(before, self.replayed)
+            self.replayer.replay()
+            self.figures["floor"][what].append(
+                vdirsyncer(self.home, self.server, "config-floor"))
+            if self.replayer.misses or not self.replayer.requests:
+                raise RuntimeError(f"the replayed {what} sync sent requests never recorded: "
+                                   f"{self.replayer.misses[:5]} "
+                                   f"({self.replayer.requests} in all)")
+            if self._cards() != expected:
+                raise RuntimeError(f"the replayed {what} sync left other cards than the real")
         self.collections.write_text(self.real)
-        if self.replayer.misses or not self.replayer.requests:
-            raise RuntimeError(f"the replayed {what} sync sent requests never recorded: "
-                               f"{self.replayer.misses[:5]} ({self.replayer.requests} in all)")
-        if self._cards() != expected:
-            raise RuntimeError(f"the replayed {what} sync left other cards than the real one")
 
     def _cards(self) -> list[bytes]:
         # vdirsyncer names a file after a card's UID only if it is file-name safe (else a
         # random name), so the contents are compared, not the names
         return sorted(p.read_bytes() for p in (self.home / "local").iterdir())
 
-    def _restore(self, before: Path) -> None:
+    def _restore(self, before: Path, collections: str) -> None:
         shutil.rmtree(self.home)
         shutil.copytree(before, self.home)
-        self.collections.write_text(self.replayed)
+        self.collections.write_text(collections)
 
 
 def start_up() -> list[float]:
@@ -291,20 +309,21 @@ def start_up() -> list[float]:
 
 
 def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int,
-            floor: bool) -> None:
+            floor_repeats: int) -> None:
     from tests.carddav.sync_client import SyncClient
 
     figures: dict[str, list[float]] = {k: [] for k in ("first", "noop", "inc", "collection")}
-    floor_figures: dict[str, list[float]] = {k: [] for k in ("first", "noop", "inc")}
-    served: dict[str, list[float]] = {k: [] for k in ("first", "noop", "inc")}
+    floor_figures: dict[str, dict[str, list[float]]] = {
+        kind: {what: [] for what in SYNCS} for kind in ("floor", "real", "served")}
     rates: list[float] = []
     with contextlib.ExitStack() as stack:
-        replayer = stack.enter_context(RecordReplay(server.base)) if floor else None
+        replayer = stack.enter_context(RecordReplay(server.base)) if floor_repeats else None
         home = workdir / f"vdir-{server.name.replace(' ', '-')}"
         floors: Floor | None = None
         for run in range(1, runs + 1):
             configure(home, server)
-            floors = Floor(replayer, home, server, floor_figures, served) if replayer else None
+            floors = (Floor(replayer, home, server, floor_repeats, floor_figures)
+                      if replayer else None)
             before = floors.snapshot() if floors else home
             figures["first"].append(vdirsyncer(home, server))
             synced = len(list((home / "local").glob("*.vcf")))
@@ -339,15 +358,18 @@ def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int,
           f"{fmt(rates, '.0f')}", flush=True)
     if replayer is not None:
         versions = start_up()
-        print("  vdirsyncer floor (its syncs replayed from this server's recorded answers by a "
-              "static responder):")
+        print(f"  vdirsyncer floor: each sync replayed from this server's recorded answers by a "
+              f"static responder, alternated {floor_repeats} times a run with the same sync "
+              "against this service (cards already rendered); the server's answer times for "
+              "the recorded sync, summed:")
         for what, label in (("first", "first sync"), ("noop", "sync, no change"),
                             ("inc", "sync, 10 changes")):
-            values = floor_figures[what]
-            print(f"  vdirsyncer floor: {label:<17} {statistics.median(values):.2f} s "
-                  f"{fmt(values)}; server answering it: "
-                  f"{statistics.median(served[what]) * 1000:.0f} ms "
-                  f"{fmt([v * 1000 for v in served[what]], '.0f')}")
+            floor, real, served = (floor_figures[k][what] for k in ("floor", "real", "served"))
+            print(f"  vdirsyncer floor: {label:<17} {statistics.median(floor):.2f} s "
+                  f"{fmt(floor)}\n"
+                  f"    against this service, alternated {statistics.median(real):.2f} s "
+                  f"{fmt(real)}; server answering it {statistics.median(served) * 1000:.0f} ms "
+                  f"{fmt([v * 1000 for v in served], '.0f')}")
         print(f"  vdirsyncer floor: --version         {statistics.median(versions):.2f} s "
               f"{fmt(versions)} (process start-up)", flush=True)
 
@@ -362,9 +384,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--puts", type=int, default=500)
     parser.add_argument("--only", choices=["ours", "radicale"])
-    parser.add_argument("--no-floor", action="store_true",
-                        help="skip vdirsyncer's floor (its syncs replayed from a static "
-                             "responder), measured against this service's answers")
+    parser.add_argument("--floor-repeats", type=int, default=3,
+                        help="replays of each sync for vdirsyncer's floor, alternated with "
+                             "the same sync against this service (0: no floor)")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if not database_url:
@@ -375,7 +397,7 @@ def main() -> int:
         if args.only != "radicale":
             with this_service(database_url, workdir, args.contacts) as server:
                 measure(server, workdir, args.contacts, args.runs, args.puts,
-                        floor=not args.no_floor)
+                        floor_repeats=args.floor_repeats)
         if args.only != "ours":
             try:
                 import radicale  # noqa: F401
@@ -383,7 +405,7 @@ def main() -> int:
                 print("Radicale is not installed: pip install -e '.[bench]'")
                 return 1
             with radicale_server(workdir, args.contacts) as server:
-                measure(server, workdir, args.contacts, args.runs, args.puts, floor=False)
+                measure(server, workdir, args.contacts, args.runs, args.puts, floor_repeats=0)
     return 0
 
 
