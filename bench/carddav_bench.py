@@ -295,6 +295,7 @@ class Floor:
         shutil.rmtree(self.home)
         shutil.copytree(before, self.home)
         self.collections.write_text(collections)
+        os.sync()  # the copy's writeback must not land in the timed sync
 
 
 def start_up() -> list[float]:
