@@ -14,7 +14,18 @@ address book), then for each of ``--runs`` runs:
 * incremental sync: 10 cards changed on the server, ``vdirsyncer sync`` again; and the same
   10 changes fetched by a sync-collection client (RFC 6578, tests/carddav/sync_client.py:
   one sync-collection REPORT and one multiget), which vdirsyncer does not use;
-* PUTs: ``--puts`` new cards, one PUT each (``If-None-Match: *``), one keep-alive client.
+* PUTs: ``--puts`` new cards, one PUT each (``If-None-Match: *``), one keep-alive client;
+* vdirsyncer's floor (this service only; ``--floor-repeats 0`` skips it): each of the three
+  syncs recorded through a relay and replayed from a static responder
+  (bench/carddav_floor.py), from the same client state, checked to leave the same cards, and
+  alternated ``--floor-repeats`` times with the same sync against the service from that
+  state; plus ``vdirsyncer --version``, the process start-up alone. What a sync takes
+  beyond its floor is the server's;
+  the relay also sums how long the server took to answer the recorded sync (its requests
+  as a client sees them, with the cards already rendered by the real sync just before).
+
+The cards a server renders stay remembered (contacts_cli/carddav/rendered.py), so the first
+run's first sync is the cold one; later runs find them rendered, as a second device would.
 
     python -m bench.carddav_bench                       # 5,000 contacts, 3 runs
     python -m bench.carddav_bench --contacts 2000 --runs 5 --puts 300
@@ -37,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from bench.carddav_floor import RecordReplay
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -153,10 +166,10 @@ def radicale_server(workdir: Path, contacts: int) -> Iterator[Server]:
         process.wait(timeout=60)
 
 
-def vdirsyncer(home: Path, server: Server) -> float:
+def vdirsyncer(home: Path, server: Server, config: str = "config") -> float:
     """Seconds ``vdirsyncer sync`` takes (the process's wall time)."""
     started = time.perf_counter()
-    done = subprocess.run([str(BIN / "vdirsyncer"), "-c", str(home / "config"), "sync"],
+    done = subprocess.run([str(BIN / "vdirsyncer"), "-c", str(home / config), "sync"],
                           capture_output=True, text=True, timeout=1200, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
@@ -167,7 +180,15 @@ def vdirsyncer(home: Path, server: Server) -> float:
 def configure(home: Path, server: Server) -> None:
     shutil.rmtree(home, ignore_errors=True)
     (home / "local").mkdir(parents=True)
-    (home / "config").write_text(f"""
+    write_config(home, "config", server.book)
+    subprocess.run([str(BIN / "vdirsyncer"), "-c", str(home / "config"), "discover"],
+                   input="y\n", capture_output=True, text=True, timeout=120, check=True)
+
+
+def write_config(home: Path, name: str, book: str) -> None:
+    """vdirsyncer's configuration ``home/name``: the pair ``book`` between ``home/local``
+    and the address book at ``book``, its status in ``home/status``."""
+    (home / name).write_text(f"""
 [general]
 status_path = "{home}/status/"
 [pair book]
@@ -180,12 +201,10 @@ path = "{home}/local/"
 fileext = ".vcf"
 [storage remote]
 type = "carddav"
-url = "{server.book}"
+url = "{book}"
 username = "{USER}"
 password = "{PASSWORD}"
 """)
-    subprocess.run([str(BIN / "vdirsyncer"), "-c", str(home / "config"), "discover"],
-                   input="y\n", capture_output=True, text=True, timeout=120, check=True)
 
 
 def puts(server: Server, run: int, count: int) -> float:
@@ -204,28 +223,131 @@ def puts(server: Server, run: int, count: int) -> float:
     return rate
 
 
-def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int) -> None:
+SYNCS = ("first", "noop", "inc")
+"""The three vdirsyncer syncs of a run: first, with nothing changed, after 10 changes."""
+
+
+class Floor:
+    """vdirsyncer's floor (bench/carddav_floor.py): each sync replayed from the recorded
+    answers of the server, from the client state the real sync started from, alternated
+    ``repeats`` times with the same sync against the server from the same state.
+
+    ``figures[kind][sync]`` collects, for each of :data:`SYNCS`: ``floor`` (replayed),
+    ``real`` (against the server, alternated with the replays; the server has rendered the
+    cards by then) and ``served`` (the server's answer times for the recorded sync, summed).
+    """
+
+    def __init__(self, replayer: RecordReplay, home: Path, server: Server, repeats: int,
+                 figures: dict[str, dict[str, list[float]]]) -> None:
+        self.replayer = replayer
+        self.home = home
+        self.server = server
+        self.repeats = repeats
+        self.figures = figures
+        path = server.book.removeprefix(server.base)
+        write_config(home, "config-floor", replayer.base + path)
+        # vdirsyncer keeps a hash of its configuration beside the status; each config has its own
+        self.collections = home / "status" / "book.collections"
+        self.real = self.collections.read_text()
+        subprocess.run([str(BIN / "vdirsyncer"), "-c", str(home / "config-floor"), "discover"],
+                       input="y\n", capture_output=True, text=True, timeout=120, check=True)
+        self.replayed = self.collections.read_text()
+        self.collections.write_text(self.real)
+
+    def snapshot(self) -> Path:
+        """A copy of vdirsyncer's folder and status as they are now."""
+        copy = self.home.with_name(self.home.name + "-before")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(self.home, copy)
+        return copy
+
+    def measure(self, what: str, before: Path) -> None:
+        """Record the sync that just ran against the server (from ``before``), then time it
+        replayed and real, alternately, each from ``before`` again (vdirsyncer only downloads
+        in these syncs, so the server's state stays as it was). vdirsyncer's state ends as
+        the real sync left it (checked after each replay: the same cards in its folder)."""
+        expected = self._cards()
+        self._restore(before, self.replayed)
+        self.replayer.record()
+        vdirsyncer(self.home, self.server, "config-floor")
+        self.figures["served"][what].append(self.replayer.upstream_seconds)
+        for _ in range(self.repeats):
+            self._restore(before, self.real)
+            self.figures["real"][what].append(vdirsyncer(self.home, self.server))
+            self._restore(before, self.replayed)
+            self.replayer.replay()
+            self.figures["floor"][what].append(
+                vdirsyncer(self.home, self.server, "config-floor"))
+            if self.replayer.misses or not self.replayer.requests:
+                raise RuntimeError(f"the replayed {what} sync sent requests never recorded: "
+                                   f"{self.replayer.misses[:5]} "
+                                   f"({self.replayer.requests} in all)")
+            if self._cards() != expected:
+                raise RuntimeError(f"the replayed {what} sync left other cards than the real")
+        self.collections.write_text(self.real)
+
+    def _cards(self) -> list[bytes]:
+        # vdirsyncer names a file after a card's UID only if it is file-name safe (else a
+        # random name), so the contents are compared, not the names
+        return sorted(p.read_bytes() for p in (self.home / "local").iterdir())
+
+    def _restore(self, before: Path, collections: str) -> None:
+        shutil.rmtree(self.home)
+        shutil.copytree(before, self.home)
+        self.collections.write_text(collections)
+        os.sync()  # the copy's writeback must not land in the timed sync
+
+
+def start_up() -> list[float]:
+    """Seconds ``vdirsyncer --version`` takes, five times (the process start-up: imports)."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([str(BIN / "vdirsyncer"), "--version"], capture_output=True, check=True,
+                       timeout=120)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int,
+            floor_repeats: int) -> None:
     from tests.carddav.sync_client import SyncClient
 
     figures: dict[str, list[float]] = {k: [] for k in ("first", "noop", "inc", "collection")}
+    floor_figures: dict[str, dict[str, list[float]]] = {
+        kind: {what: [] for what in SYNCS} for kind in ("floor", "real", "served")}
     rates: list[float] = []
-    for run in range(1, runs + 1):
+    with contextlib.ExitStack() as stack:
+        replayer = stack.enter_context(RecordReplay(server.base)) if floor_repeats else None
         home = workdir / f"vdir-{server.name.replace(' ', '-')}"
-        configure(home, server)
-        figures["first"].append(vdirsyncer(home, server))
-        synced = len(list((home / "local").glob("*.vcf")))
-        assert synced >= contacts, f"{server.name}: {synced} cards synced, not {contacts}"
-        figures["noop"].append(vdirsyncer(home, server))
-        with httpx.Client(base_url=server.base, auth=(USER, PASSWORD), timeout=60) as http:
-            collection = SyncClient(http, server.book)
-            collection.sync()
-            server.change(http, run, 10)
-            figures["inc"].append(vdirsyncer(home, server))
-            started = time.perf_counter()
-            collection.sync()
-            figures["collection"].append(time.perf_counter() - started)
-            assert len(collection.last_changed) == 10, collection.last_changed
-        rates.append(puts(server, run, count))
+        floors: Floor | None = None
+        for run in range(1, runs + 1):
+            configure(home, server)
+            floors = (Floor(replayer, home, server, floor_repeats, floor_figures)
+                      if replayer else None)
+            before = floors.snapshot() if floors else home
+            figures["first"].append(vdirsyncer(home, server))
+            synced = len(list((home / "local").glob("*.vcf")))
+            assert synced >= contacts, f"{server.name}: {synced} cards synced, not {contacts}"
+            if floors:
+                floors.measure("first", before)
+                before = floors.snapshot()
+            figures["noop"].append(vdirsyncer(home, server))
+            if floors:
+                floors.measure("noop", before)
+            with httpx.Client(base_url=server.base, auth=(USER, PASSWORD), timeout=60) as http:
+                collection = SyncClient(http, server.book)
+                collection.sync()
+                before = floors.snapshot() if floors else home
+                server.change(http, run, 10)
+                figures["inc"].append(vdirsyncer(home, server))
+                if floors:
+                    floors.measure("inc", before)
+                started = time.perf_counter()
+                collection.sync()
+                figures["collection"].append(time.perf_counter() - started)
+                assert len(collection.last_changed) == 10, collection.last_changed
+            rates.append(puts(server, run, count))
     median = {k: statistics.median(v) for k, v in figures.items()}
     print(f"{server.name}, {contacts} cards, {runs} runs (median [each run]):\n"
           f"  vdirsyncer first sync        {median['first']:.2f} s {fmt(figures['first'])}\n"
@@ -235,6 +357,22 @@ def measure(server: Server, workdir: Path, contacts: int, runs: int, count: int)
           f"{fmt([v * 1000 for v in figures['collection']], '.0f')}\n"
           f"  single-card PUTs             {statistics.median(rates):.0f}/s "
           f"{fmt(rates, '.0f')}", flush=True)
+    if replayer is not None:
+        versions = start_up()
+        print(f"  vdirsyncer floor: each sync replayed from this server's recorded answers by a "
+              f"static responder, alternated {floor_repeats} times a run with the same sync "
+              "against this service (cards already rendered); the server's answer times for "
+              "the recorded sync, summed:")
+        for what, label in (("first", "first sync"), ("noop", "sync, no change"),
+                            ("inc", "sync, 10 changes")):
+            floor, real, served = (floor_figures[k][what] for k in ("floor", "real", "served"))
+            print(f"  vdirsyncer floor: {label:<17} {statistics.median(floor):.2f} s "
+                  f"{fmt(floor)}\n"
+                  f"    against this service, alternated {statistics.median(real):.2f} s "
+                  f"{fmt(real)}; server answering it {statistics.median(served) * 1000:.0f} ms "
+                  f"{fmt([v * 1000 for v in served], '.0f')}")
+        print(f"  vdirsyncer floor: --version         {statistics.median(versions):.2f} s "
+              f"{fmt(versions)} (process start-up)", flush=True)
 
 
 def fmt(values: list[float], spec: str = ".2f") -> str:
@@ -247,6 +385,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--puts", type=int, default=500)
     parser.add_argument("--only", choices=["ours", "radicale"])
+    parser.add_argument("--floor-repeats", type=int, default=3,
+                        help="replays of each sync for vdirsyncer's floor, alternated with "
+                             "the same sync against this service (0: no floor)")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if not database_url:
@@ -256,7 +397,8 @@ def main() -> int:
         workdir = Path(tmp)
         if args.only != "radicale":
             with this_service(database_url, workdir, args.contacts) as server:
-                measure(server, workdir, args.contacts, args.runs, args.puts)
+                measure(server, workdir, args.contacts, args.runs, args.puts,
+                        floor_repeats=args.floor_repeats)
         if args.only != "ours":
             try:
                 import radicale  # noqa: F401
@@ -264,7 +406,7 @@ def main() -> int:
                 print("Radicale is not installed: pip install -e '.[bench]'")
                 return 1
             with radicale_server(workdir, args.contacts) as server:
-                measure(server, workdir, args.contacts, args.runs, args.puts)
+                measure(server, workdir, args.contacts, args.runs, args.puts, floor_repeats=0)
     return 0
 
 

@@ -16,7 +16,8 @@ from email.utils import format_datetime
 
 from contacts_cli.carddav import urls
 from contacts_cli.carddav.davxml import CALENDARSERVER, CARDDAV, DAV, element, href, q
-from contacts_cli.carddav.vcard import CONTENT_TYPE, DEFAULT_VERSION, MEDIA_TYPE, render_card
+from contacts_cli.carddav.rendered import card_text
+from contacts_cli.carddav.vcard import CONTENT_TYPE, DEFAULT_VERSION, MEDIA_TYPE
 from contacts_cli.domain import CARD_VERSIONS, Contact
 from contacts_cli.domain.validation import MAX_CARD_CHARS
 
@@ -142,7 +143,7 @@ PROPERTIES: dict[str, Property] = {
     q(DAV, "getcontenttype"): _card(lambda contact, view: element(
         q(DAV, "getcontenttype"), CONTENT_TYPE)),
     q(DAV, "getcontentlength"): _card(lambda contact, view: element(
-        q(DAV, "getcontentlength"), str(len(render_card(contact, view.version).encode())))),
+        q(DAV, "getcontentlength"), str(len(card_text(contact, view.version).encode())))),
     q(DAV, "getlastmodified"): _card(lambda contact, view: element(
         q(DAV, "getlastmodified"), http_date(contact))),
 }

@@ -4,6 +4,7 @@ and its cards, at depth 0, 1 or infinity."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import partial
 
 from contacts_cli.backends.base import ServiceBackend
 from contacts_cli.carddav.davxml import (
@@ -11,11 +12,13 @@ from contacts_cli.carddav.davxml import (
     DavError,
     Multistatus,
     expect_root,
+    found_text,
     in_slices,
     parse_xml,
     q,
 )
 from contacts_cli.carddav.properties import ALLPROP, View, evaluate, names_of
+from contacts_cli.carddav.rendered import RESPONSES
 from contacts_cli.carddav.urls import Kind, Target
 
 DEPTHS = {"0": 0, "1": 1, "infinity": 2}
@@ -38,14 +41,21 @@ async def propfind(backend: ServiceBackend, user: str, target: Target, depth: in
     root = parse_xml(body, "PROPFIND")
     mode, names = _requested(root)
     result = Multistatus()
+    wanted = tuple(dict.fromkeys([*ALLPROP, *names] if mode == "allprop" else names))
     async for view in in_slices(await _views(backend, user, target, depth)):
         if mode == "propname":
             result.found(view.url, [ET.Element(name) for name in names_of(view)])
-            continue
-        wanted = [*ALLPROP, *names] if mode == "allprop" else names
-        found, missing = evaluate(view, list(dict.fromkeys(wanted)))
-        result.found(view.url, found, [] if mode == "allprop" else missing)
+        elif view.contact is None:
+            result.add(_response(view, mode, wanted))
+        else:  # a card's properties are functions of its contact and its user alone
+            result.add(RESPONSES.get(view.contact, ("propfind", user, mode, wanted),
+                                     partial(_response, view, mode, wanted)))
     return result
+
+
+def _response(view: View, mode: str, wanted: tuple[str, ...]) -> str:
+    found, missing = evaluate(view, list(wanted))
+    return found_text(view.url, found, [] if mode == "allprop" else missing)
 
 
 def proppatch(target_url: str, body: bytes) -> Multistatus:

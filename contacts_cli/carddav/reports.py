@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import partial
 
 from contacts_cli.backends.base import ServiceBackend
 from contacts_cli.backends.errors import SyncTokenInvalid
@@ -13,13 +14,15 @@ from contacts_cli.carddav.davxml import (
     DAV,
     DavError,
     Multistatus,
+    found_text,
     in_slices,
     parse_xml,
     q,
 )
 from contacts_cli.carddav.filters import parse_filter
 from contacts_cli.carddav.properties import View, evaluate
-from contacts_cli.carddav.vcard import DEFAULT_VERSION, MEDIA_TYPE, render_card
+from contacts_cli.carddav.rendered import RESPONSES, card_text
+from contacts_cli.carddav.vcard import DEFAULT_VERSION, MEDIA_TYPE
 from contacts_cli.domain import CARD_VERSIONS, Contact
 
 MAX_RESULTS = 100_000
@@ -76,7 +79,7 @@ async def _query(backend: ServiceBackend, user: str, root: ET.Element) -> Multis
     result = Multistatus()
     count = 0
     async for contact in in_slices(reply.contacts.values()):
-        if not card_filter.matches(render_card(contact, version)):
+        if not card_filter.matches(card_text(contact, version)):
             continue
         if limit is not None and count >= limit:
             result.status(urls.book_url(user), 507, q(DAV, "number-of-matches-within-limits"))
@@ -110,21 +113,29 @@ async def _sync_collection(backend: ServiceBackend, user: str,
 
 
 def _found(result: Multistatus, user: str, sequence_nr: int, contact: Contact,
-           names: list[str], version: str) -> None:
+           names: tuple[str, ...], version: str) -> None:
+    """The card's response, remembered: a card's properties are functions of its contact,
+    its user and the vCard version asked for."""
+    result.add(RESPONSES.get(contact, ("report", user, names, version), partial(
+        _response, user, sequence_nr, contact, names, version)))
+
+
+def _response(user: str, sequence_nr: int, contact: Contact, names: tuple[str, ...],
+              version: str) -> str:
     view = View(urls.Target("card", user, contact.id), user, sequence_nr, contact, version)
     found, missing = evaluate(view, [n for n in names if n != ADDRESS_DATA])
     if ADDRESS_DATA in names:
         data = ET.Element(ADDRESS_DATA)
-        data.text = render_card(contact, version)
+        data.text = card_text(contact, version)
         found.append(data)
-    result.found(view.url, found, missing)
+    return found_text(view.url, found, missing)
 
 
-def _props(root: ET.Element) -> tuple[list[str], str]:
+def _props(root: ET.Element) -> tuple[tuple[str, ...], str]:
     """The properties a report asks for (``getetag`` if it names none) and the vCard version
     its ``address-data`` asks for."""
     prop = root.find(q(DAV, "prop"))
-    names = [] if prop is None else list(dict.fromkeys(
+    names = () if prop is None else tuple(dict.fromkeys(
         c.tag for c in prop if isinstance(c.tag, str)))
     data = prop.find(ADDRESS_DATA) if prop is not None else None
     version = DEFAULT_VERSION
@@ -135,7 +146,7 @@ def _props(root: ET.Element) -> tuple[list[str], str]:
             raise DavError(403, f"address data is served as {MEDIA_TYPE} version "
                                 f"{' or '.join(CARD_VERSIONS)}, not {content_type} {version}",
                            q(CARDDAV, "supported-address-data"))
-    return names or [q(DAV, "getetag")], version
+    return names or (q(DAV, "getetag"),), version
 
 
 def _limit(node: ET.Element | None, namespace: str) -> int | None:

@@ -30,13 +30,13 @@ from contacts_cli.carddav import urls
 from contacts_cli.carddav.davxml import CARDDAV, DAV, DavError, q
 from contacts_cli.carddav.properties import MAX_RESOURCE_BYTES, etag, http_date
 from contacts_cli.carddav.propfind import depth_of, propfind, proppatch
+from contacts_cli.carddav.rendered import card_text
 from contacts_cli.carddav.reports import report
 from contacts_cli.carddav.vcard import (
     CONTENT_TYPE,
     DEFAULT_VERSION,
     CardError,
     parse_card,
-    render_card,
 )
 from contacts_cli.domain import Contact
 from contacts_cli.service.messages import PutCard
@@ -153,7 +153,7 @@ class _CardDav:
                    "Last-Modified": http_date(contact)}
         if etag(contact) in _etags(request.headers.get("if-none-match")):
             return Response(status_code=304, headers=headers)
-        body = render_card(contact, _accepted_version(request.headers.get("accept"))).encode()
+        body = card_text(contact, _accepted_version(request.headers.get("accept"))).encode()
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(body))
             body = b""

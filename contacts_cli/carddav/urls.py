@@ -97,7 +97,10 @@ def target_of_href(text: str | None) -> Target | None:
     """The target an href in a request body names (absolute or path, percent-encoded)."""
     if not text:
         return None
-    return parse_path(unquote(urlsplit(text.strip()).path))
+    text = text.strip()
+    if text.startswith("/") and not text.startswith("//") and "?" not in text and "#" not in text:
+        return parse_path(unquote(text))  # a bare path, as clients send them: no split needed
+    return parse_path(unquote(urlsplit(text).path))
 
 
 def sync_token(user: str, sequence_nr: int) -> str:
