@@ -130,8 +130,6 @@ class BatchedAcquire:
         max_batch_keys: int = MAX_BATCH_KEYS,
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
-        if max_batch_keys < 1 or max_in_flight < 1:
-            raise ValueError("max_batch_keys and max_in_flight must be at least 1")
         self._connect = connect
         self._limit_locks = limit_locks
         self._statement = sql.SQL(FAST_PATH).format(instance=names.instance, lease=names.lease)

@@ -520,3 +520,30 @@ async def test_placement_store_a_refused_caller_costs_one_statement_not_one_per_
     )
     assert all(isinstance(r, MembershipLost) and r.reason == "expired" for r in results)
     assert (store.batched.batches, store.batched.settled) == (0, 0)  # refused in the batch
+
+
+async def test_placement_store_one_key_release_never_waits_for_the_heartbeat_connection(
+    stores: StoreFactory,
+) -> None:
+    """The heartbeat pool's one connection is the renewals' alone: a release taken the
+    one-key way (after a batch's lock wait failed) goes through the main pool."""
+    store = await stores()
+    me = await store.register("me:1", ttl=60)
+    lease = await store.acquire_one("user-1", me.instance_id)
+    assert isinstance(lease, Lease)
+    async with store._connection("hold the heartbeat connection", heartbeat=True):
+        assert await asyncio.wait_for(store.release_one(lease), 10)
+    assert not await store.release_one(lease)  # released: no longer held as given
+
+
+async def test_placement_store_an_unreachable_server_at_start_is_storage_unavailable(
+    engine: PostgresEngine,
+) -> None:
+    """Unless ``migrated``, start() first migrates over a connection of its own: a server
+    it cannot reach there fails in the store's vocabulary, not as a driver error."""
+    config = dataclasses.replace(
+        engine.config, url="postgresql://postgres@127.0.0.1:1/nothing", connect_timeout=0.5
+    )
+    store = PlacementStore(config, application_name="mutants-test-unreachable-migrate")
+    with pytest.raises(StorageUnavailable, match="cannot prepare placement at"):
+        await store.start()
