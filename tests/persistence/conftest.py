@@ -7,7 +7,7 @@ when that variable is unset; ``embedded`` always runs, on an embedded server.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 import pytest
@@ -16,6 +16,7 @@ from psycopg import sql
 from persistence import Engine, InMemoryEngine
 from persistence.embedded import EmbeddedPostgres
 from persistence.placement import PlacementStore, Registration
+from persistence.postgres import PostgresEngine
 from tests.conftest import EngineFactory
 
 
@@ -56,3 +57,29 @@ async def expire_now(store: PlacementStore, registration: Registration) -> None:
         )
     rows = (await store.status()).instances
     assert not next(i for i in rows if i.instance_id == registration.instance_id).live
+
+
+StoreFactory = Callable[..., Awaitable[PlacementStore]]
+"""Opens a started placement store; keyword arguments go to :class:`PlacementStore`."""
+
+
+@pytest.fixture
+async def stores(request: pytest.FixtureRequest, engine: Engine) -> AsyncIterator[StoreFactory]:
+    """Placement stores (each with its own pools) on the schema of the test's ``engine``:
+    a module using it overrides ``engine`` with a PostgreSQL one. Every store opened is
+    closed after the test."""
+    assert isinstance(engine, PostgresEngine), "placement tests need a PostgreSQL engine"
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    opened: list[PlacementStore] = []
+
+    async def make(**options: float) -> PlacementStore:
+        store = PlacementStore(
+            engine.config, application_name=f"{prefix}-{len(opened)}", **options
+        )
+        opened.append(store)
+        await store.start()
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()

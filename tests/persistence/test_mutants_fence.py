@@ -14,18 +14,17 @@ from psycopg.pq import TransactionStatus
 
 from persistence.placement import check_fence
 from persistence.postgres import PostgresEngine
+from tests.persistence.conftest import StoreFactory
 from tests.persistence.test_placement import (  # noqa: F401 (fixtures)
-    StoreFactory,
     _held,
     engine,
     raw,
-    stores,
 )
 
 
 async def test_check_fence_bounds_the_idle_time_of_its_transaction_only(
     engine: PostgresEngine,  # noqa: F811
-    stores: StoreFactory,  # noqa: F811
+    stores: StoreFactory,
 ) -> None:
     store = await stores()
     owner = await store.register("a:1", ttl=60)
@@ -42,7 +41,7 @@ async def test_check_fence_bounds_the_idle_time_of_its_transaction_only(
 
 async def test_check_fence_refuses_a_failed_transaction(
     engine: PostgresEngine,  # noqa: F811
-    stores: StoreFactory,  # noqa: F811
+    stores: StoreFactory,
 ) -> None:
     store = await stores()
     owner = await store.register("a:1", ttl=60)

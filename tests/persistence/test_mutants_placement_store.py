@@ -26,28 +26,12 @@ from persistence.placement.store import local_deadline
 from persistence.postgres import PostgresConfig, PostgresEngine
 from persistence.postgres.pool import make_pool
 from tests.conftest import EngineFactory, drop_schemas, unique_schema
-from tests.persistence.conftest import expire_now
-from tests.persistence.test_placement_batched import StoreFactory
+from tests.persistence.conftest import StoreFactory, expire_now
 
 
 @pytest.fixture
 async def engine(engine_factory: EngineFactory) -> PostgresEngine:
     return await engine_factory()
-
-
-@pytest.fixture
-async def stores(engine: PostgresEngine) -> AsyncIterator[StoreFactory]:
-    opened: list[PlacementStore] = []
-
-    async def make() -> PlacementStore:
-        store = PlacementStore(engine.config, application_name=f"mutants-test-{len(opened)}")
-        opened.append(store)
-        await store.start()
-        return store
-
-    yield make
-    for store in opened:
-        await store.close()
 
 
 def test_placement_store_local_deadline_keeps_a_fraction_of_the_ttl_in_hand() -> None:

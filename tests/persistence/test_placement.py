@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,30 +31,12 @@ from persistence.postgres import PostgresEngine
 from persistence.postgres.fence import FENCE_REQUESTS
 from persistence.postgres.schema import LATEST_VERSION, Names, schema_version
 from tests.conftest import EngineFactory
-from tests.persistence.conftest import expire_now
-
-StoreFactory = Callable[[], Awaitable[PlacementStore]]
+from tests.persistence.conftest import StoreFactory, expire_now
 
 
 @pytest.fixture
 async def engine(engine_factory: EngineFactory) -> PostgresEngine:
     return await engine_factory()
-
-
-@pytest.fixture
-async def stores(engine: PostgresEngine) -> AsyncIterator[StoreFactory]:
-    """Placement stores (each with its own pools) on the engine's schema."""
-    opened: list[PlacementStore] = []
-
-    async def make() -> PlacementStore:
-        store = PlacementStore(engine.config, application_name=f"placement-test-{len(opened)}")
-        opened.append(store)
-        await store.start()
-        return store
-
-    yield make
-    for store in opened:
-        await store.close()
 
 
 async def wait_for(

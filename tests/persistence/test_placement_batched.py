@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -24,30 +23,14 @@ from persistence.placement import (
 from persistence.postgres import PostgresEngine
 from persistence.postgres.placement_tables import PlacementNames
 from tests.conftest import EngineFactory
-from tests.persistence.conftest import expire_now
+from tests.persistence.conftest import StoreFactory, expire_now
 
-StoreFactory = Callable[[], Awaitable[PlacementStore]]
 Result = Lease | HeldElsewhere
 
 
 @pytest.fixture
 async def engine(engine_factory: EngineFactory) -> PostgresEngine:
     return await engine_factory()
-
-
-@pytest.fixture
-async def stores(engine: PostgresEngine) -> AsyncIterator[StoreFactory]:
-    opened: list[PlacementStore] = []
-
-    async def make() -> PlacementStore:
-        store = PlacementStore(engine.config, application_name=f"batched-test-{len(opened)}")
-        opened.append(store)
-        await store.start()
-        return store
-
-    yield make
-    for store in opened:
-        await store.close()
 
 
 async def takeovers(engine: PostgresEngine) -> set[tuple[str, int, str, str]]:

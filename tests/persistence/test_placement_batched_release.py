@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import psycopg
@@ -19,30 +18,12 @@ from persistence.placement import Lease, PlacementStore
 from persistence.postgres import PostgresEngine
 from persistence.postgres.placement_tables import PlacementNames
 from tests.conftest import EngineFactory
-
-StoreFactory = Callable[..., Awaitable[PlacementStore]]
+from tests.persistence.conftest import StoreFactory
 
 
 @pytest.fixture
 async def engine(engine_factory: EngineFactory) -> PostgresEngine:
     return await engine_factory()
-
-
-@pytest.fixture
-async def stores(engine: PostgresEngine) -> AsyncIterator[StoreFactory]:
-    opened: list[PlacementStore] = []
-
-    async def make(**options: float) -> PlacementStore:
-        store = PlacementStore(
-            engine.config, application_name=f"release-test-{len(opened)}", **options
-        )
-        opened.append(store)
-        await store.start()
-        return store
-
-    yield make
-    for store in opened:
-        await store.close()
 
 
 async def rows(engine: PostgresEngine, prefix: str) -> dict[str, tuple[str | None, int]]:
