@@ -122,31 +122,46 @@ async def wait_for_lock_waits(engine: PostgresEngine, application_name: str, cou
     raise AssertionError(f"{count} sessions of {application_name!r} never waited for a lock")
 
 
+class CountedConnections:
+    """The store's connections for acquire batches, counting how many are open at once."""
+
+    def __init__(self, store: PlacementStore) -> None:
+        self.store = store
+        self.open_now = 0
+        self.peak = 0
+
+    @asynccontextmanager
+    async def connect(self, action: str) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
+        self.open_now += 1
+        self.peak = max(self.peak, self.open_now)
+        try:
+            async with self.store._connection(action) as conn:
+                yield conn
+        finally:
+            self.open_now -= 1
+
+
+def count_batch_connections(store: PlacementStore, *, max_in_flight: int) -> CountedConnections:
+    """Give ``store`` one-key acquire batches, at most ``max_in_flight`` at once, whose
+    connections are counted."""
+    counted = CountedConnections(store)
+    store.batched = BatchedAcquire(
+        counted.connect, store._limit_locks, store.names, max_batch_keys=1,
+        max_in_flight=max_in_flight,
+    )
+    return counted
+
+
 async def test_placement_store_batches_in_flight_never_exceed_the_bound(
     stores: StoreFactory,
 ) -> None:
     store = await stores()
     me = await store.register("me:1", ttl=60)
-    open_now, peak = 0, 0
-
-    @asynccontextmanager
-    async def counted(action: str) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
-        nonlocal open_now, peak
-        open_now += 1
-        peak = max(peak, open_now)
-        try:
-            async with store._connection(action) as conn:
-                yield conn
-        finally:
-            open_now -= 1
-
-    store.batched = BatchedAcquire(
-        counted, store._limit_locks, store.names, max_batch_keys=1, max_in_flight=2
-    )
+    counted = count_batch_connections(store, max_in_flight=2)
     results = await asyncio.gather(*[store.acquire(f"user-{n}", me.instance_id) for n in range(8)])
     assert all(isinstance(r, Lease) and r.epoch == 1 for r in results)
     assert store.batched.batches == 8  # one key per statement ...
-    assert peak == 2  # ... at most two at once, and as many as allowed
+    assert counted.peak == 2  # ... at most two at once, and as many as allowed
 
 
 async def test_placement_store_batches_leave_no_queue_and_log_no_crash(
@@ -453,30 +468,15 @@ async def test_placement_store_a_late_caller_waits_for_the_batch_in_flight(
 ) -> None:
     store = await stores()
     me = await store.register("me:1", ttl=60)
-    open_now, peak = 0, 0
-
-    @asynccontextmanager
-    async def counted(action: str) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
-        nonlocal open_now, peak
-        open_now += 1
-        peak = max(peak, open_now)
-        try:
-            async with store._connection(action) as conn:
-                yield conn
-        finally:
-            open_now -= 1
-
-    store.batched = BatchedAcquire(
-        counted, store._limit_locks, store.names, max_batch_keys=1, max_in_flight=1
-    )
+    counted = count_batch_connections(store, max_in_flight=1)
     first = asyncio.create_task(store.acquire("user-0", me.instance_id))
     for _ in range(3):  # its batch is in flight, nothing else is queued
         await asyncio.sleep(0)
-    assert open_now == 1
+    assert counted.open_now == 1
     late = [asyncio.create_task(store.acquire(f"user-{n}", me.instance_id)) for n in (1, 2)]
     results = await asyncio.gather(first, *late)
     assert all(isinstance(r, Lease) for r in results)
-    assert peak == 1
+    assert counted.peak == 1
 
 
 async def test_placement_store_close_waits_for_the_batches_in_flight(
