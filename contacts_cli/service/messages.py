@@ -11,25 +11,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from contacts_cli.backends.errors import BackendError
 from contacts_cli.domain import Card, Contact, ImportRow, RemoveContact, UpdateContact
 from contacts_cli.domain.decide import DuplicatePolicy
 
 
-@dataclass(frozen=True, slots=True)
-class Get:
+class Get(msgspec.Struct, frozen=True):
     contact_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class ListContacts:
+class ListContacts(msgspec.Struct, frozen=True):
     limit: int = 50
     cursor: str | None = None
     q: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Create:
+class Create(msgspec.Struct, frozen=True):
     data: Mapping[str, Any]
     idempotency_key: str | None = None
 
@@ -48,8 +47,7 @@ class Import:
     more: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
+class Count(msgspec.Struct, frozen=True):
     """How many contacts the user has (for stats)."""
 
 

@@ -7,8 +7,9 @@ it came with; older keys are forgotten as newer events are folded in, oldest fir
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import msgspec
 
 from contacts_cli.domain import ContactCreated, ContactsState, evolve
 from contacts_cli.service.envelope import Journaled
@@ -17,9 +18,9 @@ IDEMPOTENCY_RETENTION = timedelta(days=7)
 """How long a journaled idempotency key is remembered (keys older than this are forgotten)."""
 
 
-@dataclass(frozen=True, slots=True)
-class KeyEntry:
-    """What a journaled idempotency key produced: which contact, how, from which body."""
+class KeyEntry(msgspec.Struct, frozen=True):
+    """What a journaled idempotency key produced: which contact, how, from which body
+    (one per keyed event replayed: a frozen ``msgspec.Struct``, cheap to build)."""
 
     contact_id: str
     fingerprint: str | None
