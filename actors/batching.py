@@ -65,13 +65,12 @@ What is not batched, and faults:
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from actors.errors import ConflictPersists
 from actors.ref import ActorRef, ReplyRef
-from persistence.engine import NewEvent, encode_json
+from persistence.engine import NewEvent, normal_json
 from persistence.errors import ConcurrencyConflict, LeaseLost
 
 if TYPE_CHECKING:
@@ -106,11 +105,11 @@ def normal_payload(event: NewEvent, persistence_id: str, sequence_nr: int) -> Ne
     """``event`` (to be numbered ``sequence_nr``) with its payload as a replay will give it
     back (JSON-normal), or :class:`~persistence.errors.SerializationError` if the engine
     would refuse it."""
-    text = encode_json(
+    normal = normal_json(
         event.payload,
         lambda: f"payload of event #{sequence_nr} ({event.type}) for {persistence_id!r}",
     )
-    return NewEvent(event.type, json.loads(text), event.version, event.tags)
+    return NewEvent(event.type, normal, event.version, event.tags)
 
 
 class Batch:

@@ -72,14 +72,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from actors.snapshot_strategies import NO_SNAPSHOT, LastSnapshot, SnapshotStrategy, check_positive
-from persistence.engine import Engine, Json, encode_json
+from persistence.engine import Engine, Json, normal_json
 from persistence.errors import JournalIntegrityError
 
 S = TypeVar("S")
@@ -127,11 +126,11 @@ def wrap_snapshot(encoded: Json, version: int, what: str) -> tuple[Json, bytes |
         envelope = {
             "snapshot_version": version, "state": encoded.state, "blob_bytes": len(encoded.data)
         }
-        return json.loads(encode_json(envelope, what)), encoded.data
+        return normal_json(envelope, what), encoded.data
     envelope = {"snapshot_version": version, "state": encoded}
     if isinstance(encoded, str):
         return envelope, None
-    return json.loads(encode_json(envelope, what)), None
+    return normal_json(envelope, what), None
 
 
 def unwrap_snapshot(payload: Json, where: str, blob: bytes | None = None) -> tuple[Json, int]:

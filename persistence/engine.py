@@ -166,6 +166,19 @@ def encode_json(payload: Json, what: str | Callable[[], str]) -> str:
     return fast[0].decode() if fast is not None else encode_json_reference(payload, what)
 
 
+def normal_json(payload: Json, what: str | Callable[[], str]) -> Json:
+    """``payload`` as a replay gives it back (decoded from the text :func:`encode_json`
+    writes), or :class:`SerializationError` naming ``what``.
+
+    The cheap branch returns the copy orjson decoded to check its own text, rather than
+    parsing that text a second time; the reference's text is decoded by ``json.loads``
+    (integers beyond 64 bits stay exact)."""
+    fast = _orjson_text(payload)
+    if fast is not None:
+        return fast[1]
+    return json.loads(encode_json_reference(payload, what))
+
+
 def _orjson_text(payload: Json) -> tuple[bytes, Json] | None:
     """orjson's text of ``payload`` and the value decoded from it, when that value is
     ``payload`` itself (see :func:`encode_json`); else ``None``."""

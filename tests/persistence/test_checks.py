@@ -25,6 +25,7 @@ from persistence.engine import (
     encode_json,
     encode_json_reference,
     encode_payloads,
+    normal_json,
 )
 
 
@@ -129,6 +130,29 @@ def test_encode_payloads_gives_copies_as_a_replay_decodes_them(payloads: list[ob
     assert copies == json.loads(text) == json.loads(encode_json_reference(payloads, "p"))
     assert all(type(c) is type(d) for c, d in zip(copies, json.loads(text), strict=True))
 
+
+
+def json_types(value: object) -> object:
+    """``value`` with each leaf's type beside it: equal only where the types are too."""
+    if isinstance(value, dict):
+        return {k: json_types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_types(v) for v in value]
+    return (type(value).__name__, value)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
+def test_normal_json_is_what_a_replay_of_the_stored_text_gives(payload: object) -> None:
+    """The cheap branch hands back orjson's own copy: it must be the reference text decoded,
+    types included (an IntEnum becomes an int, a tuple a list), or the same refusal."""
+    expected = outcome(encode_json_reference, payload)
+    try:
+        got: object = ("ok", normal_json(payload, "the payload"))
+    except SerializationError as exc:
+        got = ("error", str(exc))
+    assert got == expected
+    if got[0] == "ok":
+        assert json_types(got[1]) == json_types(expected[1])  # type: ignore[index]
 
 EVENT = NewEvent("E", {}, tags=frozenset({"t"}))
 TEXT_CASES = [
