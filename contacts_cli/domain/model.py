@@ -141,9 +141,30 @@ def contact_from_dict(data: Mapping[str, Any]) -> Contact:
     )
 
 
-@lru_cache(maxsize=4096)
 def format_timestamp(value: datetime) -> str:
-    """ISO 8601 in UTC with microseconds, so a replay reproduces the exact instant."""
+    """ISO 8601 in UTC with microseconds, so a replay reproduces the exact instant.
+
+    A command formats its instant several times (the event's payload, the contact's
+    ``created_at`` and ``updated_at`` in the reply), each time a new instant: the last one
+    is remembered by identity, and an instant already in UTC skips the conversion. Others
+    go through a cache (a replayed import chunk shares one instant)."""
+    global _last_formatted
+    last = _last_formatted
+    if last[0] is value:
+        return last[1]
+    utc = value.tzinfo is UTC
+    text = value.isoformat(timespec="microseconds") if utc else _format_zoned(value)
+    _last_formatted = (value, text)
+    return text
+
+
+_last_formatted: tuple[datetime | None, str] = (None, "")
+"""The instant :func:`format_timestamp` formatted last, and its text (one tuple, replaced
+whole, so a reader never pairs one instant with another's text)."""
+
+
+@lru_cache(maxsize=4096)
+def _format_zoned(value: datetime) -> str:
     return require_aware(value).astimezone(UTC).isoformat(timespec="microseconds")
 
 

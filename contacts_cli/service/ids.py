@@ -35,16 +35,13 @@ def new_contact_id() -> str:
     """A random (version 4) UUID as text, drawn from a pool filled from ``os.urandom`` in
     bulk: ``str(uuid.uuid4())`` per contact was a tenth of an import's domain work.
 
-    The pool remembers the process that filled it: a forked child finds another pid and
-    refills, so it never hands out the ids its parent will hand out too."""
-    pool = _pool
-    pid = os.getpid()
-    if pool.pid != pid:
-        pool.pid = pid
-        pool.texts.clear()
-    if not pool.texts:
-        pool.texts.extend(uuid4_texts(_POOL_SIZE))
-    return pool.texts.pop()
+    A forked child empties its copy of the pool before it runs anything else
+    (``os.register_at_fork``), so it never hands out the ids its parent will hand out too,
+    and a draw makes no system call (it asked ``os.getpid()`` each time before)."""
+    texts = _pool
+    if not texts:
+        texts.extend(uuid4_texts(_POOL_SIZE))
+    return texts.pop()
 
 
 def uuid4_texts(count: int) -> list[str]:
@@ -59,16 +56,10 @@ def uuid4_texts(count: int) -> list[str]:
     return texts
 
 
-class _Pool:
-    """Unused contact ids and the pid of the process that drew them."""
-
-    __slots__ = ("pid", "texts")
-
-    def __init__(self) -> None:
-        self.pid = -1
-        self.texts: list[str] = []
-
-
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 _POOL_SIZE = 1024
-_pool = _Pool()
+_pool: list[str] = []
+"""Unused contact ids, drawn by this process."""
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_pool.clear)
