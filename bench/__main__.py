@@ -22,6 +22,7 @@ BENCHMARKS = [
     "placement_bench",
     "cluster_bench",
     "service_bench",
+    "runtime_floor",
 ]
 
 
