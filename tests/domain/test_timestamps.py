@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contacts_cli.domain.model import format_timestamp, parse_timestamp
 
@@ -42,3 +44,11 @@ def test_a_naive_instant_is_refused_even_right_after_an_aware_one() -> None:
     format_timestamp(T0)
     with pytest.raises(ValueError, match="has no timezone"):
         format_timestamp(T0.replace(tzinfo=None))
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_the_text_is_isoformat_with_microseconds_for_any_instant_in_utc(value: datetime) -> None:
+    """Whichever way it is written (orjson for a fraction of a second, ``isoformat`` on the
+    whole second), the text is the reference's, and it reads back as the same instant."""
+    assert format_timestamp(value) == value.isoformat(timespec="microseconds")
+    assert parse_timestamp(format_timestamp(value)) == value
