@@ -31,6 +31,25 @@ commands queued behind it, up to N in all (and no more once the batch staged
   the write's outcome is unknown, and recovery is needed then anyway (it is the journal's
   rule). The only cost is on the failure path.
 
+**Pipelining** (``pipeline = True`` besides ``max_batch``; off by default, on for the
+contacts user actor): while one batch's append is in flight, the actor already decides the
+next batch from the commands queued behind it, against the state the first one left. So a
+busy actor's Python work and its database round trip overlap instead of alternating. The
+guarantees stay those of one batch at a time:
+
+* appends stay one after the other: a batch is written only once the append before it
+  returned, so the journal is the same as without pipelining;
+* every reply of the next batch, a read at its head included, is held until that batch is
+  durable (its state includes events of the batch in flight);
+* if an append fails, nothing of the batch decided meanwhile is written either: both
+  batches' commands fail with the error (on a lost lease the stop answers them), the
+  journal is uncertain and the actor recovers before its next command, as for one batch;
+  with ``retry_on_conflict`` a conflict re-decides the commands of both batches once,
+  after recovering, as one batch;
+* the snapshot strategy is asked once no later batch holds undurable events, with the
+  state after the last durable batch, so a snapshot never includes an event that is not
+  durable at its sequence number.
+
 What is not batched, and faults:
 
 * A batch ends at the first command whose handler raises: the events staged before the
@@ -101,6 +120,13 @@ def check_max_batch(value: object) -> int:
     return value
 
 
+def check_pipeline(value: object) -> bool:
+    """``pipeline`` as given, or TypeError: a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"pipeline must be a bool, got {value!r}")
+    return value
+
+
 def normal_payload(event: NewEvent, persistence_id: str, sequence_nr: int) -> NewEvent:
     """``event`` (to be numbered ``sequence_nr``) with its payload as a replay will give it
     back (JSON-normal), or :class:`~persistence.errors.SerializationError` if the engine
@@ -116,7 +142,7 @@ class Batch:
     """What one batch has staged and holds: its events, their snapshot marks, the replies
     waiting for the write, and the senders of its commands (to fail them if it fails)."""
 
-    __slots__ = ("held", "marks", "senders", "staged", "wrote")
+    __slots__ = ("behind", "held", "marks", "senders", "staged", "wrote")
 
     def __init__(self) -> None:
         self.staged: list[NewEvent] = []
@@ -129,6 +155,9 @@ class Batch:
         """The senders of the commands whose replies wait for this batch's write."""
         self.wrote = False
         """An earlier write of this batch succeeded (``ctx.snapshot()`` inside it)."""
+        self.behind = False
+        """Its append runs while the next batch is decided (pipelining): its staged events
+        count in :attr:`PersistentCore.in_flight_events` until that append returns."""
 
     def stage(self, encoded: Sequence[NewEvent]) -> None:
         self.staged.extend(encoded)
@@ -179,26 +208,21 @@ def cell_of(ctx: Context) -> Cell:
     return ctx._cell
 
 
+Commands = list[tuple[object, "PersistentContext[Any]"]]
+"""The commands of one batch, in mailbox order, each with its context."""
+
+
 async def run_batch(core: PersistentCore[Any], msg: object, ctx: PersistentContext[Any]) -> None:
-    """Handle ``msg`` and the commands queued behind it as one batch (module docstring)."""
+    """Handle ``msg`` and the commands queued behind it as one batch (module docstring), or,
+    with pipelining, as a run of batches each written while the next is decided."""
+    if core.pipeline:
+        await _run_pipelined(core, msg, ctx)
+        return
     cell = cell_of(ctx)
     batch = core.batch = Batch()
-    commands: list[tuple[object, PersistentContext[Any]]] = [(msg, ctx)]
-    clock = cell.loop.time
-    slice_ends = clock() + DECIDE_SLICE
+    commands: Commands = [(msg, ctx)]
     try:
-        fault = await _decide(core, batch, msg, ctx)
-        while fault is None and len(commands) < core.max_batch and _may_grow(core, batch):
-            if clock() > slice_ends:
-                await asyncio.sleep(0)
-                slice_ends = clock() + DECIDE_SLICE
-            taken = cell.take_queued()
-            if taken is None:
-                break
-            next_msg, sender = taken
-            next_ctx = ctx.with_sender(sender)
-            commands.append((next_msg, next_ctx))
-            fault = await _decide(core, batch, next_msg, next_ctx)
+        fault = await _decide_commands(core, batch, commands, ctx, cell)
         may_retry = core.retry_on_conflict and not batch.wrote
         try:
             await commit(core, batch, ctx, may_retry=may_retry)
@@ -214,10 +238,146 @@ async def run_batch(core: PersistentCore[Any], msg: object, ctx: PersistentConte
             core.journal.uncertain = True  # folded but never written (cancelled): recover
 
 
+async def _run_pipelined(
+    core: PersistentCore[Any], msg: object, ctx: PersistentContext[Any]
+) -> None:
+    """Batches one after the other, each written while the next one is decided (the module
+    docstring's *Pipelining*). One append is in flight at most: this loop waits for it
+    (:func:`settle`) before it starts the next, so every failure is handled here."""
+    cell = cell_of(ctx)
+    journal = core.journal
+    assert journal is not None
+    behind: Batch | None = None
+    behind_commands: Commands = []
+    first_ctx = ctx
+    batch = Batch()
+    try:
+        while True:
+            batch = core.batch = Batch()
+            commands: Commands = [(msg, first_ctx)]
+            fault = await _decide_commands(core, batch, commands, ctx, cell)
+            failed = await settle(core)
+            if failed is not None:
+                assert behind is not None
+                if (isinstance(failed, ConcurrencyConflict) and core.retry_on_conflict
+                        and not behind.wrote):
+                    # neither batch was written: decide both again, once, as one batch
+                    decided = batch
+                    decided.clear()
+                    core.in_flight_events = 0
+                    core.write_failed = None
+                    merged = batch = core.batch = Batch()
+                    merged.senders = behind.senders + decided.senders
+                    fault = await _decide_again(core, merged, behind_commands + commands, ctx,
+                                                cell)
+                    if fault is not None:
+                        raise fault
+                    return
+                _fail_behind(journal, batch, failed)
+                raise failed
+            if fault is None and _may_go_on(core) and (taken := cell.take_queued()):
+                batch.behind = True
+                core.in_flight_events += len(batch.staged)
+                core.writing = cell.loop.create_task(
+                    commit_now(core, batch, ctx, may_retry=core.retry_on_conflict)
+                )
+                behind, behind_commands = batch, commands
+                msg, first_ctx = taken[0], ctx.with_sender(taken[1])
+                core.batch = None
+                await asyncio.sleep(0)  # let the append reach the engine before deciding on
+                continue
+            try:
+                await commit(core, batch, ctx, may_retry=core.retry_on_conflict)
+            except ConcurrencyConflict:
+                if not core.retry_on_conflict or batch.wrote:
+                    raise
+                fault = await _decide_again(core, batch, commands, ctx, cell)
+            if fault is not None:
+                raise fault
+            return
+    finally:
+        core.batch = None
+        core.in_flight_events = 0
+        core.write_failed = None
+        writing, core.writing = core.writing, None
+        if writing is not None:  # left while an append was in flight (cancelled)
+            journal.uncertain = True
+            writing.cancel()
+            writing.add_done_callback(_retrieve)
+        if batch.staged:
+            journal.uncertain = True
+
+
+def _fail_behind(journal: Any, batch: Batch, failed: BaseException) -> None:
+    """The append of the batch before ``batch`` failed: ``batch`` was decided on its state,
+    so nothing of it is written and its commands fail alike (the stop answers them after a
+    lost lease)."""
+    journal.uncertain = True
+    batch.clear()
+    if not isinstance(failed, LeaseLost):
+        batch.fail(failed)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def settle(core: PersistentCore[Any]) -> BaseException | None:
+    """Wait for the append in flight (pipelining), if any; return the error an append of
+    this run failed with, if one did (it stays the answer until the run ends)."""
+    writing, core.writing = core.writing, None
+    if writing is not None:
+        try:
+            await writing
+        except BaseException as error:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this actor is being cancelled, not the append failing
+            core.write_failed = error
+    return core.write_failed
+
+
+def _may_go_on(core: PersistentCore[Any]) -> bool:
+    """Whether a pipelined run may take another batch: the journal certain, still serving."""
+    journal = core.journal
+    if journal is None or journal.uncertain:
+        return False
+    activation = core.activation
+    return activation is None or activation.serving()
+
+
+async def _decide_commands(
+    core: PersistentCore[Any],
+    batch: Batch,
+    commands: Commands,
+    ctx: PersistentContext[Any],
+    cell: Cell,
+) -> BaseException | None:
+    """Decide ``commands[0]``, then take and decide the commands queued behind it (appended
+    to ``commands``) while the batch may grow; return the fault that ended it, if any."""
+    clock = cell.loop.time
+    slice_ends = clock() + DECIDE_SLICE
+    msg, first_ctx = commands[0]
+    fault = await _decide(core, batch, msg, first_ctx)
+    while fault is None and len(commands) < core.max_batch and _may_grow(core, batch):
+        if clock() > slice_ends:
+            await asyncio.sleep(0)
+            slice_ends = clock() + DECIDE_SLICE
+        taken = cell.take_queued()
+        if taken is None:
+            break
+        next_msg, sender = taken
+        next_ctx = ctx.with_sender(sender)
+        commands.append((next_msg, next_ctx))
+        fault = await _decide(core, batch, next_msg, next_ctx)
+    return fault
+
+
 async def _decide_again(
     core: PersistentCore[Any],
     batch: Batch,
-    commands: list[tuple[object, PersistentContext[Any]]],
+    commands: Commands,
     ctx: PersistentContext[Any],
     cell: Cell,
 ) -> BaseException | None:
@@ -281,9 +441,24 @@ async def commit(
     snapshot strategy. If the write fails, nothing staged or held survives, the journal is
     uncertain, and every command of the batch fails with the error, except on a lost lease
     (the stop answers the queries with ``ActivationLost``) and on a conflict the caller may
-    still retry (``may_retry``)."""
+    still retry (``may_retry``). With pipelining the append in flight comes first; if it
+    failed, this batch fails with it, unwritten."""
+    failed = await settle(core)
+    if failed is not None:
+        assert core.journal is not None
+        _fail_behind(core.journal, batch, failed)
+        raise failed
+    await commit_now(core, batch, ctx, may_retry=may_retry)
+
+
+async def commit_now(
+    core: PersistentCore[Any], batch: Batch, ctx: PersistentContext[Any], *,
+    may_retry: bool = False,
+) -> None:
+    """:func:`commit` with no append in flight before it (the pipelined run checked)."""
     journal = core.journal
     assert journal is not None
+    may_retry = may_retry and not batch.wrote
     if batch.staged:
         try:
             await core.write(batch.staged, ctx)
@@ -294,8 +469,14 @@ async def commit(
             if not (retried or isinstance(error, LeaseLost)):
                 batch.fail(error)
             raise
+        if batch.behind:
+            core.in_flight_events -= len(batch.staged)
         batch.wrote = True
-        _ask_snapshotter(core, batch, journal.sequence_nr)
+        later = core.batch
+        if later is not None and later is not batch:
+            later.marks[:0] = batch.marks  # the state now holds the later batch: ask then
+        else:
+            _ask_snapshotter(core, batch, journal.sequence_nr)
         batch.written()
     activation = core.activation
     if activation is not None and activation.lost:

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from actors.batching import Batch, check_max_batch
+from actors.batching import Batch, check_max_batch, check_pipeline
 from actors.behaviour import Behaviour
 from actors.context import Context
 from actors.persistent_context import PersistentContext
@@ -67,6 +67,11 @@ class PersistentActor(ABC, Generic[S]):
     """Command batching: the most queued commands handled as one batch, with one journal
     write and their replies held until it is durable; 1 (the default) handles one command
     at a time. Handlers stay as they are; see ``actors/batching.py`` for the semantics."""
+    pipeline: bool = False
+    """With ``max_batch`` > 1: decide the next batch while the append of the one before is
+    in flight, so a busy actor's work and its database round trips overlap; the replies,
+    the journal and the failures stay those of one batch at a time (``actors/batching.py``,
+    *Pipelining*)."""
     events: EventCodec[Any] | None = None
 
     @abstractmethod
@@ -174,6 +179,7 @@ class _ActorBehaviour(PersistentCore[S]):
         self.actor = actor
         self.retry_on_conflict = actor.retry_on_conflict
         self.max_batch = check_max_batch(actor.max_batch)
+        self.pipeline = check_pipeline(actor.pipeline)
 
     def initial(self) -> S:
         return self.actor.initial_state()

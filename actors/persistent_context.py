@@ -75,13 +75,14 @@ class PersistentContext(Context, Generic[S]):
         then nothing is answered from memory; the query fails with ``ActivationLost``.
 
         In a batch (``max_batch``) the reply is held while events of the batch are staged
-        and not yet durable, and sent once they are (``actors/batching.py``)."""
+        and not yet durable, or (pipelining) while the append of the batch before is in
+        flight, and sent once they are durable (``actors/batching.py``)."""
         core = self._pcore
         activation = core.activation
         if activation is not None and activation.lost:
             return
         batch = core.batch
-        if batch is not None and batch.staged:
+        if batch is not None and (batch.staged or core.writing is not None):
             batch.hold(self.sender, value)
             return
         super().reply(value)

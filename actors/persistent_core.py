@@ -33,6 +33,7 @@ append, so a conflict there re-decides every command of the batch once
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -107,6 +108,10 @@ class PersistentCore(Behaviour, Generic[S]):
     max_batch = 1
     """The most commands handled as one batch (1: one at a time; ``actors/batching.py``)."""
 
+    pipeline = False
+    """With batching: decide the next batch while the append of the one before is in flight
+    (``actors/batching.py``, *Pipelining*)."""
+
     def __init__(
         self,
         persistence_id: str,
@@ -132,6 +137,12 @@ class PersistentCore(Behaviour, Generic[S]):
         """The lease this actor runs under (cluster placement only)."""
         self.batch: Batch | None = None
         """The batch being decided (command batching only): persist stages into it."""
+        self.writing: asyncio.Task[None] | None = None
+        """The append of the batch before :attr:`batch`, in flight (pipelining only)."""
+        self.in_flight_events = 0
+        """Events of that append: numbered, folded, not durable yet (pipelining only)."""
+        self.write_failed: BaseException | None = None
+        """What an append of the current pipelined run failed with (pipelining only)."""
         self._restored_size = 0
 
     # -- what each API supplies ------------------------------------------------------------
@@ -170,15 +181,17 @@ class PersistentCore(Behaviour, Generic[S]):
 
     @property
     def sequence_nr(self) -> int:
-        """That of the last event folded into the state: replayed, durable, or staged in
-        the batch being decided (durable before any reply that depends on it is sent)."""
+        """That of the last event folded into the state: replayed, durable, in the append in
+        flight (pipelining), or staged in the batch being decided (durable before any reply
+        that depends on it is sent)."""
         if self.recovering:
             return self.replay_sequence_nr
         journal = self.journal
         if journal is None:
             return 0
         batch = self.batch
-        return journal.sequence_nr if batch is None else journal.sequence_nr + len(batch.staged)
+        folded = journal.sequence_nr + self.in_flight_events
+        return folded if batch is None else folded + len(batch.staged)
 
     def bind(self, ctx: Context) -> PersistentContext[S]:
         """The context handlers get for this call (the runtime's one for this message)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from actors.batching import Batch, check_max_batch
+from actors.batching import Batch, check_max_batch, check_pipeline
 from actors.context import Context
 from actors.persistent_context import PersistentContext
 from actors.persistent_core import PersistentCore, maybe_await, require_engine
@@ -134,6 +134,7 @@ def spawn_persistent(
     on_snapshot_failure: Callable[[BaseException, int], None] | None = None,
     retry_on_conflict: bool = False,
     max_batch: int = 1,
+    pipeline: bool = False,
 ) -> ActorRef:
     """Spawn a nact-style persistent actor.
 
@@ -144,8 +145,8 @@ def spawn_persistent(
     ``JsonEvents(upcasters)`` to evolve their schema). With ``snapshot_every=N`` the state a
     handler returns is snapshotted whenever its persists crossed a multiple of N; the other
     ``snapshot_*`` settings are the class API's (see ``actors/snapshots.py``), and so is
-    ``retry_on_conflict`` (see ``actors/persistent_core.py``) and ``max_batch`` (command
-    batching, off at 1; see ``actors/batching.py``).
+    ``retry_on_conflict`` (see ``actors/persistent_core.py``), ``max_batch`` (command
+    batching, off at 1) and ``pipeline`` (see ``actors/batching.py``).
     """
     if snapshot_strategy is not None and (snapshot_every is not None or snapshot_when):
         raise ValueError("pass snapshot_strategy or snapshot_every / snapshot_when, not both")
@@ -172,5 +173,6 @@ def spawn_persistent(
     )
     behaviour.retry_on_conflict = retry_on_conflict
     behaviour.max_batch = check_max_batch(max_batch)
+    behaviour.pipeline = check_pipeline(pipeline)
     require_engine(parent, f"persistent actor {persistence_id!r}")
     return spawn_behaviour(parent, behaviour, name, shutdown_after=shutdown_after)

@@ -82,6 +82,7 @@ class UserActor(PersistentActor[UserState]):
     snapshot_in_background = True
     retry_on_conflict = True
     max_batch = COMMAND_BATCH
+    pipeline = True
 
     def __init__(
         self,

@@ -66,9 +66,10 @@ class Ledger(PersistentActor[list[int]]):
     * ``("poison", n)``: persist ``n`` in an event the engine refuses to write.
     """
 
-    def __init__(self, max_batch: int, pid: str = "ledger") -> None:
+    def __init__(self, max_batch: int, pid: str = "ledger", *, pipeline: bool = False) -> None:
         self.persistence_id = pid
         self.max_batch = max_batch
+        self.pipeline = pipeline
         self.crashes: list[tuple[object, BaseException]] = []
 
     def initial_state(self) -> list[int]:

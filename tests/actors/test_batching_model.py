@@ -11,8 +11,10 @@ written), queued all at once. The batched actor must give:
   failure, the actor recovered: exactly what one-at-a-time gives for such a command).
 
 And every failed append holds a poisoned write, every poisoned write fails, the commands of
-one failed append are consecutive and at most ``max_batch``, and batching never costs more
-appends than one at a time (besides the failed ones).
+one failed append are consecutive and at most ``max_batch`` (twice that with pipelining:
+the batch decided while it was in flight fails with it), and batching never costs more
+appends than one at a time (besides the failed ones). Each example runs without and with
+pipelining.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ commands = st.one_of(
 )
 
 
-async def run(sequence: list[Any], max_batch: int) -> tuple[list[object], list[Any], int]:
+async def run(sequence: list[Any], max_batch: int,
+              pipeline: bool = False) -> tuple[list[object], list[Any], int]:
     engine = CountingEngine()
     async with ActorSystem("model", engine=engine) as system:
-        ref = spawn_actor(system, Ledger(max_batch))
+        ref = spawn_actor(system, Ledger(max_batch, pipeline=pipeline))
         await query(ref, ("r",), T)  # recovered and idle: the whole sequence queues at once
         replies = await ask_all(ref, sequence)
     return replies, await journal_of(engine), engine.appends
@@ -60,17 +63,19 @@ def failed_groups(replies: list[object]) -> list[list[int]]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(sequence=st.lists(commands, min_size=1, max_size=40), max_batch=st.integers(2, 9))
+@given(sequence=st.lists(commands, min_size=1, max_size=40), max_batch=st.integers(2, 9),
+       pipeline=st.booleans())
 def test_batched_processing_is_one_at_a_time_processing(
-    sequence: list[Any], max_batch: int
+    sequence: list[Any], max_batch: int, pipeline: bool
 ) -> None:
-    batched, batched_journal, batched_appends = asyncio.run(run(sequence, max_batch))
+    batched, batched_journal, batched_appends = asyncio.run(run(sequence, max_batch, pipeline))
     write_failed = {i for i, reply in enumerate(batched) if reply == WRITE_FAILED}
     poisoned = {i for i, command in enumerate(sequence) if command[0] == "poison"}
     assert poisoned <= write_failed
+    per_failure = max_batch * (2 if pipeline else 1)
     for group in failed_groups(batched):  # failed appends back to back make one run
         poisons = sum(i in poisoned for i in group)
-        assert poisons >= 1 and len(group) <= poisons * max_batch, (group, sequence)
+        assert poisons >= 1 and len(group) <= poisons * per_failure, (group, sequence)
 
     reference = [("boom",) if i in write_failed else c for i, c in enumerate(sequence)]
     one_at_a_time, journal, appends = asyncio.run(run(reference, 1))
