@@ -407,11 +407,7 @@ async def _decide_again(
 
 def _may_grow(core: PersistentCore[Any], batch: Batch) -> bool:
     """Whether the batch may take another command (see the module docstring)."""
-    journal = core.journal
-    if journal is None or journal.uncertain or len(batch.staged) >= MAX_BATCH_EVENTS:
-        return False
-    activation = core.activation
-    return activation is None or activation.serving()
+    return len(batch.staged) < MAX_BATCH_EVENTS and _may_go_on(core)
 
 
 async def _decide(

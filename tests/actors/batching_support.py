@@ -123,3 +123,34 @@ async def ask_all(ref: ActorRef, commands: Sequence[object]) -> list[object]:
 
 async def journal_of(engine: InMemoryEngine, pid: str = "ledger") -> list[Any]:
     return [e.payload["n"] async for e in engine.replay(pid)]
+
+
+class CallerCrashed(Exception):
+    """What a simulated script raises part-way (the cancellation tests)."""
+
+
+class Tally(PersistentActor[int]):
+    """Two events per command (``persist_all``); replies with the running total."""
+
+    def __init__(self, name: str) -> None:
+        self.persistence_id = f"tally/{name}"
+
+    def initial_state(self) -> int:
+        return 0
+
+    def on_event(self, state: int, event: Any) -> int:
+        return state + int(event["n"])
+
+    async def on_command(self, state: int, command: Any, ctx: PersistentContext[int]) -> None:
+        await ctx.persist_all([{"n": 1}, {"n": int(command)}])
+        ctx.reply(ctx.state)
+
+
+class BatchedTally(Tally):
+    max_batch = 8
+
+
+class PipelinedTally(Tally):
+    max_batch = 4
+    pipeline = True
+

@@ -17,7 +17,6 @@ from actors import (
     ActorSystem,
     ConflictPersists,
     Every,
-    PersistentActor,
     PersistentContext,
     query,
     spawn_actor,
@@ -27,10 +26,14 @@ from persistence import NewEvent
 from persistence.leases import Lease
 from persistence.placement.memory import InMemoryLeases
 from tests.actors.batching_support import (
+    BatchedTally,
+    CallerCrashed,
     CountingEngine,
     InjectedWriteFailure,
     Ledger,
+    PipelinedTally,
     T,
+    Tally,
     ask_all,
     journal_of,
 )
@@ -315,37 +318,20 @@ def test_max_batch_must_be_a_positive_int(value: Any) -> None:
         check_max_batch(value)
 
 
-class Tally(PersistentActor[int]):
-    max_batch = 8
-
-    def __init__(self, name: str) -> None:
-        self.persistence_id = f"tally/{name}"
-
-    def initial_state(self) -> int:
-        return 0
-
-    def on_event(self, state: int, event: Any) -> int:
-        return state + int(event["n"])
-
-    async def on_command(self, state: int, command: Any, ctx: PersistentContext[int]) -> None:
-        await ctx.persist_all([{"n": 1}, {"n": int(command)}])
-        ctx.reply(ctx.state)
-
-
-class CallerCrashed(Exception):
-    pass
-
-
 @pytest.mark.parametrize("turns", range(0, 30, 3))
-def test_cancellation_in_a_batch_always_lets_asyncio_run_return(turns: int) -> None:
+@pytest.mark.parametrize("actor", [BatchedTally, PipelinedTally])
+def test_cancellation_in_a_batch_always_lets_asyncio_run_return(
+    turns: int, actor: type[Tally]
+) -> None:
     """As ``test_cancellation.py``, with batched actors: a caller crashing at any point of
-    a batch (deciding, writing, replying) ends every actor's task."""
+    a batch (deciding, writing, replying; pipelined: with an append in flight while the
+    next batch is decided) ends every actor's task and every append's."""
     engine = CountingEngine()
 
     async def main() -> None:
         system = ActorSystem("crash", engine=engine)
         await system.__aenter__()
-        refs = [spawn_actor(system, Tally(f"t{i}")) for i in range(10)]
+        refs = [spawn_actor(system, actor(f"t{i}")) for i in range(10)]
         queries = [asyncio.ensure_future(query(ref, n, T))
                    for n, ref in enumerate(refs) for _ in range(20)]
         assert len(queries) == 200

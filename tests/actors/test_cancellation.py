@@ -14,27 +14,9 @@ from typing import Any
 
 import pytest
 
-from actors import ActorSystem, PersistentActor, PersistentContext, dispatch, spawn, spawn_actor
+from actors import ActorSystem, dispatch, spawn, spawn_actor
 from persistence import InMemoryEngine
-
-
-class CallerCrashed(Exception):
-    """What the simulated script raises part-way."""
-
-
-class Tally(PersistentActor[int]):
-    def __init__(self, name: str) -> None:
-        self.persistence_id = f"tally/{name}"
-
-    def initial_state(self) -> int:
-        return 0
-
-    def on_event(self, state: int, event: Any) -> int:
-        return state + int(event["n"])
-
-    async def on_command(self, state: int, command: Any, ctx: PersistentContext[int]) -> None:
-        await ctx.persist_all([{"n": 1}, {"n": int(command)}])
-        ctx.reply(ctx.state)
+from tests.actors.batching_support import CallerCrashed, Tally
 
 
 def run_and_crash(main: Any) -> None:

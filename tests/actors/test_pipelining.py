@@ -15,7 +15,6 @@ from actors import (
     ActorCrashed,
     ActorSystem,
     Every,
-    PersistentActor,
     PersistentContext,
     query,
     spawn_actor,
@@ -27,6 +26,7 @@ from tests.actors.batching_support import (
     CountingEngine,
     InjectedWriteFailure,
     Ledger,
+    PipelinedTally,
     T,
     ask_all,
     journal_of,
@@ -242,57 +242,13 @@ async def test_a_batch_without_a_conflict_is_unaffected_by_an_unrelated_error_ty
         assert await query(ref, ("w", 2), T) == ("ok", [2], 1)
 
 
-class Tally(PersistentActor[int]):
-    """Two events per command, pipelined batches of four commands."""
-
-    max_batch = 4
-    pipeline = True
-
-    def __init__(self, name: str) -> None:
-        self.persistence_id = f"tally/{name}"
-
-    def initial_state(self) -> int:
-        return 0
-
-    def on_event(self, state: int, event: Any) -> int:
-        return state + int(event["n"])
-
-    async def on_command(self, state: int, command: Any, ctx: PersistentContext[int]) -> None:
-        await ctx.persist_all([{"n": 1}, {"n": int(command)}])
-        ctx.reply(ctx.state)
-
-
-class CallerCrashed(Exception):
-    pass
-
-
-@pytest.mark.parametrize("turns", range(0, 60, 4))
-def test_a_caller_crashing_mid_pipeline_lets_asyncio_run_return(turns: int) -> None:
-    """As ``test_batching.py``'s cancellation test, with an append in flight at any point:
-    every actor's task and every append's task end."""
-    engine = CountingEngine()
-
-    async def main() -> None:
-        system = ActorSystem("crash", engine=engine)
-        await system.__aenter__()
-        refs = [spawn_actor(system, Tally(f"t{i}")) for i in range(10)]
-        queries = [asyncio.ensure_future(query(ref, n, T))
-                   for n, ref in enumerate(refs) for _ in range(20)]
-        assert len(queries) == 200
-        for _ in range(turns):
-            await asyncio.sleep(0)
-        raise CallerCrashed
-
-    with pytest.raises(CallerCrashed):
-        asyncio.run(main())
-
 
 @pytest.mark.parametrize("turns", range(0, 40, 3))
 async def test_closing_the_system_mid_pipeline_settles_every_query(turns: int) -> None:
     engine = CountingEngine()
     system = ActorSystem("stop", engine=engine)
     await system.__aenter__()
-    ref = spawn_actor(system, Tally("s"))
+    ref = spawn_actor(system, PipelinedTally("s"))
     await query(ref, 0, T)
     queries = [asyncio.ensure_future(query(ref, n, T)) for n in range(40)]
     for _ in range(turns):
